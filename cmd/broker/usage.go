@@ -1,0 +1,20 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/reciprocal-broker/broker/internal/config"
+)
+
+// usage prints the commands and every setting with its default.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `broker: the reciprocal token broker for Alexa mutual account linking.
+
+Commands:
+  serve   run the gRPC server and the HTTP gateway (the default)
+  help    show this help
+
+`)
+	config.Usage(w, "broker serve")
+}

@@ -1,0 +1,329 @@
+// Package config reads the broker's settings from flags and environment
+// variables and validates them once, at start-up, so the broker never runs
+// half-configured. Every flag has an environment variable of the same meaning
+// (--grpc-addr ↔ BROKER_GRPC_ADDR); a flag given on the command line wins.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Config is the broker's validated configuration.
+type Config struct {
+	GRPCAddr string
+	HTTPAddr string
+
+	// Store is the raw BROKER_STORE value; StoreKind and StoreTarget are its parts
+	// ("bolt" and a file path, or "dynamodb" and a table name).
+	Store       string
+	StoreKind   string
+	StoreTarget string
+
+	DynamoDBEndpoint    string
+	DynamoDBCreateTable bool
+
+	LWAClientID     string
+	LWAClientSecret tokens.Secret
+	LWATokenURL     string
+	AlexaAPIURL     string
+	AlexaClientIDs  []string
+
+	JWTIssuer        string
+	JWTAudience      string
+	JWTJWKSURL       string
+	JWTPublicKeyFile string
+	JWTHS256Secret   tokens.Secret
+
+	// EncryptionKey is base64 of 32 bytes, or "kms:KEY_ID".
+	EncryptionKey tokens.Secret
+
+	RefreshAhead      time.Duration
+	BackgroundRefresh time.Duration
+
+	LogLevel string
+}
+
+// setting describes one flag and its environment variable.
+type setting struct {
+	flag, env, def, usage string
+	secret                bool
+	bind                  func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = strings.TrimSpace(v); return nil }
+}
+
+func secret(dst func(*Config) *tokens.Secret) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = tokens.Secret(strings.TrimSpace(v)); return nil }
+}
+
+func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("not a duration (like 5m or 24h)")
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+// settings lists every setting of the contract, in the order --help shows them.
+var settings = []setting{
+	{flag: "grpc-addr", env: "BROKER_GRPC_ADDR", def: "127.0.0.1:9090", usage: "gRPC listen address",
+		bind: str(func(c *Config) *string { return &c.GRPCAddr })},
+	{flag: "http-addr", env: "BROKER_HTTP_ADDR", def: "127.0.0.1:8080", usage: "HTTP gateway listen address",
+		bind: str(func(c *Config) *string { return &c.HTTPAddr })},
+	{flag: "store", env: "BROKER_STORE", def: "bolt:./data/broker.db", usage: "bolt:PATH (embedded) or dynamodb:TABLE",
+		bind: func(c *Config, v string) error {
+			c.Store = strings.TrimSpace(v)
+			c.StoreKind, c.StoreTarget, _ = strings.Cut(c.Store, ":")
+			return nil
+		}},
+	{flag: "dynamodb-endpoint", env: "BROKER_DYNAMODB_ENDPOINT", usage: "DynamoDB endpoint override (local servers)",
+		bind: str(func(c *Config) *string { return &c.DynamoDBEndpoint })},
+	{flag: "dynamodb-create-table", env: "BROKER_DYNAMODB_CREATE_TABLE", def: "false", usage: "create the DynamoDB table when it does not exist",
+		bind: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return errors.New("not true or false")
+			}
+			c.DynamoDBCreateTable = b
+			return nil
+		}},
+	{flag: "lwa-client-id", env: "BROKER_LWA_CLIENT_ID", usage: "the skill's Alexa Client Id (required)",
+		bind: str(func(c *Config) *string { return &c.LWAClientID })},
+	{flag: "lwa-client-secret", env: "BROKER_LWA_CLIENT_SECRET", usage: "the skill's Alexa Client Secret (required; prefer the environment)", secret: true,
+		bind: secret(func(c *Config) *tokens.Secret { return &c.LWAClientSecret })},
+	{flag: "lwa-token-url", env: "BROKER_LWA_TOKEN_URL", def: "https://api.amazon.com/auth/o2/token", usage: "LWA token endpoint",
+		bind: str(func(c *Config) *string { return &c.LWATokenURL })},
+	{flag: "alexa-api-url", env: "BROKER_ALEXA_API_URL", def: "https://api.amazonalexa.com", usage: "Alexa API base URL",
+		bind: str(func(c *Config) *string { return &c.AlexaAPIURL })},
+	{flag: "alexa-client-ids", env: "BROKER_ALEXA_CLIENT_IDS", usage: "comma list of client ids the partner issued to Alexa (required)",
+		bind: func(c *Config, v string) error {
+			c.AlexaClientIDs = nil
+			for _, id := range strings.Split(v, ",") {
+				if id = strings.TrimSpace(id); id != "" {
+					c.AlexaClientIDs = append(c.AlexaClientIDs, id)
+				}
+			}
+			return nil
+		}},
+	{flag: "jwt-issuer", env: "BROKER_JWT_ISSUER", usage: "expected iss of bearer JWTs (required)",
+		bind: str(func(c *Config) *string { return &c.JWTIssuer })},
+	{flag: "jwt-audience", env: "BROKER_JWT_AUDIENCE", usage: "expected aud of bearer JWTs (required)",
+		bind: str(func(c *Config) *string { return &c.JWTAudience })},
+	{flag: "jwt-jwks-url", env: "BROKER_JWT_JWKS_URL", usage: "JWKS URL of the partner's authorization server",
+		bind: str(func(c *Config) *string { return &c.JWTJWKSURL })},
+	{flag: "jwt-public-key-file", env: "BROKER_JWT_PUBLIC_KEY_FILE", usage: "PEM public key that signs bearer JWTs",
+		bind: str(func(c *Config) *string { return &c.JWTPublicKeyFile })},
+	{flag: "jwt-hs256-secret", env: "BROKER_JWT_HS256_SECRET", usage: "HS256 secret for bearer JWTs (development only)", secret: true,
+		bind: secret(func(c *Config) *tokens.Secret { return &c.JWTHS256Secret })},
+	{flag: "encryption-key", env: "BROKER_ENCRYPTION_KEY", usage: "base64 of 32 bytes, or kms:KEY_ID: seals tokens at rest (required)", secret: true,
+		bind: secret(func(c *Config) *tokens.Secret { return &c.EncryptionKey })},
+	{flag: "refresh-ahead", env: "BROKER_REFRESH_AHEAD", def: "5m", usage: "refresh a token this long before it expires",
+		bind: duration(func(c *Config) *time.Duration { return &c.RefreshAhead })},
+	{flag: "background-refresh", env: "BROKER_BACKGROUND_REFRESH", def: "24h", usage: "refresh in the background the links used within this window; 0 turns it off",
+		bind: duration(func(c *Config) *time.Duration { return &c.BackgroundRefresh })},
+	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
+		bind: str(func(c *Config) *string { return &c.LogLevel })},
+}
+
+// Usage writes the list of settings with their environment variables and
+// defaults. It never shows a secret's value: secrets have no default, and values
+// taken from the environment are not shown.
+func Usage(w io.Writer, command string) {
+	fmt.Fprintf(w, "Usage: %s [flags]\n\nEach flag can also be set by its environment variable; a flag on the command line wins.\n\n", command)
+	for _, s := range settings {
+		def := ""
+		if s.def != "" {
+			def = fmt.Sprintf(" (default %q)", s.def)
+		}
+		fmt.Fprintf(w, "  --%s, %s\n        %s%s\n", s.flag, s.env, s.usage, def)
+	}
+}
+
+// Parse reads settings from defaults, then from getenv, then from args (flags),
+// and validates the result. The error names every setting that is missing or
+// malformed, on one line, and never contains a secret. flag.ErrHelp is returned
+// when args ask for help.
+func Parse(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		values[s.flag] = fs.String(s.flag, s.def, s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("invalid configuration: unexpected argument %q", fs.Arg(0))
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	var problems []string
+	for _, s := range settings {
+		v, name := *values[s.flag], "--"+s.flag
+		if !onCommandLine[s.flag] {
+			name = s.env
+			if ev, ok := lookup(getenv, s.env); ok {
+				v = ev
+			}
+		}
+		if err := s.bind(&c, v); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	problems = append(problems, c.problems()...)
+	if len(problems) > 0 {
+		return c, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+// lookup returns the value of an environment variable that is set and not empty.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// Environ returns getenv for Parse that reads the process environment.
+func Environ() func(string) string { return os.Getenv }
+
+var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
+
+// Validate returns an error naming every setting that is missing or malformed.
+func (c *Config) Validate() error {
+	if p := c.problems(); len(p) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(p, "; "))
+	}
+	return nil
+}
+
+// problems lists what is wrong with c, one entry a setting, naming it by its
+// environment variable. Entries never contain secret values.
+func (c *Config) problems() []string {
+	var p []string
+	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+
+	for _, a := range []struct{ env, addr string }{{"BROKER_GRPC_ADDR", c.GRPCAddr}, {"BROKER_HTTP_ADDR", c.HTTPAddr}} {
+		env := a.env
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			add(env, "not a host:port address")
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add(env, "port must be a number from 0 to 65535")
+		}
+	}
+	if c.GRPCAddr == c.HTTPAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
+		add("BROKER_HTTP_ADDR", "must differ from BROKER_GRPC_ADDR")
+	}
+
+	switch kind, target := c.StoreKind, c.StoreTarget; {
+	case kind == "bolt" && target != "":
+	case kind == "dynamodb" && tableName.MatchString(target):
+	case kind == "dynamodb":
+		add("BROKER_STORE", "DynamoDB table name must be 3 to 255 letters, digits, '_', '-' or '.'")
+	default:
+		add("BROKER_STORE", "must be bolt:PATH or dynamodb:TABLE")
+	}
+	if c.DynamoDBEndpoint != "" && !isHTTPURL(c.DynamoDBEndpoint) {
+		add("BROKER_DYNAMODB_ENDPOINT", "not an http(s) URL")
+	}
+
+	if c.LWAClientID == "" {
+		add("BROKER_LWA_CLIENT_ID", "required")
+	}
+	if c.LWAClientSecret == "" {
+		add("BROKER_LWA_CLIENT_SECRET", "required")
+	}
+	if !isHTTPURL(c.LWATokenURL) {
+		add("BROKER_LWA_TOKEN_URL", "not an http(s) URL")
+	}
+	if !isHTTPURL(c.AlexaAPIURL) {
+		add("BROKER_ALEXA_API_URL", "not an http(s) URL")
+	}
+	if len(c.AlexaClientIDs) == 0 {
+		add("BROKER_ALEXA_CLIENT_IDS", "required")
+	}
+
+	if c.JWTIssuer == "" {
+		add("BROKER_JWT_ISSUER", "required")
+	}
+	if c.JWTAudience == "" {
+		add("BROKER_JWT_AUDIENCE", "required")
+	}
+	sources := 0
+	if c.JWTJWKSURL != "" {
+		sources++
+		if !isHTTPURL(c.JWTJWKSURL) {
+			add("BROKER_JWT_JWKS_URL", "not an http(s) URL")
+		}
+	}
+	if c.JWTPublicKeyFile != "" {
+		sources++
+		if _, err := os.Stat(c.JWTPublicKeyFile); err != nil {
+			add("BROKER_JWT_PUBLIC_KEY_FILE", "cannot read the file")
+		}
+	}
+	if c.JWTHS256Secret != "" {
+		sources++
+		if len(c.JWTHS256Secret.Reveal()) < 32 {
+			add("BROKER_JWT_HS256_SECRET", "must be at least 32 bytes")
+		}
+	}
+	if sources != 1 {
+		add("BROKER_JWT_JWKS_URL", "exactly one of BROKER_JWT_JWKS_URL, BROKER_JWT_PUBLIC_KEY_FILE or BROKER_JWT_HS256_SECRET is required")
+	}
+
+	switch key := c.EncryptionKey.Reveal(); {
+	case key == "":
+		add("BROKER_ENCRYPTION_KEY", "required")
+	case strings.HasPrefix(key, "kms:"):
+		if strings.TrimPrefix(key, "kms:") == "" {
+			add("BROKER_ENCRYPTION_KEY", "kms: needs a key id")
+		}
+	default:
+		if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
+			add("BROKER_ENCRYPTION_KEY", "must be base64 of 32 bytes, or kms:KEY_ID")
+		}
+	}
+
+	if c.RefreshAhead <= 0 || c.RefreshAhead > time.Hour {
+		add("BROKER_REFRESH_AHEAD", "must be more than 0 and at most 1h")
+	}
+	if c.BackgroundRefresh < 0 {
+		add("BROKER_BACKGROUND_REFRESH", "must not be negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("BROKER_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return p
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// outcome is what one application error code becomes at the edge.
+type outcome struct {
+	grpc codes.Code
+	http int
+}
+
+// outcomes is the one table that turns the domain's error codes into gRPC codes
+// and HTTP statuses. Nothing else in the broker decides a status.
+var outcomes = map[string]outcome{
+	tokens.ENOTFOUND:        {codes.NotFound, http.StatusNotFound},
+	tokens.EINVALID:         {codes.InvalidArgument, http.StatusBadRequest},
+	tokens.EUNAUTHENTICATED: {codes.Unauthenticated, http.StatusUnauthorized},
+	tokens.EPERMISSION:      {codes.PermissionDenied, http.StatusForbidden},
+	tokens.ERELINK:          {codes.FailedPrecondition, http.StatusPreconditionFailed},
+	tokens.ECONFLICT:        {codes.Aborted, http.StatusConflict},
+	tokens.EUNAVAILABLE:     {codes.Unavailable, http.StatusServiceUnavailable},
+	tokens.EUNIMPLEMENTED:   {codes.Unimplemented, http.StatusNotImplemented},
+	tokens.EINTERNAL:        {codes.Internal, http.StatusInternalServerError},
+}
+
+// httpStatuses maps gRPC codes back to HTTP statuses for the gateway, derived
+// from outcomes so the two can never disagree.
+var httpStatuses = func() map[codes.Code]int {
+	m := map[codes.Code]int{codes.OK: http.StatusOK, codes.Canceled: 499, codes.DeadlineExceeded: http.StatusGatewayTimeout}
+	for _, o := range outcomes {
+		m[o.grpc] = o.http
+	}
+	return m
+}()
+
+// GRPCStatus turns any error into a gRPC status: an application error keeps its
+// message, anything else becomes INTERNAL with a generic message.
+func GRPCStatus(err error) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	if s, ok := status.FromError(err); ok {
+		return s
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, "canceled")
+	}
+	o, ok := outcomes[tokens.ErrorCode(err)]
+	if !ok {
+		o = outcomes[tokens.EINTERNAL]
+	}
+	return status.New(o.grpc, tokens.ErrorMessage(err))
+}
+
+// HTTPStatus returns the HTTP status of an error, through the same table.
+func HTTPStatus(err error) int {
+	if s, ok := httpStatuses[GRPCStatus(err).Code()]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorInterceptor converts the application errors that handlers return into
+// gRPC statuses, and logs internal errors (which callers never see in detail).
+func errorInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		s := GRPCStatus(err)
+		if s.Code() == codes.Internal {
+			logger.ErrorContext(ctx, "internal error", "method", info.FullMethod, "request_id", RequestID(ctx), "err", err.Error())
+		}
+		return nil, s.Err()
+	}
+}

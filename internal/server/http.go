@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+)
+
+// maxGatewayBody bounds JSON request bodies on the gateway.
+const maxGatewayBody = 1 << 20
+
+// gatewayMux is the grpc-gateway mux, set up so that JSON keeps the contract's
+// shapes: proto field names, bare enum names, every field present.
+func gatewayMux() *runtime.ServeMux {
+	jsonpb := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonpb),
+		runtime.WithErrorHandler(gatewayError),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
+				return requestIDHeader, true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+		// The HTTP middleware already answers with X-Request-Id; no other gRPC
+		// metadata is exposed.
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(func(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+			if _, ok := m.(*brokerv1.SubmitProfileReportResponse); ok {
+				w.WriteHeader(http.StatusAccepted)
+			}
+			return nil
+		}),
+	)
+}
+
+// gatewayError writes the gateway's JSON status, {"code":N,"message":"…"},
+// with the HTTP status from the one error table.
+func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	s := GRPCStatus(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(HTTPStatus(err))
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    int32  `json:"code"`
+		Message string `json:"message"`
+	}{int32(s.Code()), s.Message()})
+}
+
+// registerGateway mounts the HTTP mapping of every service on the in-memory
+// connection to the gRPC server.
+func (s *Server) registerGateway(ctx context.Context) error {
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		brokerv1.RegisterPartnerTokenServiceHandler,
+		brokerv1.RegisterProfileReportServiceHandler,
+		brokerv1.RegisterLinkServiceHandler,
+	} {
+		if err := register(ctx, s.gateway, s.gwConn); err != nil {
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	return nil
+}
+
+// httpHandler routes the HTTP surface: probes, metrics, Alexa's form endpoint,
+// and the gateway for everything else, all behind the request log and metrics.
+func (s *Server) httpHandler() (http.Handler, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "broker_http_requests_total", Help: "HTTP requests by handler, method and status code.",
+	}, []string{"handler", "method", "code"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "broker_http_request_duration_seconds", Help: "HTTP request latency by handler and method.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "method"})
+	for _, c := range []prometheus.Collector{requests, latency} {
+		if err := s.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("register HTTP metrics: %w", err)
+		}
+	}
+	instrument := func(name string, h http.Handler) http.Handler {
+		labels := prometheus.Labels{"handler": name}
+		return promhttp.InstrumentHandlerDuration(latency.MustCurryWith(labels),
+			promhttp.InstrumentHandlerCounter(requests.MustCurryWith(labels), h))
+	}
+
+	reciprocal := s.opts.Reciprocal
+	if reciprocal == nil {
+		reciprocal = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotImplemented)
+			_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"not implemented yet"}`))
+		})
+	}
+	s.gateway = gatewayMux()
+	gateway := http.MaxBytesHandler(s.gateway, maxGatewayBody)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", instrument("healthz", http.HandlerFunc(s.health.Livez)))
+	mux.Handle("GET /readyz", instrument("readyz", http.HandlerFunc(s.health.Readyz)))
+	mux.Handle("GET /metrics", instrument("metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
+	mux.Handle("/", instrument("gateway", gateway))
+	return s.logRequests(mux), nil
+}
+
+// logRequests gives every HTTP request an id (the caller's X-Request-Id when it
+// is sane), returns it in the X-Request-Id header, and logs one line per request.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx, id := withRequestID(r.Context(), r.Header.Get("X-Request-Id"))
+		r = r.WithContext(ctx)
+		r.Header.Set("X-Request-Id", id)
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		s.logger.LogAttrs(ctx, level, "http request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.String("request_id", id),
+		)
+	})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,259 @@
+// Package server is the broker's edge: the gRPC server with its interceptors,
+// health and reflection, the HTTP gateway in front of it, the hand-written
+// reciprocal form endpoint, metrics, and the one table where application error
+// codes become gRPC codes and HTTP statuses.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/health"
+)
+
+// ShutdownTimeout bounds how long Close lets in-flight calls finish.
+const ShutdownTimeout = 10 * time.Second
+
+// Services are the implementations of the broker's gRPC services. A nil field
+// answers UNIMPLEMENTED (HTTP 501) for its methods.
+type Services struct {
+	Reciprocal    brokerv1.ReciprocalServiceServer
+	PartnerTokens brokerv1.PartnerTokenServiceServer
+	Reports       brokerv1.ProfileReportServiceServer
+	Links         brokerv1.LinkServiceServer
+}
+
+// Options configure a Server.
+type Options struct {
+	// GRPCAddr and HTTPAddr are the listen addresses; port 0 picks a free port.
+	GRPCAddr string
+	HTTPAddr string
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+	// Health answers /healthz, /readyz and grpc.health.v1; nil means always ready.
+	Health *health.Checker
+	// Registry collects the broker's metrics, served at /metrics; nil makes one.
+	Registry *prometheus.Registry
+	// Services implement the API.
+	Services Services
+	// Reciprocal serves POST /api/reciprocal/authorize (Alexa's form); nil answers 501.
+	Reciprocal http.Handler
+}
+
+// Server runs the gRPC server and the HTTP gateway of one broker process.
+type Server struct {
+	opts     Options
+	logger   *slog.Logger
+	health   *health.Checker
+	registry *prometheus.Registry
+
+	grpc     *grpc.Server
+	http     *http.Server
+	gwConn   *grpc.ClientConn
+	gateway  *runtime.ServeMux
+	inproc   *bufconn.Listener
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+}
+
+// New builds a Server; Open starts it.
+func New(opts Options) (*Server, error) {
+	s := &Server{opts: opts, logger: opts.Logger, health: opts.Health, registry: opts.Registry}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.health == nil {
+		s.health = health.New(nil)
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	if err := s.registry.Register(grpcMetrics); err != nil {
+		return nil, fmt.Errorf("register gRPC metrics: %w", err)
+	}
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.unaryInterceptors(grpcMetrics)...),
+		grpc.MaxRecvMsgSize(1<<20),
+	)
+	s.registerServices()
+	grpcMetrics.InitializeMetrics(s.grpc)
+
+	handler, err := s.httpHandler()
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// unaryInterceptors builds the interceptor chain, outermost first: recovery,
+// request id, metrics, the request log, then the error mapping nearest the
+// handler so that metrics and logs see final status codes.
+func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.UnaryServerInterceptor {
+	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", RequestID(ctx))
+		return status.Error(codes.Internal, "internal error")
+	})
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.logger.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	requestFields := logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+		return logging.Fields{"request_id", RequestID(ctx)}
+	})
+	// Calls that come through the gateway were logged as HTTP requests already.
+	external := selector.MatchFunc(func(ctx context.Context, _ interceptors.CallMeta) bool {
+		p, ok := peer.FromContext(ctx)
+		return !ok || p.Addr.Network() != "bufconn"
+	})
+	return []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(recover),
+		requestIDInterceptor,
+		metrics.UnaryServerInterceptor(),
+		selector.UnaryServerInterceptor(
+			logging.UnaryServerInterceptor(logger, logging.WithLogOnEvents(logging.FinishCall), requestFields),
+			external),
+		errorInterceptor(s.logger),
+	}
+}
+
+// registerServices registers the API, health and reflection, marking each
+// service SERVING as it is registered.
+func (s *Server) registerServices() {
+	svc := s.opts.Services
+	if svc.Reciprocal == nil {
+		svc.Reciprocal = brokerv1.UnimplementedReciprocalServiceServer{}
+	}
+	if svc.PartnerTokens == nil {
+		svc.PartnerTokens = brokerv1.UnimplementedPartnerTokenServiceServer{}
+	}
+	if svc.Reports == nil {
+		svc.Reports = brokerv1.UnimplementedProfileReportServiceServer{}
+	}
+	if svc.Links == nil {
+		svc.Links = brokerv1.UnimplementedLinkServiceServer{}
+	}
+	s.health.Register(s.grpc)
+	reflection.Register(s.grpc)
+	brokerv1.RegisterReciprocalServiceServer(s.grpc, svc.Reciprocal)
+	s.health.Serving(brokerv1.ReciprocalService_ServiceDesc.ServiceName)
+	brokerv1.RegisterPartnerTokenServiceServer(s.grpc, svc.PartnerTokens)
+	s.health.Serving(brokerv1.PartnerTokenService_ServiceDesc.ServiceName)
+	brokerv1.RegisterProfileReportServiceServer(s.grpc, svc.Reports)
+	s.health.Serving(brokerv1.ProfileReportService_ServiceDesc.ServiceName)
+	brokerv1.RegisterLinkServiceServer(s.grpc, svc.Links)
+	s.health.Serving(brokerv1.LinkService_ServiceDesc.ServiceName)
+}
+
+// Open listens on both addresses and starts serving in the background.
+func (s *Server) Open() (err error) {
+	if s.grpcLis, err = net.Listen("tcp", s.opts.GRPCAddr); err != nil {
+		return fmt.Errorf("listen gRPC on %s: %w", s.opts.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", s.opts.HTTPAddr); err != nil {
+		s.grpcLis.Close()
+		return fmt.Errorf("listen HTTP on %s: %w", s.opts.HTTPAddr, err)
+	}
+	// The gateway reaches the gRPC server in memory, through every interceptor.
+	s.inproc = bufconn.Listen(1 << 20)
+	s.gwConn, err = grpc.NewClient("passthrough:///inproc",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.grpcLis.Close()
+		s.httpLis.Close()
+		return fmt.Errorf("connect gateway: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.registerGateway(ctx); err != nil {
+		cancel()
+		return err
+	}
+
+	serve := func(name string, f func() error) {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+				s.logger.Error("server stopped", "server", name, "err", err)
+			}
+		}()
+	}
+	serve("grpc", func() error { return s.grpc.Serve(s.grpcLis) })
+	serve("inproc", func() error { return s.grpc.Serve(s.inproc) })
+	serve("http", func() error { return s.http.Serve(s.httpLis) })
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.health.Watch(ctx, 5*time.Second) }()
+	return nil
+}
+
+// GRPCAddr returns the address the gRPC server listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr returns the address the HTTP gateway listens on.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Close shuts down gracefully: health turns NOT_SERVING, the listeners close and
+// refuse new calls, and in-flight calls get up to ShutdownTimeout to finish
+// before they are cut off.
+func (s *Server) Close() error {
+	s.stopOnce.Do(func() {
+		s.health.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+
+		// HTTP first: its in-flight requests may still need the in-memory gRPC hop.
+		s.grpcLis.Close() // no new external gRPC connections meanwhile
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.http.Close()
+		}
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-stopped
+		}
+		s.cancel()
+		s.gwConn.Close()
+		s.wg.Wait()
+	})
+	return nil
+}

@@ -1,0 +1,379 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/health"
+	"github.com/reciprocal-broker/broker/internal/server"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// open starts a Server on free loopback ports and closes it when the test ends.
+func open(tb testing.TB, opts server.Options) *server.Server {
+	tb.Helper()
+	opts.GRPCAddr, opts.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	s, err := server.New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Open(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// dial connects a gRPC client to s.
+func dial(tb testing.TB, s *server.Server) *grpc.ClientConn {
+	tb.Helper()
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// get sends an HTTP request to s and returns the status and body.
+func do(tb testing.TB, s *server.Server, method, path, body string) (*http.Response, string) {
+	tb.Helper()
+	req, err := http.NewRequest(method, "http://"+s.HTTPAddr()+path, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestServer_Health(t *testing.T) {
+	s := open(t, server.Options{})
+	health := healthpb.NewHealthClient(dial(t, s))
+	for _, svc := range []string{
+		"",
+		"broker.v1.ReciprocalService",
+		"broker.v1.PartnerTokenService",
+		"broker.v1.ProfileReportService",
+		"broker.v1.LinkService",
+	} {
+		t.Run("gRPC/"+svc, func(t *testing.T) {
+			resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := resp.GetStatus(), healthpb.HealthCheckResponse_SERVING; got != want {
+				t.Fatalf("status = %v, want %v", got, want)
+			}
+		})
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		t.Run("HTTP"+path, func(t *testing.T) {
+			if resp, body := do(t, s, "GET", path, ""); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status = %d (%s), want 200", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestServer_NotReady(t *testing.T) {
+	down := errors.New("store down")
+	s := open(t, server.Options{Health: health.New(func(context.Context) error { return down })})
+	if resp, _ := do(t, s, "GET", "/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz status = %d, want 503", resp.StatusCode)
+	}
+	if resp, _ := do(t, s, "GET", "/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz status = %d, want 200 while the process runs", resp.StatusCode)
+	}
+	resp, err := healthpb.NewHealthClient(dial(t, s)).Check(t.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.GetStatus(), healthpb.HealthCheckResponse_NOT_SERVING; got != want {
+		t.Errorf("gRPC health = %v after a failed readiness check, want %v", got, want)
+	}
+}
+
+func TestServer_Reflection(t *testing.T) {
+	s := open(t, server.Options{})
+	stream, err := reflectionpb.NewServerReflectionClient(dial(t, s)).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, svc := range resp.GetListServicesResponse().GetService() {
+		listed[svc.GetName()] = true
+	}
+	for _, want := range []string{
+		"broker.v1.ReciprocalService", "broker.v1.PartnerTokenService",
+		"broker.v1.ProfileReportService", "broker.v1.LinkService", "grpc.health.v1.Health",
+	} {
+		if !listed[want] {
+			t.Errorf("reflection does not list %s; it lists %v", want, listed)
+		}
+	}
+}
+
+// TestServer_Unimplemented runs the same calls over gRPC and over HTTP: methods
+// whose capability has not landed answer UNIMPLEMENTED and 501.
+func TestServer_Unimplemented(t *testing.T) {
+	s := open(t, server.Options{})
+	conn := dial(t, s)
+	tests := []struct {
+		name               string
+		grpc               func(context.Context) error
+		method, path, body string
+	}{
+		{"GetPartnerToken", func(ctx context.Context) error {
+			_, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"})
+			return err
+		}, "POST", "/v1/partner-token", `{"user_id":"u"}`},
+		{"SubmitProfileReport", func(ctx context.Context) error {
+			_, err := brokerv1.NewProfileReportServiceClient(conn).SubmitProfileReport(ctx, &brokerv1.SubmitProfileReportRequest{UserId: "u"})
+			return err
+		}, "POST", "/v1/profile-reports", `{"user_id":"u","profiles":[]}`},
+		{"GetProfileReport", func(ctx context.Context) error {
+			_, err := brokerv1.NewProfileReportServiceClient(conn).GetProfileReport(ctx, &brokerv1.GetProfileReportRequest{MessageId: "m"})
+			return err
+		}, "GET", "/v1/profile-reports/m", ""},
+		{"GetLink", func(ctx context.Context) error {
+			_, err := brokerv1.NewLinkServiceClient(conn).GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "u"})
+			return err
+		}, "GET", "/v1/links/u", ""},
+		{"DeleteLink", func(ctx context.Context) error {
+			_, err := brokerv1.NewLinkServiceClient(conn).DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "u"})
+			return err
+		}, "DELETE", "/v1/links/u", ""},
+		{"Authorize", func(ctx context.Context) error {
+			_, err := brokerv1.NewReciprocalServiceClient(conn).Authorize(ctx, &brokerv1.AuthorizeRequest{})
+			return err
+		}, "POST", "/api/reciprocal/authorize", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/gRPC", func(t *testing.T) {
+			if got, want := status.Code(tt.grpc(t.Context())), codes.Unimplemented; got != want {
+				t.Errorf("code = %v, want %v", got, want)
+			}
+		})
+		t.Run(tt.name+"/HTTP", func(t *testing.T) {
+			if resp, body := do(t, s, tt.method, tt.path, tt.body); resp.StatusCode != http.StatusNotImplemented {
+				t.Errorf("status = %d (%s), want 501", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestServer_ErrorShape(t *testing.T) {
+	s := open(t, server.Options{Services: server.Services{Links: failingLinks{}}})
+	tests := []struct {
+		user   string
+		status int
+		body   string
+	}{
+		{"missing", http.StatusNotFound, `{"code":5,"message":"link not found"}`},
+		{"relink", http.StatusPreconditionFailed, `{"code":9,"message":"relink"}`},
+		{"bug", http.StatusInternalServerError, `{"code":13,"message":"internal error"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			resp, body := do(t, s, "GET", "/v1/links/"+tt.user, "")
+			if resp.StatusCode != tt.status || strings.TrimSpace(body) != tt.body {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+// failingLinks answers GetLink with the error its user id names.
+type failingLinks struct {
+	brokerv1.UnimplementedLinkServiceServer
+}
+
+func (failingLinks) GetLink(_ context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
+	switch req.GetUserId() {
+	case "missing":
+		return nil, tokens.ErrLinkNotFound
+	case "relink":
+		return nil, tokens.Errorf(tokens.ERELINK, "relink")
+	}
+	return nil, errors.New("secret internals")
+}
+
+func TestServer_RequestID(t *testing.T) {
+	s := open(t, server.Options{})
+	t.Run("HTTP/Generated", func(t *testing.T) {
+		resp, _ := do(t, s, "GET", "/healthz", "")
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Error("no X-Request-Id header")
+		}
+	})
+	t.Run("HTTP/Kept", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", "http://"+s.HTTPAddr()+"/healthz", nil)
+		req.Header.Set("X-Request-Id", "abc-123")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, want := resp.Header.Get("X-Request-Id"), "abc-123"; got != want {
+			t.Errorf("X-Request-Id = %q, want %q", got, want)
+		}
+	})
+	t.Run("gRPC", func(t *testing.T) {
+		var header metadata.MD
+		_, _ = healthpb.NewHealthClient(dial(t, s)).Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.Header(&header))
+		if len(header.Get("x-request-id")) != 1 {
+			t.Errorf("response metadata has no x-request-id: %v", header)
+		}
+	})
+}
+
+func TestServer_Metrics(t *testing.T) {
+	s := open(t, server.Options{})
+	do(t, s, "GET", "/healthz", "")
+	_, _ = brokerv1.NewLinkServiceClient(dial(t, s)).GetLink(t.Context(), &brokerv1.GetLinkRequest{UserId: "u"})
+	_, body := do(t, s, "GET", "/metrics", "")
+	for _, want := range []string{
+		`broker_http_requests_total{code="200",handler="healthz",method="get"} 1`,
+		`broker_http_request_duration_seconds_bucket{handler="healthz"`,
+		`grpc_server_handled_total{grpc_code="Unimplemented",grpc_method="GetLink"`,
+		`grpc_server_handling_seconds_bucket{`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// slowTokens answers GetPartnerToken only after release is closed.
+type slowTokens struct {
+	brokerv1.UnimplementedPartnerTokenServiceServer
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowTokens) GetPartnerToken(ctx context.Context, _ *brokerv1.GetPartnerTokenRequest) (*brokerv1.GetPartnerTokenResponse, error) {
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+		return &brokerv1.GetPartnerTokenResponse{AccessToken: "drained", TokenType: "bearer"}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestServer_Close checks graceful shutdown: in-flight calls over gRPC and HTTP
+// finish, health turns NOT_SERVING first, and new calls are refused.
+func TestServer_Close(t *testing.T) {
+	slow := &slowTokens{started: make(chan struct{}, 2), release: make(chan struct{})}
+	s := open(t, server.Options{Services: server.Services{PartnerTokens: slow}})
+	conn := dial(t, s)
+	healthConn := dial(t, s)
+	health := healthpb.NewHealthClient(healthConn)
+	if _, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	var grpcErr, httpErr error
+	var grpcToken, httpBody string
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		resp, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(context.Background(), &brokerv1.GetPartnerTokenRequest{UserId: "u"})
+		grpcErr, grpcToken = err, resp.GetAccessToken()
+	}()
+	go func() {
+		defer wg.Done()
+		resp, err := http.Post("http://"+s.HTTPAddr()+"/v1/partner-token", "application/json", strings.NewReader(`{"user_id":"u"}`))
+		if err != nil {
+			httpErr = err
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		httpBody = string(b)
+	}()
+	<-slow.started
+	<-slow.started
+
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+
+	// Health goes NOT_SERVING while the calls are still in flight.
+	waitFor(t, func() bool {
+		resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		return err != nil || resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	// New connections are refused.
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + s.HTTPAddr() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err != nil
+	})
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the in-flight calls finished")
+	default:
+	}
+
+	close(slow.release)
+	wg.Wait()
+	<-closed
+	if grpcErr != nil || grpcToken != "drained" {
+		t.Errorf("in-flight gRPC call: token %q, err %v; want it drained", grpcToken, grpcErr)
+	}
+	if httpErr != nil || !strings.Contains(httpBody, "drained") {
+		t.Errorf("in-flight HTTP call: body %q, err %v; want it drained", httpBody, httpErr)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"}); status.Code(err) != codes.Unavailable {
+		t.Errorf("call after Close: %v, want UNAVAILABLE", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 seconds.
+func waitFor(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,94 @@
+// Package tokens is the broker's domain: a user's link to Login with Amazon, the
+// sealed tokens it holds, the store that keeps links, and the service that exchanges
+// authorization codes and hands out fresh access tokens.
+//
+// The package imports only the standard library. Adapters (the LWA client, the
+// stores, the sealer) satisfy the small interfaces declared here.
+package tokens
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes of the application. They are few on purpose: each maps to exactly one
+// gRPC code and one HTTP status at the edge (internal/server), and nowhere else.
+const (
+	ENOTFOUND        = "not_found"       // the thing asked for does not exist
+	EINVALID         = "invalid"         // the caller's input is wrong
+	EUNAUTHENTICATED = "unauthenticated" // no valid credentials were presented
+	EPERMISSION      = "permission"      // the caller may not do this
+	ERELINK          = "relink_required" // the user must link the skill again
+	ECONFLICT        = "conflict"        // a concurrent writer won; try again
+	EUNAVAILABLE     = "unavailable"     // a dependency (store, Amazon) cannot be reached
+	EUNIMPLEMENTED   = "unimplemented"   // the method is not built yet
+	EINTERNAL        = "internal"        // a bug or a misconfiguration; never detailed to callers
+)
+
+// Error is the application's error. Its Message is safe to show to the caller: it
+// never holds a token, code or secret. Any other error is internal, and callers
+// see only that something went wrong.
+type Error struct {
+	// Code is one of the E* constants.
+	Code string
+	// Message is a human-readable explanation for the caller.
+	Message string
+}
+
+// Error returns the message with its code.
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Is reports whether target is an *Error with the same code and message, so that
+// errors.Is matches sentinel errors across wrapping.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Message == e.Message
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any
+// other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain, and a
+// generic text for any other non-nil error so that internals never leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// Sentinel errors that adapters return, possibly wrapped with context.
+var (
+	// ErrLinkNotFound is returned when a user has no link.
+	ErrLinkNotFound = &Error{Code: ENOTFOUND, Message: "link not found"}
+	// ErrVersionConflict is returned by Store.PutLink when the stored version is not
+	// the one the caller read: somebody else wrote first.
+	ErrVersionConflict = &Error{Code: ECONFLICT, Message: "link was changed concurrently"}
+	// ErrInvalidGrant is returned by an Exchanger when LWA refused the authorization
+	// code or refresh token (OAuth error invalid_grant). It is final: retrying the
+	// same grant cannot succeed.
+	ErrInvalidGrant = &Error{Code: EINVALID, Message: "Login with Amazon refused the grant"}
+	// ErrUnimplemented is returned by methods whose capability has not landed yet.
+	ErrUnimplemented = &Error{Code: EUNIMPLEMENTED, Message: "not implemented yet"}
+)
