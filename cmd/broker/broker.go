@@ -2,15 +2,24 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
 
 	"golang.org/x/term"
 
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/health"
+	"github.com/reciprocal-broker/broker/internal/lwa"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
+	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/server"
+	"github.com/reciprocal-broker/broker/internal/store/bolt"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // Main is the broker program: its configuration and the parts it wires
@@ -24,6 +33,9 @@ type Main struct {
 	Logger *slog.Logger
 	// Server is the running gRPC server and HTTP gateway, set by Run.
 	Server *server.Server
+	// Now is the clock of token expiry and refresh; nil means time.Now. Tests
+	// share a settable one with the LWA simulator to move time without sleeping.
+	Now func() time.Time
 
 	closers []func() error
 }
@@ -45,13 +57,55 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 
 // Run starts the broker and returns once it is serving; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
-	m.Logger = newLogger(m.Stdout, m.Config.LogLevel)
-	checker := health.New(nil)
+	c := m.Config
+	m.Logger = newLogger(m.Stdout, c.LogLevel)
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+
+	store, err := m.openStore()
+	if err != nil {
+		return err
+	}
+	sealer, err := newSealer(c.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	exchanger, err := lwa.New(lwa.Options{
+		TokenURL: c.LWATokenURL, ClientID: c.LWAClientID, ClientSecret: c.LWAClientSecret,
+		Logger: m.Logger.With("component", "lwa"), Now: m.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
+	}
+	verifier, err := auth.NewVerifier(ctx, auth.Config{
+		Issuer: c.JWTIssuer, Audience: c.JWTAudience,
+		JWKSURL: c.JWTJWKSURL, PublicKeyFile: c.JWTPublicKeyFile, HS256Secret: c.JWTHS256Secret,
+		Logger: m.Logger.With("component", "auth"),
+	})
+	if err != nil {
+		return fmt.Errorf("bearer token verifier: %w", err)
+	}
+	m.closers = append(m.closers, verifier.Close)
+
+	tokenService := tokens.NewService(store, sealer, exchanger)
+	tokenService.RefreshAhead = c.RefreshAhead
+	tokenService.Now = m.Now
+	tokenService.Logger = m.Logger.With("component", "tokens")
+	handover := reciprocal.NewService(tokenService, c.AlexaClientIDs)
+
 	srv, err := server.New(server.Options{
-		GRPCAddr: m.Config.GRPCAddr,
-		HTTPAddr: m.Config.HTTPAddr,
-		Logger:   m.Logger,
-		Health:   checker,
+		GRPCAddr:      c.GRPCAddr,
+		HTTPAddr:      c.HTTPAddr,
+		Logger:        m.Logger,
+		Health:        health.New(store.Ping),
+		Authenticator: verifier,
+		Reciprocal:    reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal")),
+		Services: server.Services{
+			Reciprocal:    server.NewReciprocalService(handover),
+			PartnerTokens: server.NewPartnerTokenService(tokenService, m.Now),
+			Links:         server.NewLinkService(tokenService),
+		},
 	})
 	if err != nil {
 		return err
@@ -61,8 +115,47 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Server = srv
 	m.closers = append(m.closers, srv.Close)
-	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr())
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval)
+	}()
+	m.closers = append(m.closers, func() error { stop(); <-done; return nil })
+
+	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
 	return nil
+}
+
+// backgroundRefreshInterval is how often background refresh looks for links
+// about to need a refresh.
+const backgroundRefreshInterval = 30 * time.Second
+
+// openStore opens the store BROKER_STORE names.
+func (m *Main) openStore() (tokens.Store, error) {
+	switch m.Config.StoreKind {
+	case "bolt":
+		s, err := bolt.Open(m.Config.StoreTarget)
+		if err != nil {
+			return nil, fmt.Errorf("BROKER_STORE: %w", err)
+		}
+		m.closers = append(m.closers, s.Close)
+		return s, nil
+	}
+	return nil, fmt.Errorf("BROKER_STORE: the %s store is not available in this version; use bolt:PATH", m.Config.StoreKind)
+}
+
+// newSealer builds the sealer of BROKER_ENCRYPTION_KEY.
+func newSealer(key tokens.Secret) (*seal.Sealer, error) {
+	if strings.HasPrefix(key.Reveal(), "kms:") {
+		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: kms: keys are not available in this version; use base64 of 32 bytes")
+	}
+	k, err := seal.ParseKey(key.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
+	}
+	return seal.New(k)
 }
 
 // Close stops the broker gracefully, in the reverse order of start-up.

@@ -31,7 +31,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/health"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // ShutdownTimeout bounds how long Close lets in-flight calls finish.
@@ -61,6 +63,9 @@ type Options struct {
 	Services Services
 	// Reciprocal serves POST /api/reciprocal/authorize (Alexa's form); nil answers 501.
 	Reciprocal http.Handler
+	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
+	// them all with UNAUTHENTICATED (health and reflection stay open).
+	Authenticator Authenticator
 }
 
 // Server runs the gRPC server and the HTTP gateway of one broker process.
@@ -69,6 +74,7 @@ type Server struct {
 	logger   *slog.Logger
 	health   *health.Checker
 	registry *prometheus.Registry
+	authn    Authenticator
 
 	grpc     *grpc.Server
 	http     *http.Server
@@ -84,7 +90,10 @@ type Server struct {
 
 // New builds a Server; Open starts it.
 func New(opts Options) (*Server, error) {
-	s := &Server{opts: opts, logger: opts.Logger, health: opts.Health, registry: opts.Registry}
+	s := &Server{opts: opts, logger: opts.Logger, health: opts.Health, registry: opts.Registry, authn: opts.Authenticator}
+	if s.authn == nil {
+		s.authn = refuseAll{}
+	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,9 +131,16 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// refuseAll is the Authenticator of a server configured without one.
+type refuseAll struct{}
+
+func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
+	return auth.Principal{}, tokens.Errorf(tokens.EUNAUTHENTICATED, "no authenticator configured")
+}
+
 // unaryInterceptors builds the interceptor chain, outermost first: recovery,
-// request id, metrics, the request log, then the error mapping nearest the
-// handler so that metrics and logs see final status codes.
+// request id, metrics, the request log, the error mapping (so that metrics and
+// logs see final status codes), and authentication nearest the handler.
 func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.UnaryServerInterceptor {
 	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", RequestID(ctx))
@@ -149,6 +165,7 @@ func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.Unary
 			logging.UnaryServerInterceptor(logger, logging.WithLogOnEvents(logging.FinishCall), requestFields),
 			external),
 		errorInterceptor(s.logger),
+		authInterceptor(s.authn),
 	}
 }
 

@@ -19,15 +19,49 @@ import (
 	"google.golang.org/grpc/status"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/health"
 	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
+// scopesAuthn is a hand-written Authenticator: a token names its scopes
+// ("tokens", "profiles", "admin", "all"), and its holder is "user-1" of client
+// "alexa"; any other token is refused.
+type scopesAuthn struct{}
+
+var _ server.Authenticator = scopesAuthn{}
+
+var tokenScopes = map[string][]string{
+	"tokens":   {server.ScopeTokens},
+	"profiles": {server.ScopeProfiles},
+	"admin":    {server.ScopeAdmin},
+	"all":      {server.ScopeTokens, server.ScopeProfiles, server.ScopeAdmin},
+}
+
+func (scopesAuthn) Verify(_ context.Context, raw string) (auth.Principal, error) {
+	scopes, ok := tokenScopes[raw]
+	if !ok {
+		return auth.Principal{}, tokens.Errorf(tokens.EUNAUTHENTICATED, "token is expired")
+	}
+	return auth.Principal{Subject: "user-1", ClientID: "alexa", Scopes: scopes}, nil
+}
+
+// adminToken carries every scope.
+const adminToken = "all"
+
+// bearer adds adminToken to outgoing gRPC calls.
+func bearer(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
+}
+
 // open starts a Server on free loopback ports and closes it when the test ends.
 func open(tb testing.TB, opts server.Options) *server.Server {
 	tb.Helper()
 	opts.GRPCAddr, opts.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if opts.Authenticator == nil {
+		opts.Authenticator = scopesAuthn{}
+	}
 	s, err := server.New(opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -60,6 +94,7 @@ func do(tb testing.TB, s *server.Server, method, path, body string) (*http.Respo
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
@@ -182,7 +217,7 @@ func TestServer_Unimplemented(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/gRPC", func(t *testing.T) {
-			if got, want := status.Code(tt.grpc(t.Context())), codes.Unimplemented; got != want {
+			if got, want := status.Code(tt.grpc(bearer(t.Context()))), codes.Unimplemented; got != want {
 				t.Errorf("code = %v, want %v", got, want)
 			}
 		})
@@ -262,7 +297,7 @@ func TestServer_RequestID(t *testing.T) {
 func TestServer_Metrics(t *testing.T) {
 	s := open(t, server.Options{})
 	do(t, s, "GET", "/healthz", "")
-	_, _ = brokerv1.NewLinkServiceClient(dial(t, s)).GetLink(t.Context(), &brokerv1.GetLinkRequest{UserId: "u"})
+	_, _ = brokerv1.NewLinkServiceClient(dial(t, s)).GetLink(bearer(t.Context()), &brokerv1.GetLinkRequest{UserId: "u"})
 	_, body := do(t, s, "GET", "/metrics", "")
 	for _, want := range []string{
 		`broker_http_requests_total{code="200",handler="healthz",method="get"} 1`,
@@ -311,12 +346,14 @@ func TestServer_Close(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		resp, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(context.Background(), &brokerv1.GetPartnerTokenRequest{UserId: "u"})
+		resp, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(bearer(context.Background()), &brokerv1.GetPartnerTokenRequest{UserId: "u"})
 		grpcErr, grpcToken = err, resp.GetAccessToken()
 	}()
 	go func() {
 		defer wg.Done()
-		resp, err := http.Post("http://"+s.HTTPAddr()+"/v1/partner-token", "application/json", strings.NewReader(`{"user_id":"u"}`))
+		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr()+"/v1/partner-token", strings.NewReader(`{"user_id":"u"}`))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			httpErr = err
 			return
@@ -359,7 +396,7 @@ func TestServer_Close(t *testing.T) {
 	if httpErr != nil || !strings.Contains(httpBody, "drained") {
 		t.Errorf("in-flight HTTP call: body %q, err %v; want it drained", httpBody, httpErr)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(bearer(t.Context()), 2*time.Second)
 	defer cancel()
 	if _, err := brokerv1.NewPartnerTokenServiceClient(conn).GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"}); status.Code(err) != codes.Unavailable {
 		t.Errorf("call after Close: %v, want UNAVAILABLE", err)
@@ -376,4 +413,78 @@ func waitFor(tb testing.TB, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestServer_Auth runs the contract's "who may call what" over gRPC and HTTP.
+func TestServer_Auth(t *testing.T) {
+	s := open(t, server.Options{Services: server.Services{Links: failingLinks{}}})
+	links := brokerv1.NewLinkServiceClient(dial(t, s))
+	tests := []struct {
+		name   string
+		token  string // "" sends none
+		call   func(context.Context) error
+		method string
+		path   string
+		code   codes.Code
+		status int
+	}{
+		{"NoToken", "", func(ctx context.Context) error {
+			_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+			return err
+		}, "GET", "/v1/links/missing", codes.Unauthenticated, http.StatusUnauthorized},
+		{"BadToken", "bad", func(ctx context.Context) error {
+			_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+			return err
+		}, "GET", "/v1/links/missing", codes.Unauthenticated, http.StatusUnauthorized},
+		{"ReadWithTokensScope", "tokens", func(ctx context.Context) error {
+			_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+			return err
+		}, "GET", "/v1/links/missing", codes.NotFound, http.StatusNotFound},
+		{"ReadWithAdminScope", "admin", func(ctx context.Context) error {
+			_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+			return err
+		}, "GET", "/v1/links/missing", codes.NotFound, http.StatusNotFound},
+		{"ReadWithProfilesScope", "profiles", func(ctx context.Context) error {
+			_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+			return err
+		}, "GET", "/v1/links/missing", codes.PermissionDenied, http.StatusForbidden},
+		{"DeleteWithTokensScope", "tokens", func(ctx context.Context) error {
+			_, err := links.DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "missing"})
+			return err
+		}, "DELETE", "/v1/links/missing", codes.PermissionDenied, http.StatusForbidden},
+		{"ListWithTokensScope", "tokens", func(ctx context.Context) error {
+			_, err := links.ListLinks(ctx, &brokerv1.ListLinksRequest{})
+			return err
+		}, "GET", "/v1/links", codes.PermissionDenied, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/gRPC", func(t *testing.T) {
+			ctx := t.Context()
+			if tt.token != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tt.token)
+			}
+			if got := status.Code(tt.call(ctx)); got != tt.code {
+				t.Errorf("code = %v, want %v", got, tt.code)
+			}
+		})
+		t.Run(tt.name+"/HTTP", func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, "http://"+s.HTTPAddr()+tt.path, nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+		})
+	}
+	t.Run("HealthIsPublic", func(t *testing.T) {
+		if _, err := healthpb.NewHealthClient(dial(t, s)).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Errorf("health without a token: %v", err)
+		}
+	})
 }

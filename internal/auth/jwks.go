@@ -1,0 +1,141 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// Defaults of a JWKS key source.
+const (
+	// DefaultJWKSRefreshInterval is how often the JWKS is fetched in the
+	// background when Config.JWKSRefreshInterval is zero.
+	DefaultJWKSRefreshInterval = time.Hour
+	// DefaultJWKSUnknownKIDInterval is the least time between two fetches
+	// caused by unknown key ids when Config.JWKSUnknownKIDInterval is zero.
+	DefaultJWKSUnknownKIDInterval = 30 * time.Second
+	// jwksHTTPTimeout bounds every fetch of the JWKS.
+	jwksHTTPTimeout = 5 * time.Second
+	// jwksLookupTimeout bounds what a Verify call spends on an unknown key id:
+	// waiting for the rate limiter and fetching the JWKS again. A wait longer
+	// than this fails at once.
+	jwksLookupTimeout = 2 * time.Second
+)
+
+// jwksSource is a key source backed by a remote JWKS, cached by jwkset and read
+// through keyfunc.
+type jwksSource struct {
+	kf     keyfunc.Keyfunc
+	cancel context.CancelFunc
+	// fresh is true while the latest fetch of the JWKS succeeded.
+	fresh atomic.Bool
+}
+
+// newJWKSSource fetches the JWKS at cfg.JWKSURL once and starts its background
+// refresh, which stops when ctx is done or the source is closed. A failed first
+// fetch is logged, not returned.
+func newJWKSSource(ctx context.Context, cfg Config) (*jwksSource, error) {
+	u, err := url.Parse(cfg.JWKSURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("auth: JWKS URL is not an absolute http or https URL")
+	}
+	refresh := cfg.JWKSRefreshInterval
+	if refresh <= 0 {
+		refresh = DefaultJWKSRefreshInterval
+	}
+	unknownKID := cfg.JWKSUnknownKIDInterval
+	if unknownKID <= 0 {
+		unknownKID = DefaultJWKSUnknownKIDInterval
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+
+	bg, cancel := context.WithCancel(ctx)
+	s := &jwksSource{cancel: cancel}
+	storage, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:                    &http.Client{Timeout: jwksHTTPTimeout},
+		Ctx:                       bg,
+		HTTPTimeout:               jwksHTTPTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshInterval:           refresh,
+		Storage:                   &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh},
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // a caller gave up; says nothing about the server
+			}
+			s.fresh.Store(false)
+			logger.WarnContext(ctx, "auth: JWKS fetch failed", "url", u.Redacted(), "error", err)
+		},
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKS storage: %w", err)
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{cfg.JWKSURL: storage},
+		RateLimitWaitMax:  jwksLookupTimeout,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknownKID), 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKS client: %w", err)
+	}
+	s.kf, err = keyfunc.New(keyfunc.Options{
+		Ctx:     bg,
+		Storage: client,
+		// Keys meant for encryption never verify signatures; keys that do not
+		// say are taken as signing keys.
+		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKS keyfunc: %w", err)
+	}
+	return s, nil
+}
+
+// keyfunc looks up the token's key by its kid, refetching the JWKS for an
+// unknown kid as the rate limit allows. When no key is found and the latest
+// fetch failed, the error wraps errKeysUnavailable: the key may well exist.
+func (s *jwksSource) keyfunc(ctx context.Context) jwt.Keyfunc {
+	kf := s.kf.KeyfuncCtx(ctx)
+	return func(t *jwt.Token) (any, error) {
+		key, err := kf(t)
+		if !s.fresh.Load() {
+			if set, ok := key.(jwt.VerificationKeySet); err != nil || (ok && len(set.Keys) == 0) {
+				return nil, errors.Join(errKeysUnavailable, err)
+			}
+		}
+		return key, err
+	}
+}
+
+func (s *jwksSource) close() { s.cancel() }
+
+// trackingStorage is the JWKS cache. It notes each successful fetch, which
+// replaces the whole cached set.
+type trackingStorage struct {
+	jwkset.Storage
+	fresh *atomic.Bool
+}
+
+// KeyReplaceAll replaces the cached keys and marks the cache fresh.
+func (t *trackingStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	if err := t.Storage.KeyReplaceAll(ctx, given); err != nil {
+		return err
+	}
+	t.fresh.Store(true)
+	return nil
+}

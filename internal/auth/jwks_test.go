@@ -1,0 +1,237 @@
+package auth_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/reciprocal-broker/broker/internal/auth"
+	"github.com/reciprocal-broker/broker/internal/sim"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// quiet is a logger that drops everything, for tests that make JWKS fetches
+// fail on purpose.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startAuthServer runs a simulated authorization server until the test ends.
+func startAuthServer(tb testing.TB, alg string) *sim.AuthServer {
+	tb.Helper()
+	s, err := sim.NewAuthServer(sim.AuthServerOptions{Issuer: testIssuer, Audience: testAudience, Algorithm: alg})
+	if err != nil {
+		tb.Fatalf("NewAuthServer: %v", err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		tb.Fatalf("Start: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestVerifier_Verify_JWKS(t *testing.T) {
+	for _, alg := range []string{"RS256", "PS256", "ES256"} {
+		t.Run(alg, func(t *testing.T) {
+			s := startAuthServer(t, alg)
+			v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL()})
+
+			t.Run("UserToken", func(t *testing.T) {
+				p, err := v.Verify(context.Background(), s.UserToken("user-1", "alexa-client", time.Hour))
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if p.Subject != "user-1" || p.ClientID != "alexa-client" || len(p.Scopes) != 0 {
+					t.Errorf("principal = %+v, want user-1 of alexa-client without scopes", p)
+				}
+			})
+			t.Run("ClientToken", func(t *testing.T) {
+				p, err := v.Verify(context.Background(), s.ClientToken("companion", []string{"broker:tokens", "broker:admin"}, time.Hour))
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if got, want := p.Subject, "companion"; got != want {
+					t.Errorf("Subject = %q, want %q", got, want)
+				}
+				if got, want := p.Scopes, []string{"broker:tokens", "broker:admin"}; !slices.Equal(got, want) {
+					t.Errorf("Scopes = %q, want %q", got, want)
+				}
+				if !p.HasScope("broker:admin") || p.HasScope("broker:profiles") {
+					t.Errorf("HasScope wrong for %q", p.Scopes)
+				}
+			})
+			t.Run("Expired", func(t *testing.T) {
+				raw := s.UserToken("user-1", "alexa-client", -2*time.Minute)
+				_, err := v.Verify(context.Background(), raw)
+				checkError(t, err, tokens.EUNAUTHENTICATED, "expired", raw)
+			})
+			t.Run("WrongAudience", func(t *testing.T) {
+				c := s.Claims("user-1", "alexa-client", nil, time.Hour)
+				c.Audience = jwt.ClaimStrings{"https://other.example"}
+				raw, err := s.Sign(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = v.Verify(context.Background(), raw)
+				checkError(t, err, tokens.EUNAUTHENTICATED, "audience", raw)
+			})
+			t.Run("AlgorithmConfusion", func(t *testing.T) {
+				// HS256 with the published public key as the secret, naming its kid.
+				secret := pkixPEM(t, s.PublicKey())
+				raw := sign(t, jwt.SigningMethodHS256, secret, claimsAt(time.Now()), map[string]any{"kid": s.KeyID()})
+				_, err := v.Verify(context.Background(), raw)
+				checkError(t, err, tokens.EUNAUTHENTICATED, "algorithm is not allowed", raw)
+			})
+			t.Run("AlgNone", func(t *testing.T) {
+				raw := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claimsAt(time.Now()), map[string]any{"kid": s.KeyID()})
+				_, err := v.Verify(context.Background(), raw)
+				checkError(t, err, tokens.EUNAUTHENTICATED, "algorithm is not allowed", raw)
+			})
+			t.Run("ForeignKeySameKID", func(t *testing.T) {
+				k := keys()
+				var raw string
+				if alg == "ES256" {
+					raw = sign(t, jwt.SigningMethodES256, k.ec, claimsAt(time.Now()), map[string]any{"kid": s.KeyID()})
+				} else {
+					raw = sign(t, jwt.GetSigningMethod(alg), k.rsaOther, claimsAt(time.Now()), map[string]any{"kid": s.KeyID()})
+				}
+				_, err := v.Verify(context.Background(), raw)
+				checkError(t, err, tokens.EUNAUTHENTICATED, "signature is invalid", raw)
+			})
+		})
+	}
+}
+
+func TestVerifier_Verify_JWKSRotation(t *testing.T) {
+	s := startAuthServer(t, "RS256")
+	v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL()})
+	ctx := context.Background()
+
+	old := s.UserToken("user-1", "alexa-client", time.Hour)
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("Verify before rotation: %v", err)
+	}
+	if got, want := s.JWKSRequests(), 1; got != want {
+		t.Fatalf("JWKS requests after start = %d, want %d (the cache is used)", got, want)
+	}
+
+	if err := s.RotateKey(); err != nil {
+		t.Fatalf("RotateKey: %v", err)
+	}
+	t.Run("NewKIDRefetches", func(t *testing.T) {
+		if _, err := v.Verify(ctx, s.UserToken("user-2", "alexa-client", time.Hour)); err != nil {
+			t.Fatalf("Verify after rotation: %v", err)
+		}
+		if got, want := s.JWKSRequests(), 2; got != want {
+			t.Errorf("JWKS requests = %d, want %d", got, want)
+		}
+	})
+	t.Run("OldKIDDropped", func(t *testing.T) {
+		_, err := v.Verify(ctx, old)
+		checkError(t, err, tokens.EUNAUTHENTICATED, "signing key is not known", old)
+	})
+	t.Run("UnknownKIDRateLimited", func(t *testing.T) {
+		before := s.JWKSRequests()
+		k := keys()
+		for _, kid := range []string{"made-up-1", "made-up-2", "made-up-3", "made-up-4"} {
+			raw := sign(t, jwt.SigningMethodRS256, k.rsaOther, claimsAt(time.Now()), map[string]any{"kid": kid})
+			_, err := v.Verify(ctx, raw)
+			checkError(t, err, tokens.EUNAUTHENTICATED, "signing key is not known", raw)
+		}
+		if got := s.JWKSRequests() - before; got > 1 {
+			t.Errorf("four made-up kids caused %d JWKS fetches, want at most 1", got)
+		}
+	})
+}
+
+func TestVerifier_Verify_JWKSUnavailable(t *testing.T) {
+	t.Run("FirstFetchFails", func(t *testing.T) {
+		s := startAuthServer(t, "ES256")
+		s.FailJWKS(http.StatusServiceUnavailable)
+		v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL(), JWKSUnknownKIDInterval: time.Millisecond, Logger: quiet})
+		raw := s.UserToken("user-1", "alexa-client", time.Hour)
+
+		_, err := v.Verify(context.Background(), raw)
+		checkError(t, err, tokens.EUNAVAILABLE, "cannot be fetched", raw)
+
+		s.FailJWKS(0)
+		if _, err := v.Verify(context.Background(), raw); err != nil {
+			t.Fatalf("Verify once the JWKS answers: %v", err)
+		}
+	})
+	t.Run("ServerDown", func(t *testing.T) {
+		s := startAuthServer(t, "RS256")
+		url := s.JWKSURL()
+		raw := s.UserToken("user-1", "alexa-client", time.Hour)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		v := newVerifier(t, auth.Config{JWKSURL: url, Logger: quiet})
+		_, err := v.Verify(context.Background(), raw)
+		checkError(t, err, tokens.EUNAVAILABLE, "cannot be fetched", raw)
+	})
+	t.Run("NoKIDWhileUnavailable", func(t *testing.T) {
+		s := startAuthServer(t, "RS256")
+		s.FailJWKS(http.StatusInternalServerError)
+		v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL(), Logger: quiet})
+		raw := sign(t, jwt.SigningMethodRS256, keys().rsa, claimsAt(time.Now()), nil)
+		_, err := v.Verify(context.Background(), raw)
+		checkError(t, err, tokens.EUNAVAILABLE, "cannot be fetched", raw)
+	})
+	t.Run("RefreshFailsKnownKeyStillWorks", func(t *testing.T) {
+		s := startAuthServer(t, "RS256")
+		v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL(), JWKSRefreshInterval: 5 * time.Millisecond, Logger: quiet})
+		s.FailJWKS(http.StatusBadGateway)
+		waitFor(t, func() bool { return s.JWKSRequests() >= 3 }, "background refreshes")
+		if _, err := v.Verify(context.Background(), s.UserToken("user-1", "alexa-client", time.Hour)); err != nil {
+			t.Errorf("Verify with a cached key while the JWKS fails: %v", err)
+		}
+	})
+}
+
+func TestVerifier_JWKSBackgroundRefresh(t *testing.T) {
+	s := startAuthServer(t, "RS256")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := auth.NewVerifier(ctx, auth.Config{
+		Issuer: testIssuer, Audience: testAudience, JWKSURL: s.JWKSURL(),
+		JWKSRefreshInterval: 5 * time.Millisecond,
+		// No refetch for unknown kids in this test: only the background refresh
+		// can learn the new key.
+		JWKSUnknownKIDInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	// Use up the one refetch for unknown kids that the limiter allows at once.
+	raw := sign(t, jwt.SigningMethodRS256, keys().rsaOther, claimsAt(time.Now()), map[string]any{"kid": "nobody"})
+	if _, err := v.Verify(ctx, raw); err == nil {
+		t.Fatal("Verify of a token with an unknown kid: got nil error")
+	}
+
+	if err := s.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := s.UserToken("user-1", "alexa-client", time.Hour)
+	waitFor(t, func() bool {
+		_, err := v.Verify(ctx, fresh)
+		return err == nil
+	}, "the background refresh to learn the new key")
+}
+
+// waitFor polls cond until it holds, failing the test after five seconds.
+func waitFor(tb testing.TB, cond func() bool, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/reciprocal-broker/broker/internal/auth"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Scopes of the contract's "who may call what".
+const (
+	ScopeTokens   = "broker:tokens"
+	ScopeProfiles = "broker:profiles"
+	ScopeAdmin    = "broker:admin"
+)
+
+// Authenticator verifies a bearer token and names its holder. gRPC and HTTP
+// callers pass the same one, in one interceptor.
+type Authenticator interface {
+	Verify(ctx context.Context, rawToken string) (auth.Principal, error)
+}
+
+// anyUser marks methods that need an authenticated caller but no scope: the
+// reciprocal hand-over, whose user token carries none.
+const anyUser = ""
+
+// policy lists, for every broker.v1 method, the scopes of which the caller needs
+// one. Methods not listed here and outside grpc.* (health, reflection) are refused.
+var policy = map[string][]string{
+	"/broker.v1.ReciprocalService/Authorize":              {anyUser},
+	"/broker.v1.PartnerTokenService/GetPartnerToken":      {ScopeTokens},
+	"/broker.v1.ProfileReportService/SubmitProfileReport": {ScopeProfiles},
+	"/broker.v1.ProfileReportService/GetProfileReport":    {ScopeProfiles},
+	"/broker.v1.LinkService/GetLink":                      {ScopeTokens, ScopeAdmin},
+	"/broker.v1.LinkService/ListLinks":                    {ScopeAdmin},
+	"/broker.v1.LinkService/DeleteLink":                   {ScopeAdmin},
+	"/broker.v1.LinkService/RefreshLink":                  {ScopeAdmin},
+}
+
+// public reports whether a method answers without credentials: health and
+// reflection, which operators and load balancers use.
+func public(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+// authInterceptor checks the bearer token of every call against policy and puts
+// the caller's Principal in the context.
+func authInterceptor(authn Authenticator) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if public(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		scopes, ok := policy[info.FullMethod]
+		if !ok {
+			return nil, tokens.Errorf(tokens.EPERMISSION, "method is not open to callers")
+		}
+		var raw string
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get("authorization"); len(v) == 1 {
+				raw, _ = auth.ParseBearer(v[0])
+			}
+		}
+		if raw == "" {
+			return nil, tokens.Errorf(tokens.EUNAUTHENTICATED, "a bearer token is required")
+		}
+		p, err := authn.Verify(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(scopes, anyUser) && !slices.ContainsFunc(scopes, p.HasScope) {
+			return nil, tokens.Errorf(tokens.EPERMISSION, "token lacks scope %s", strings.Join(scopes, " or "))
+		}
+		return handler(auth.NewContext(ctx, p), req)
+	}
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/auth"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// The gRPC services below only translate between the API's messages and the
+// domain; errors go back unchanged, and errorInterceptor maps their codes.
+
+// NewReciprocalService returns the gRPC face of Alexa's hand-over.
+func NewReciprocalService(s *reciprocal.Service) brokerv1.ReciprocalServiceServer {
+	return &reciprocalService{s: s}
+}
+
+type reciprocalService struct {
+	brokerv1.UnimplementedReciprocalServiceServer
+	s *reciprocal.Service
+}
+
+func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.AuthorizeRequest) (*brokerv1.AuthorizeResponse, error) {
+	p, _ := auth.FromContext(ctx)
+	err := r.s.Authorize(ctx, p, reciprocal.Request{
+		GrantType: req.GetGrantType(), Code: tokens.Secret(req.GetCode()), ClientID: req.GetClientId(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &brokerv1.AuthorizeResponse{}, nil
+}
+
+// NewPartnerTokenService returns the service that hands out access tokens.
+func NewPartnerTokenService(s *tokens.Service, now func() time.Time) brokerv1.PartnerTokenServiceServer {
+	return &partnerTokenService{s: s, now: now}
+}
+
+type partnerTokenService struct {
+	brokerv1.UnimplementedPartnerTokenServiceServer
+	s   *tokens.Service
+	now func() time.Time
+}
+
+func (p *partnerTokenService) GetPartnerToken(ctx context.Context, req *brokerv1.GetPartnerTokenRequest) (*brokerv1.GetPartnerTokenResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	}
+	t, err := p.s.Token(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &brokerv1.GetPartnerTokenResponse{
+		AccessToken: t.AccessToken.Reveal(),
+		TokenType:   "bearer",
+		ExpiresAt:   timestamppb.New(t.ExpiresAt),
+		ExpiresIn:   int32(t.ExpiresAt.Sub(p.now()) / time.Second),
+	}, nil
+}
+
+// NewLinkService returns the service operators use to manage links.
+func NewLinkService(s *tokens.Service) brokerv1.LinkServiceServer {
+	return &linkService{s: s}
+}
+
+type linkService struct {
+	brokerv1.UnimplementedLinkServiceServer
+	s *tokens.Service
+}
+
+// Page sizes of ListLinks.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
+	if req.GetUserId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	}
+	link, err := l.s.Link(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return linkMessage(link), nil
+}
+
+func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	page, err := l.s.Links(ctx, req.GetPageToken(), size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &brokerv1.ListLinksResponse{NextPageToken: page.Next}
+	for _, link := range page.Links {
+		resp.Links = append(resp.Links, linkMessage(link))
+	}
+	return resp, nil
+}
+
+func (l *linkService) DeleteLink(ctx context.Context, req *brokerv1.DeleteLinkRequest) (*brokerv1.DeleteLinkResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	}
+	if err := l.s.Delete(ctx, req.GetUserId()); err != nil {
+		return nil, err
+	}
+	return &brokerv1.DeleteLinkResponse{}, nil
+}
+
+func (l *linkService) RefreshLink(ctx context.Context, req *brokerv1.RefreshLinkRequest) (*brokerv1.Link, error) {
+	if req.GetUserId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	}
+	link, err := l.s.Refresh(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return linkMessage(link), nil
+}
+
+// linkMessage is what may be shown of a link: no token, sealed or not.
+func linkMessage(l *tokens.Link) *brokerv1.Link {
+	state := brokerv1.LinkState_LINKED
+	if l.State == tokens.StateRelinkRequired {
+		state = brokerv1.LinkState_RELINK_REQUIRED
+	}
+	return &brokerv1.Link{
+		UserId:               l.UserID,
+		State:                state,
+		Region:               l.Region,
+		LinkedAt:             timestamp(l.LinkedAt),
+		AccessTokenExpiresAt: timestamp(l.AccessTokenExpiresAt),
+		LastRefreshedAt:      timestamp(l.LastRefreshedAt),
+	}
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
