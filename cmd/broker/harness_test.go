@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/sim"
+)
+
+// alexaClient is the client id the partner issued to Alexa in these tests.
+const alexaClient = "alexa-skill-client"
+
+// clock is a settable time shared by the broker and the LWA simulator.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is one real broker, booted through Main on free loopback ports in a
+// temp dir, wired to the LWA simulator and the partner's authorization server.
+type harness struct {
+	tb     testing.TB
+	clock  *clock
+	lwa    *sim.LWA
+	authz  *sim.AuthServer
+	main   *Main
+	logs   *syncBuffer
+	dbPath string
+	conn   *grpc.ClientConn
+	base   string // http://host:port of the gateway
+}
+
+// newHarness starts the simulators and the broker; everything stops when the
+// test ends.
+func newHarness(tb testing.TB) *harness {
+	tb.Helper()
+	ctx := context.Background()
+	h := &harness{tb: tb, clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
+	h.lwa = sim.NewLWA(sim.LWAOptions{Now: h.clock.Now})
+	if err := h.lwa.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.lwa.Close() })
+	var err error
+	if h.authz, err = sim.NewAuthServer(sim.AuthServerOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := h.authz.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.authz.Close() })
+
+	h.dbPath = filepath.Join(tb.TempDir(), "broker.db")
+	env := map[string]string{
+		"BROKER_GRPC_ADDR":         "127.0.0.1:0",
+		"BROKER_HTTP_ADDR":         "127.0.0.1:0",
+		"BROKER_STORE":             "bolt:" + h.dbPath,
+		"BROKER_LWA_CLIENT_ID":     h.lwa.ClientID(),
+		"BROKER_LWA_CLIENT_SECRET": h.lwa.ClientSecret(),
+		"BROKER_LWA_TOKEN_URL":     h.lwa.TokenURL(),
+		"BROKER_ALEXA_CLIENT_IDS":  alexaClient,
+		"BROKER_JWT_ISSUER":        h.authz.Issuer(),
+		"BROKER_JWT_AUDIENCE":      h.authz.Audience(),
+		"BROKER_JWT_JWKS_URL":      h.authz.JWKSURL(),
+		"BROKER_ENCRYPTION_KEY":    testKey,
+		"BROKER_LOG_LEVEL":         "debug",
+	}
+	c, err := config.Parse(nil, func(k string) string { return env[k] })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.main = NewMain()
+	h.main.Config, h.main.Stdout, h.main.Now = c, h.logs, h.clock.Now
+	if err := h.main.Run(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.main.Close() })
+	h.base = "http://" + h.main.Server.HTTPAddr()
+	if h.conn, err = grpc.NewClient(h.main.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.conn.Close() })
+	return h
+}
+
+// clientToken is a companion-backend token with scopes, valid for an hour.
+func (h *harness) clientToken(scopes ...string) string {
+	return h.authz.ClientToken("companion-backend", scopes, time.Hour)
+}
+
+// userToken is the JWT the partner's authorization server issued Alexa for user.
+func (h *harness) userToken(user string) string {
+	return h.authz.UserToken(user, alexaClient, time.Hour)
+}
+
+// withBearer puts a bearer token in the outgoing gRPC metadata.
+func withBearer(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// post sends Alexa's form to the reciprocal endpoint.
+func (h *harness) authorize(form url.Values, header string) (int, string, http.Header) {
+	h.tb.Helper()
+	req, err := http.NewRequest("POST", h.base+"/api/reciprocal/authorize", strings.NewReader(form.Encode()))
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if header != "" {
+		req.Header.Set("Authorization", header)
+	}
+	return h.do(req)
+}
+
+// do sends req and returns the status, body and headers of the answer.
+func (h *harness) do(req *http.Request) (int, string, http.Header) {
+	h.tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// call sends a JSON request to the gateway with a bearer token.
+func (h *harness) call(method, path, token, body string) (int, string) {
+	h.tb.Helper()
+	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	status, b, _ := h.do(req)
+	return status, b
+}
+
+// link runs Alexa's hand-over for user and fails the test unless it succeeds.
+func (h *harness) link(user string) {
+	h.tb.Helper()
+	form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor(user)}, "client_id": {alexaClient}}
+	if status, body, _ := h.authorize(form, "Bearer "+h.userToken(user)); status != http.StatusOK || body != "{}" {
+		h.tb.Fatalf("hand-over of %s: %d %s", user, status, body)
+	}
+}
