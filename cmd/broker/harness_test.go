@@ -95,6 +95,10 @@ func newHarness(tb testing.TB) *harness {
 	}
 	h.main = NewMain()
 	h.main.Config, h.main.Stdout, h.main.Now = c, h.logs, h.clock.Now
+	if _, ok := tb.(*testing.B); ok {
+		h.main.Stdout = io.Discard // logs still formatted, not kept
+		h.main.Config.LogLevel = "info"
+	}
 	if err := h.main.Run(ctx); err != nil {
 		tb.Fatal(err)
 	}

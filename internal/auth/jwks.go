@@ -44,7 +44,9 @@ type jwksSource struct {
 // newJWKSSource fetches the JWKS at cfg.JWKSURL once and starts its background
 // refresh, which stops when ctx is done or the source is closed. A failed first
 // fetch is logged, not returned.
-func newJWKSSource(ctx context.Context, cfg Config) (*jwksSource, error) {
+// onReplace is called after every successful fetch, which replaces the whole
+// key set (the verifier forgets the tokens it verified with the old set).
+func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSource, error) {
 	u, err := url.Parse(cfg.JWKSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("auth: JWKS URL is not an absolute http or https URL")
@@ -70,7 +72,7 @@ func newJWKSSource(ctx context.Context, cfg Config) (*jwksSource, error) {
 		HTTPTimeout:               jwksHTTPTimeout,
 		NoErrorReturnFirstHTTPReq: true,
 		RefreshInterval:           refresh,
-		Storage:                   &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh},
+		Storage:                   &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh, onReplace: onReplace},
 		RefreshErrorHandler: func(ctx context.Context, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // a caller gave up; says nothing about the server
@@ -128,7 +130,8 @@ func (s *jwksSource) close() { s.cancel() }
 // replaces the whole cached set.
 type trackingStorage struct {
 	jwkset.Storage
-	fresh *atomic.Bool
+	fresh     *atomic.Bool
+	onReplace func()
 }
 
 // KeyReplaceAll replaces the cached keys and marks the cache fresh.
@@ -137,5 +140,8 @@ func (t *trackingStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK)
 		return err
 	}
 	t.fresh.Store(true)
+	if t.onReplace != nil {
+		t.onReplace()
+	}
 	return nil
 }

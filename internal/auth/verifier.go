@@ -71,6 +71,9 @@ type Config struct {
 	JWKSUnknownKIDInterval time.Duration
 	// Logger receives failures to fetch the JWKS; slog.Default() when nil.
 	Logger *slog.Logger
+	// CacheTTL is how long a verified token is remembered (never past its exp):
+	// 0 means DefaultCacheTTL, a negative value turns the cache off.
+	CacheTTL time.Duration
 }
 
 // Verifier checks bearer JWTs and returns the Principal they carry. It is safe
@@ -79,6 +82,8 @@ type Verifier struct {
 	parser  *jwt.Parser
 	methods []string
 	keys    keySource
+	now     func() time.Time
+	cache   *cache // nil when caching is off
 }
 
 // keySource finds the key that verifies a token.
@@ -135,10 +140,19 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: %d key sources configured, want exactly one of JWKS URL, public key file or HS256 secret", sources)
 	}
 
-	v := &Verifier{}
+	v := &Verifier{now: cfg.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	switch ttl := cfg.CacheTTL; {
+	case ttl == 0:
+		v.cache = newCache(DefaultCacheTTL)
+	case ttl > 0:
+		v.cache = newCache(ttl)
+	}
 	switch {
 	case cfg.JWKSURL != "":
-		src, err := newJWKSSource(ctx, cfg)
+		src, err := newJWKSSource(ctx, cfg, v.cache.clear)
 		if err != nil {
 			return nil, err
 		}
@@ -195,6 +209,12 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, erro
 	case len(rawToken) > MaxTokenSize:
 		return Principal{}, unauthenticated("token is too large")
 	}
+	now := v.now()
+	if v.cache != nil {
+		if p, ok := v.cache.get(rawToken, now); ok {
+			return p, nil
+		}
+	}
 	var c claims
 	tok, err := v.parser.ParseWithClaims(rawToken, &c, v.keys.keyfunc(ctx))
 	if err != nil {
@@ -203,7 +223,11 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, erro
 	if c.Subject == "" {
 		return Principal{}, unauthenticated("token has no subject")
 	}
-	return Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: c.Scope}, nil
+	p := Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: c.Scope}
+	if v.cache != nil {
+		v.cache.put(strings.Clone(rawToken), p, c.ExpiresAt.Time, now)
+	}
+	return p, nil
 }
 
 // classify turns an error of jwt.Parser about tok, whose claims c were decoded,

@@ -60,10 +60,8 @@ func authInterceptor(authn Authenticator) grpc.UnaryServerInterceptor {
 			return nil, tokens.Errorf(tokens.EPERMISSION, "method is not open to callers")
 		}
 		var raw string
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get("authorization"); len(v) == 1 {
-				raw, _ = auth.ParseBearer(v[0])
-			}
+		if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) == 1 {
+			raw, _ = auth.ParseBearer(v[0])
 		}
 		if raw == "" {
 			return nil, tokens.Errorf(tokens.EUNAUTHENTICATED, "a bearer token is required")

@@ -137,7 +137,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int64("duration_us", time.Since(start).Microseconds()),
 			slog.String("request_id", id),
 		)
 	})

@@ -15,17 +15,13 @@ import (
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -146,24 +142,11 @@ func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.Unary
 		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", RequestID(ctx))
 		return status.Error(codes.Internal, "internal error")
 	})
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.logger.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	requestFields := logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-		return logging.Fields{"request_id", RequestID(ctx)}
-	})
-	// Calls that come through the gateway were logged as HTTP requests already.
-	external := selector.MatchFunc(func(ctx context.Context, _ interceptors.CallMeta) bool {
-		p, ok := peer.FromContext(ctx)
-		return !ok || p.Addr.Network() != "bufconn"
-	})
 	return []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(recover),
 		requestIDInterceptor,
 		metrics.UnaryServerInterceptor(),
-		selector.UnaryServerInterceptor(
-			logging.UnaryServerInterceptor(logger, logging.WithLogOnEvents(logging.FinishCall), requestFields),
-			external),
+		logInterceptor(s.logger),
 		errorInterceptor(s.logger),
 		authInterceptor(s.authn),
 	}

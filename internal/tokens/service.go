@@ -3,8 +3,8 @@ package tokens
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,19 +66,19 @@ func NewService(store Store, sealer Sealer, lwa Exchanger) *Service {
 	}
 }
 
-// sealedTokens is the plaintext that Link.Tokens seals. Plain strings, so that
-// the JSON carries the values (Secret marshals redacted).
-type sealedTokens struct {
-	AccessToken  string `json:"a"`
-	RefreshToken string `json:"r"`
-}
+// tokensFormat is the first byte of the plaintext that Link.Tokens seals; the
+// access and refresh tokens follow, each as uvarint-length-prefixed bytes. A
+// binary form, since it is opened on every partner-token call.
+const tokensFormat byte = 1
 
 func (s *Service) seal(userID string, g Grant) (Sealed, error) {
-	b, err := json.Marshal(sealedTokens{AccessToken: g.AccessToken.Reveal(), RefreshToken: g.RefreshToken.Reveal()})
-	if err != nil {
-		return Sealed{}, fmt.Errorf("seal tokens: %w", err)
-	}
+	a, r := g.AccessToken.Reveal(), g.RefreshToken.Reveal()
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(a)+len(r))
+	b = append(b, tokensFormat)
+	b = append(binary.AppendUvarint(b, uint64(len(a))), a...)
+	b = append(binary.AppendUvarint(b, uint64(len(r))), r...)
 	sealed, err := s.sealer.Seal(userID, b)
+	clear(b)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("seal tokens: %w", err)
 	}
@@ -90,11 +90,20 @@ func (s *Service) open(l *Link) (Grant, error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("open tokens of link: %w", err)
 	}
-	var t sealedTokens
-	if err := json.Unmarshal(b, &t); err != nil {
-		return Grant{}, fmt.Errorf("decode tokens of link: %w", err)
+	defer clear(b)
+	if len(b) == 0 || b[0] != tokensFormat {
+		return Grant{}, Errorf(EINTERNAL, "sealed tokens have an unknown format")
 	}
-	return Grant{AccessToken: Secret(t.AccessToken), RefreshToken: Secret(t.RefreshToken), Expiry: l.AccessTokenExpiresAt}, nil
+	var fields [2]string
+	rest := b[1:]
+	for i := range fields {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return Grant{}, Errorf(EINTERNAL, "sealed tokens are truncated")
+		}
+		fields[i], rest = string(rest[k:k+int(n)]), rest[k+int(n):]
+	}
+	return Grant{AccessToken: Secret(fields[0]), RefreshToken: Secret(fields[1]), Expiry: l.AccessTokenExpiresAt}, nil
 }
 
 // CodeHash returns the identifier under which an authorization code is

@@ -1,6 +1,7 @@
 package bolt_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -181,10 +182,14 @@ func TestStore_CorruptRecord(t *testing.T) {
 		name   string
 		record string
 	}{
-		{"NotJSON", "{not json"},
-		{"UnknownFormat", `{"format":99,"user_id":"user-1","state":"LINKED","sealed":"AA==","version":1}`},
-		{"UnknownState", `{"format":1,"user_id":"user-1","state":"HAPPY","sealed":"AA==","version":1}`},
-		{"BadTime", `{"format":1,"user_id":"user-1","state":"LINKED","linked_at":"yesterday","sealed":"AA==","version":1}`},
+		{"Empty", ""},
+		{"JSON", `{"format":1,"user_id":"user-1","state":"LINKED","sealed":"AA==","version":1}`},
+		{"UnknownFormat", "\x09" + linkFields("user-1", "LINKED") + "\x00\x00\x00\x02"},
+		{"UnknownState", "\x02" + linkFields("user-1", "HAPPY") + "\x00\x00\x00\x02"},
+		{"BadTimeMarker", "\x02" + linkFields("user-1", "LINKED") + "\x07\x00\x00\x02"},
+		{"Truncated", "\x02" + linkFields("user-1", "LINKED") + "\x00\x00"},
+		{"TrailingBytes", "\x02" + linkFields("user-1", "LINKED") + "\x00\x00\x00\x02\x00"},
+		{"FieldTooLong", "\x02\x7fuser-1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "broker.db")
@@ -251,6 +256,17 @@ func mustOpen(tb testing.TB, path string) *bolt.Store {
 
 // writeRaw puts value under key in bucket of the bbolt file at path, bypassing
 // the store.
+// linkFields encodes the length-prefixed fields of a link record: user, state,
+// empty region, code hash and key id, and one sealed byte.
+func linkFields(user, state string) string {
+	var b []byte
+	for _, f := range []string{user, state, "", "", "", "x"} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return string(b)
+}
+
 func writeRaw(tb testing.TB, path, bucket, key, value string) {
 	tb.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})

@@ -1,7 +1,10 @@
 package bolt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,22 +15,15 @@ import (
 // could misread takes a new number; decoding refuses numbers it does not know.
 const recordFormat = 1
 
-// linkRecord is how a tokens.Link is kept in the "links" bucket. Times are
-// RFC 3339 in UTC with nanoseconds, "" for the zero time; the state is its wire
-// name, so that renumbering tokens.State cannot change stored links.
-type linkRecord struct {
-	Format               int    `json:"format"`
-	UserID               string `json:"user_id"`
-	State                string `json:"state"`
-	Region               string `json:"region,omitempty"`
-	LinkedAt             string `json:"linked_at,omitempty"`
-	LastRefreshedAt      string `json:"last_refreshed_at,omitempty"`
-	AccessTokenExpiresAt string `json:"access_token_expires_at,omitempty"`
-	CodeHash             string `json:"code_hash,omitempty"`
-	KeyID                string `json:"key_id,omitempty"`
-	Sealed               []byte `json:"sealed"`
-	Version              int64  `json:"version"`
-}
+// linkFormat is the first byte of a link record: links are read on every
+// partner-token call, so they are kept in a compact binary form rather than
+// JSON (decoding JSON was most of GetLink's cost). After the format byte come,
+// in order: user id, state name, region, code hash, key id and sealed tokens as
+// uvarint-length-prefixed bytes; linked_at, last_refreshed_at and
+// access_token_expires_at as a presence byte and varint Unix nanoseconds; the
+// version as a varint. The state is its wire name, so that renumbering
+// tokens.State cannot change stored links.
+const linkFormat byte = 2
 
 // claimRecord is how a claimed authorization code is kept in the "codes" bucket.
 type claimRecord struct {
@@ -43,60 +39,95 @@ type codeClaim struct {
 }
 
 func encodeLink(l *tokens.Link, version int64) ([]byte, error) {
-	r := linkRecord{
-		Format:               recordFormat,
-		UserID:               l.UserID,
-		State:                l.State.String(),
-		Region:               l.Region,
-		LinkedAt:             formatTime(l.LinkedAt),
-		LastRefreshedAt:      formatTime(l.LastRefreshedAt),
-		AccessTokenExpiresAt: formatTime(l.AccessTokenExpiresAt),
-		CodeHash:             l.CodeHash,
-		KeyID:                l.Tokens.KeyID,
-		Sealed:               l.Tokens.Ciphertext,
-		Version:              version,
+	b := make([]byte, 0, 64+len(l.UserID)+len(l.Region)+len(l.CodeHash)+len(l.Tokens.KeyID)+len(l.Tokens.Ciphertext))
+	b = append(b, linkFormat)
+	for _, f := range [][]byte{[]byte(l.UserID), []byte(l.State.String()), []byte(l.Region), []byte(l.CodeHash), []byte(l.Tokens.KeyID), l.Tokens.Ciphertext} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("bolt: encode link of %q: %w", l.UserID, err)
+	for _, t := range []time.Time{l.LinkedAt, l.LastRefreshedAt, l.AccessTokenExpiresAt} {
+		if t.IsZero() {
+			b = append(b, 0)
+			continue
+		}
+		b = binary.AppendVarint(append(b, 1), t.UnixNano())
 	}
-	return b, nil
+	return binary.AppendVarint(b, version), nil
+}
+
+// linkReader reads the fields of a link record in order, remembering the first
+// error.
+type linkReader struct {
+	b   []byte
+	err error
+}
+
+// field returns the next length-prefixed field, sharing memory with the record.
+func (r *linkReader) field() []byte {
+	n, k := binary.Uvarint(r.b)
+	if r.err != nil || k <= 0 || uint64(len(r.b)-k) < n {
+		r.err = errors.New("truncated field")
+		return nil
+	}
+	f := r.b[k : k+int(n)]
+	r.b = r.b[k+int(n):]
+	return f
+}
+
+// string returns the next field as a string (a copy).
+func (r *linkReader) string() string { return string(r.field()) }
+
+func (r *linkReader) varint() int64 {
+	v, k := binary.Varint(r.b)
+	if r.err != nil || k <= 0 {
+		r.err = errors.New("truncated number")
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *linkReader) time() time.Time {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errors.New("truncated time")
+		return time.Time{}
+	}
+	present := r.b[0]
+	r.b = r.b[1:]
+	switch present {
+	case 0:
+		return time.Time{}
+	case 1:
+		return time.Unix(0, r.varint()).UTC()
+	}
+	r.err = errors.New("bad time marker")
+	return time.Time{}
 }
 
 // decodeLink decodes a link record into a new Link that shares no memory with v,
 // which bbolt owns only for the length of its transaction.
 func decodeLink(v []byte) (*tokens.Link, error) {
-	var r linkRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("bolt: decode link: %w", err)
+	if len(v) == 0 || v[0] != linkFormat {
+		return nil, errors.New("bolt: decode link: unknown record format")
 	}
-	if r.Format != recordFormat {
-		return nil, fmt.Errorf("bolt: decode link of %q: unknown record format %d", r.UserID, r.Format)
+	r := &linkReader{b: v[1:]}
+	user, state, region, codeHash, keyID, sealed := r.string(), r.string(), r.string(), r.string(), r.string(), bytes.Clone(r.field())
+	l := &tokens.Link{UserID: user, Region: region, CodeHash: codeHash, Tokens: tokens.Sealed{KeyID: keyID, Ciphertext: sealed}}
+	l.LinkedAt, l.LastRefreshedAt, l.AccessTokenExpiresAt = r.time(), r.time(), r.time()
+	l.Version = r.varint()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
 	}
-	l := &tokens.Link{
-		UserID:   r.UserID,
-		Region:   r.Region,
-		CodeHash: r.CodeHash,
-		Tokens:   tokens.Sealed{KeyID: r.KeyID, Ciphertext: r.Sealed},
-		Version:  r.Version,
+	if r.err != nil {
+		return nil, fmt.Errorf("bolt: decode link of %q: %w", user, r.err)
 	}
-	switch r.State {
+	switch state {
 	case tokens.StateLinked.String():
 		l.State = tokens.StateLinked
 	case tokens.StateRelinkRequired.String():
 		l.State = tokens.StateRelinkRequired
 	default:
-		return nil, fmt.Errorf("bolt: decode link of %q: unknown state %q", r.UserID, r.State)
-	}
-	var err error
-	if l.LinkedAt, err = parseTime(r.LinkedAt); err != nil {
-		return nil, fmt.Errorf("bolt: decode link of %q: linked_at: %w", r.UserID, err)
-	}
-	if l.LastRefreshedAt, err = parseTime(r.LastRefreshedAt); err != nil {
-		return nil, fmt.Errorf("bolt: decode link of %q: last_refreshed_at: %w", r.UserID, err)
-	}
-	if l.AccessTokenExpiresAt, err = parseTime(r.AccessTokenExpiresAt); err != nil {
-		return nil, fmt.Errorf("bolt: decode link of %q: access_token_expires_at: %w", r.UserID, err)
+		return nil, fmt.Errorf("bolt: decode link of %q: unknown state %q", user, state)
 	}
 	return l, nil
 }

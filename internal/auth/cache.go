@@ -1,0 +1,78 @@
+package auth
+
+import (
+	"sync"
+	"time"
+)
+
+// Defaults of the verified-token cache.
+const (
+	// DefaultCacheTTL bounds how long a verified token is taken on trust: a key
+	// withdrawn from the JWKS stops being honoured within this time.
+	DefaultCacheTTL = time.Minute
+	// cacheSize bounds the number of tokens remembered.
+	cacheSize = 10_000
+)
+
+// cache remembers verified tokens, so that a caller presenting the same token
+// call after call is checked once per TTL instead of once per call. Entries are
+// keyed by the whole token, compared byte for byte, so one token cannot be
+// mistaken for another; they never outlive the token's exp, and are forgotten whenever the JWKS
+// is fetched again (a withdrawn key stops being honoured at once).
+type cache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]cached
+}
+
+type cached struct {
+	p     Principal
+	until time.Time
+}
+
+func newCache(ttl time.Duration) *cache {
+	return &cache{ttl: ttl, m: make(map[string]cached)}
+}
+
+// clear forgets every token, as when the signing keys change. A nil cache
+// (caching off) has nothing to forget.
+func (c *cache) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+// get returns the principal of a token verified before and still valid at now.
+func (c *cache) get(key string, now time.Time) (Principal, bool) {
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return Principal{}, false
+	}
+	return e.p, true
+}
+
+// put remembers a verified token until the earlier of its exp and now+TTL.
+func (c *cache) put(key string, p Principal, exp, now time.Time) {
+	until := now.Add(c.ttl)
+	if exp.Before(until) {
+		until = exp
+	}
+	if !now.Before(until) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= cacheSize {
+		for k, e := range c.m { // drop the stale, then arbitrary entries
+			if !now.Before(e.until) || len(c.m) >= cacheSize/2 {
+				delete(c.m, k)
+			}
+		}
+	}
+	c.m[key] = cached{p: p, until: until}
+}
