@@ -7,15 +7,18 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/health"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
+	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
@@ -36,6 +39,11 @@ type Main struct {
 	// Now is the clock of token expiry and refresh; nil means time.Now. Tests
 	// share a settable one with the LWA simulator to move time without sleeping.
 	Now func() time.Time
+	// ReportPollInterval and ReportMinBackoff tune profile-report delivery:
+	// how often the outbox is looked at, and the shortest wait before a retry
+	// (0: the reports package's defaults). Tests shorten them.
+	ReportPollInterval time.Duration
+	ReportMinBackoff   time.Duration
 
 	closers []func() error
 }
@@ -93,18 +101,42 @@ func (m *Main) Run(ctx context.Context) error {
 	tokenService.Now = m.Now
 	tokenService.Logger = m.Logger.With("component", "tokens")
 	handover := reciprocal.NewService(tokenService, c.AlexaClientIDs)
+	handover.Region = c.AlexaRegion
+
+	registry := server.NewRegistry()
+	reportMetrics, err := server.NewReportMetrics(registry)
+	if err != nil {
+		return err
+	}
+	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexaRegions(c.AlexaAPIURL), Now: m.Now})
+	if err != nil {
+		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
+	}
+	reportService := reports.NewService(store, tokenService)
+	reportService.Now, reportService.Observer = m.Now, reportMetrics
+	reportService.Logger = m.Logger.With("component", "reports")
+	deliverer := reports.NewDeliverer(reportService, sender)
+	deliverer.Deadline, deliverer.Retention = c.ReportDeadline, c.ReportRetention
+	if m.ReportPollInterval > 0 {
+		deliverer.PollInterval = m.ReportPollInterval
+	}
+	if m.ReportMinBackoff > 0 {
+		deliverer.MinBackoff = m.ReportMinBackoff
+	}
 
 	srv, err := server.New(server.Options{
 		GRPCAddr:      c.GRPCAddr,
 		HTTPAddr:      c.HTTPAddr,
 		Logger:        m.Logger,
 		Health:        health.New(store.Ping),
+		Registry:      registry,
 		Authenticator: verifier,
 		Reciprocal:    reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal")),
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover),
 			PartnerTokens: server.NewPartnerTokenService(tokenService, m.Now),
 			Links:         server.NewLinkService(tokenService),
+			Reports:       server.NewProfileReportService(reportService),
 		},
 	})
 	if err != nil {
@@ -117,12 +149,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.closers = append(m.closers, srv.Close)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval)
-	}()
-	m.closers = append(m.closers, func() error { stop(); <-done; return nil })
+	var wg sync.WaitGroup
+	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval) })
+	wg.Go(func() { deliverer.Run(bg) })
+	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
 	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
 	return nil
@@ -132,8 +162,23 @@ func (m *Main) Run(ctx context.Context) error {
 // about to need a refresh.
 const backgroundRefreshInterval = 30 * time.Second
 
+// alexaRegions maps regions to Amazon's hosts when the broker talks to Amazon's
+// own API, and every region to base when it is pointed elsewhere (a simulator).
+func alexaRegions(base string) map[string]string {
+	if base == alexa.DefaultBaseURL {
+		return alexa.DefaultRegions()
+	}
+	return map[string]string{"NA": base, "EU": base, "FE": base}
+}
+
+// store is what the broker keeps: links and the reports outbox.
+type store interface {
+	tokens.Store
+	reports.Store
+}
+
 // openStore opens the store BROKER_STORE names.
-func (m *Main) openStore() (tokens.Store, error) {
+func (m *Main) openStore() (store, error) {
 	switch m.Config.StoreKind {
 	case "bolt":
 		s, err := bolt.Open(m.Config.StoreTarget)

@@ -46,8 +46,10 @@ type harness struct {
 	tb     testing.TB
 	clock  *clock
 	lwa    *sim.LWA
+	alexa  *sim.Alexa
 	authz  *sim.AuthServer
 	main   *Main
+	config config.Config
 	logs   *syncBuffer
 	dbPath string
 	conn   *grpc.ClientConn
@@ -65,6 +67,11 @@ func newHarness(tb testing.TB) *harness {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { h.lwa.Close() })
+	h.alexa = sim.NewAlexa(sim.AlexaOptions{LWA: h.lwa, Now: h.clock.Now})
+	if err := h.alexa.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.alexa.Close() })
 	var err error
 	if h.authz, err = sim.NewAuthServer(sim.AuthServerOptions{}); err != nil {
 		tb.Fatal(err)
@@ -82,6 +89,7 @@ func newHarness(tb testing.TB) *harness {
 		"BROKER_LWA_CLIENT_ID":     h.lwa.ClientID(),
 		"BROKER_LWA_CLIENT_SECRET": h.lwa.ClientSecret(),
 		"BROKER_LWA_TOKEN_URL":     h.lwa.TokenURL(),
+		"BROKER_ALEXA_API_URL":     h.alexa.URL(),
 		"BROKER_ALEXA_CLIENT_IDS":  alexaClient,
 		"BROKER_JWT_ISSUER":        h.authz.Issuer(),
 		"BROKER_JWT_AUDIENCE":      h.authz.Audience(),
@@ -93,22 +101,44 @@ func newHarness(tb testing.TB) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	h.config = c
+	h.start()
+	return h
+}
+
+// start boots a broker on h's configuration and store file.
+func (h *harness) start() {
+	h.tb.Helper()
 	h.main = NewMain()
-	h.main.Config, h.main.Stdout, h.main.Now = c, h.logs, h.clock.Now
-	if _, ok := tb.(*testing.B); ok {
+	h.main.Config, h.main.Stdout, h.main.Now = h.config, h.logs, h.clock.Now
+	h.main.ReportPollInterval, h.main.ReportMinBackoff = 20*time.Millisecond, time.Second
+	if _, ok := h.tb.(*testing.B); ok {
 		h.main.Stdout = io.Discard // logs still formatted, not kept
 		h.main.Config.LogLevel = "info"
 	}
-	if err := h.main.Run(ctx); err != nil {
-		tb.Fatal(err)
+	if err := h.main.Run(context.Background()); err != nil {
+		h.tb.Fatal(err)
 	}
-	tb.Cleanup(func() { h.main.Close() })
+	m := h.main
+	h.tb.Cleanup(func() { m.Close() })
 	h.base = "http://" + h.main.Server.HTTPAddr()
-	if h.conn, err = grpc.NewClient(h.main.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-		tb.Fatal(err)
+	conn, err := grpc.NewClient(h.main.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		h.tb.Fatal(err)
 	}
-	tb.Cleanup(func() { h.conn.Close() })
-	return h
+	h.conn = conn
+	h.tb.Cleanup(func() { conn.Close() })
+}
+
+// restart stops the broker and boots a new one on the same store file, as a
+// process restart would.
+func (h *harness) restart() {
+	h.tb.Helper()
+	if err := h.main.Close(); err != nil {
+		h.tb.Fatal(err)
+	}
+	h.conn.Close()
+	h.start()
 }
 
 // clientToken is a companion-backend token with scopes, valid for an hour.

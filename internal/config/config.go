@@ -53,6 +53,12 @@ type Config struct {
 	RefreshAhead      time.Duration
 	BackgroundRefresh time.Duration
 
+	// AlexaRegion is the Alexa API region new links remember ("NA", "EU",
+	// "FE"), or "" for the host of BROKER_ALEXA_API_URL.
+	AlexaRegion     string
+	ReportDeadline  time.Duration
+	ReportRetention time.Duration
+
 	LogLevel string
 }
 
@@ -139,6 +145,12 @@ var settings = []setting{
 		bind: duration(func(c *Config) *time.Duration { return &c.RefreshAhead })},
 	{flag: "background-refresh", env: "BROKER_BACKGROUND_REFRESH", def: "24h", usage: "refresh in the background the links used within this window; 0 turns it off",
 		bind: duration(func(c *Config) *time.Duration { return &c.BackgroundRefresh })},
+	{flag: "alexa-region", env: "BROKER_ALEXA_REGION", usage: "Alexa API region of new links: NA, EU or FE (unset: the host of BROKER_ALEXA_API_URL)",
+		bind: str(func(c *Config) *string { return &c.AlexaRegion })},
+	{flag: "report-deadline", env: "BROKER_REPORT_DEADLINE", def: "24h", usage: "retry a profile report this long before it is FAILED",
+		bind: duration(func(c *Config) *time.Duration { return &c.ReportDeadline })},
+	{flag: "report-retention", env: "BROKER_REPORT_RETENTION", def: "168h", usage: "keep delivered and failed reports this long",
+		bind: duration(func(c *Config) *time.Duration { return &c.ReportRetention })},
 	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		bind: str(func(c *Config) *string { return &c.LogLevel })},
 }
@@ -314,6 +326,17 @@ func (c *Config) problems() []string {
 	}
 	if c.BackgroundRefresh < 0 {
 		add("BROKER_BACKGROUND_REFRESH", "must not be negative")
+	}
+	switch c.AlexaRegion {
+	case "", "NA", "EU", "FE":
+	default:
+		add("BROKER_ALEXA_REGION", "must be NA, EU or FE")
+	}
+	if c.ReportDeadline <= 0 {
+		add("BROKER_REPORT_DEADLINE", "must be more than 0")
+	}
+	if c.ReportRetention <= 0 {
+		add("BROKER_REPORT_RETENTION", "must be more than 0")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

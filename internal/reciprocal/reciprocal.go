@@ -44,6 +44,8 @@ type Exchanger interface {
 type Service struct {
 	tokens  Exchanger
 	clients []string
+	// Region is the Alexa API region new links remember; "" for the default host.
+	Region string
 }
 
 // NewService returns a Service that accepts the Alexa client ids in clients.
@@ -93,7 +95,7 @@ func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, Deadline)
 	defer cancel()
-	if _, err := s.tokens.Exchange(ctx, p.Subject, req.Code, ""); err != nil {
+	if _, err := s.tokens.Exchange(ctx, p.Subject, req.Code, s.Region); err != nil {
 		if ctx.Err() != nil && tokens.ErrorCode(err) == tokens.EINTERNAL {
 			return fmt.Errorf("hand-over of user %q: %w", p.Subject, tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time"))
 		}

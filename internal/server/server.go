@@ -64,6 +64,14 @@ type Options struct {
 	Authenticator Authenticator
 }
 
+// NewRegistry returns a metrics registry holding the Go runtime and process
+// collectors, for the broker's own metrics to join.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 // Server runs the gRPC server and the HTTP gateway of one broker process.
 type Server struct {
 	opts     Options
@@ -97,8 +105,7 @@ func New(opts Options) (*Server, error) {
 		s.health = health.New(nil)
 	}
 	if s.registry == nil {
-		s.registry = prometheus.NewRegistry()
-		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		s.registry = NewRegistry()
 	}
 
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())

@@ -349,6 +349,29 @@ func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Durat
 	return next, nil
 }
 
+// RequireRelink marks userID's link RELINK_REQUIRED, as when Alexa answers that
+// the skill was disabled or its permission withdrawn: no LWA call is made for
+// the user until Alexa hands over a new code. It returns ErrLinkNotFound when
+// the user has no link.
+func (s *Service) RequireRelink(ctx context.Context, userID string) error {
+	l, err := s.write(ctx, userID, func(cur *Link) (*Link, error) {
+		if cur == nil {
+			return nil, ErrLinkNotFound
+		}
+		if cur.State == StateRelinkRequired {
+			return nil, nil
+		}
+		next := *cur
+		next.State = StateRelinkRequired
+		return &next, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.usage.forget(l.UserID)
+	return nil
+}
+
 // Link returns userID's link, or ErrLinkNotFound.
 func (s *Service) Link(ctx context.Context, userID string) (*Link, error) {
 	return s.store.GetLink(ctx, userID)

@@ -1,10 +1,12 @@
-// Package bolt is the broker's embedded store: a tokens.Store kept in one bbolt file
-// on local disk. It is the default store (BROKER_STORE=bolt:PATH) and fits a single
+// Package bolt is the broker's embedded store: a tokens.Store and the reports
+// outbox (reports.Store) kept in one bbolt file on local disk. It is the default store (BROKER_STORE=bolt:PATH) and fits a single
 // broker process; several instances sharing links need the DynamoDB store.
 //
 // The file holds two buckets: "links", keyed by user id, whose values are versioned
 // link records, and "codes", keyed by authorization-code hash, whose values record
-// who claimed the code and until when. Records are the package's own JSON forms,
+// who claimed the code and until when; "reports", keyed by message id, holds the
+// outbox, and "pending" indexes its PENDING reports by user id and sequence.
+// Records are the package's own JSON forms,
 // never tokens.Link marshalled directly, so that the domain type can change without
 // changing the file. Tokens arrive sealed; the store never sees them in clear.
 package bolt
@@ -35,8 +37,10 @@ const (
 )
 
 var (
-	bucketLinks = []byte("links")
-	bucketCodes = []byte("codes")
+	bucketLinks   = []byte("links")
+	bucketCodes   = []byte("codes")
+	bucketReports = []byte("reports")
+	bucketPending = []byte("pending")
 )
 
 // errUnavailable marks errors that mean the database cannot answer: it is closed,
@@ -73,7 +77,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketLinks, bucketCodes} {
+		for _, name := range [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}

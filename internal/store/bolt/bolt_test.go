@@ -11,6 +11,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/storetest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -18,6 +19,12 @@ import (
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tokens.Store {
+		return openTemp(t)
+	})
+}
+
+func TestStore_Reports(t *testing.T) {
+	storetest.RunReports(t, func(t *testing.T) reports.Store {
 		return openTemp(t)
 	})
 }

@@ -1,0 +1,262 @@
+package reports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Defaults of a Deliverer.
+const (
+	DefaultDeadline    = 24 * time.Hour
+	DefaultRetention   = 7 * 24 * time.Hour
+	DefaultConcurrency = 8
+	// sendTimeout bounds one call to the Alexa Health API.
+	sendTimeout = 15 * time.Second
+)
+
+// Deliverer sends pending reports to the Alexa Health API in the background:
+// at most one report of a user at a time, the user's newest first (each report
+// is the user's whole profile set, so a newer one supersedes older ones), with
+// exponential backoff and jitter that honours Retry-After, until Deadline.
+type Deliverer struct {
+	service *Service
+	sender  Sender
+
+	// Deadline is how long after submission a report is retried before FAILED.
+	Deadline time.Duration
+	// Retention is how long finished reports are kept before removal.
+	Retention time.Duration
+	// Concurrency bounds the users served at once.
+	Concurrency int
+	// PollInterval is how often the outbox is looked at when nothing wakes the
+	// deliverer.
+	PollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between attempts.
+	MinBackoff, MaxBackoff time.Duration
+
+	wake chan struct{}
+	mu   sync.Mutex
+	busy map[string]bool // users being served
+}
+
+// NewDeliverer returns a Deliverer of s's reports through sender. Reports that
+// s accepts wake it at once.
+func NewDeliverer(s *Service, sender Sender) *Deliverer {
+	d := &Deliverer{
+		service: s, sender: sender,
+		Deadline: DefaultDeadline, Retention: DefaultRetention, Concurrency: DefaultConcurrency,
+		PollInterval: time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Minute,
+		wake: make(chan struct{}, 1), busy: map[string]bool{},
+	}
+	s.wake = d.wake
+	return d
+}
+
+// Run delivers until ctx ends, then waits for sends in flight to finish.
+func (d *Deliverer) Run(ctx context.Context) {
+	sem := make(chan struct{}, max(1, d.Concurrency))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	poll := time.NewTicker(d.PollInterval)
+	defer poll.Stop()
+	lastSweep := time.Time{}
+	for {
+		now := d.service.Now()
+		if now.Sub(lastSweep) > time.Hour {
+			lastSweep = now
+			if n, err := d.service.store.DeleteFinishedReports(ctx, now.Add(-d.Retention)); err != nil {
+				d.service.Logger.WarnContext(ctx, "removing finished reports failed", "err", err.Error())
+			} else if n > 0 {
+				d.service.Logger.InfoContext(ctx, "removed finished reports", "count", n)
+			}
+		}
+		due, err := d.service.store.PendingReports(ctx, now, 1000)
+		if err != nil && ctx.Err() == nil {
+			d.service.Logger.WarnContext(ctx, "reading the outbox failed", "err", err.Error())
+		}
+		for _, r := range due {
+			if !d.claim(r.UserID) {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				d.release(r.UserID)
+				return
+			}
+			wg.Add(1)
+			go func(user string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				defer d.release(user)
+				d.deliverUser(ctx, user)
+				select { // look again: the user may have more due
+				case d.wake <- struct{}{}:
+				default:
+				}
+			}(r.UserID)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+func (d *Deliverer) claim(user string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy[user] {
+		return false
+	}
+	d.busy[user] = true
+	return true
+}
+
+func (d *Deliverer) release(user string) {
+	d.mu.Lock()
+	delete(d.busy, user)
+	d.mu.Unlock()
+}
+
+// deliverUser makes one attempt at the user's newest pending report and, once
+// it is delivered, supersedes the older ones.
+func (d *Deliverer) deliverUser(ctx context.Context, user string) {
+	s := d.service
+	pending, err := s.store.UserPendingReports(ctx, user)
+	if err != nil || len(pending) == 0 {
+		return
+	}
+	r := pending[len(pending)-1]
+	now := s.Now()
+	if r.NextAttemptAt.After(now) {
+		return
+	}
+	if now.Sub(r.SubmittedAt) > d.Deadline {
+		for _, old := range pending {
+			d.finish(ctx, old, StateFailed, "delivery deadline passed; last error: "+old.LastError)
+		}
+		return
+	}
+	err = d.attempt(ctx, r)
+	r.Attempts++
+	var retry *RetryError
+	switch {
+	case err == nil:
+		r.DeliveredAt = s.Now()
+		if d.finish(ctx, r, StateDelivered, "") {
+			s.Observer.Delivered(r.DeliveredAt.Sub(r.SubmittedAt))
+			for _, old := range pending[:len(pending)-1] {
+				if d.finish(ctx, old, StateSuperseded, "a newer report of the user was delivered") {
+					s.Observer.Superseded()
+				}
+			}
+		}
+	case errors.Is(err, ErrPermissionWithdrawn):
+		if rerr := s.tokens.RequireRelink(ctx, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
+			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
+		}
+		d.finish(ctx, r, StateFailed, ErrPermissionWithdrawn.Message)
+	case errors.As(err, &retry) || tokens.ErrorCode(err) == tokens.EUNAVAILABLE || errors.Is(err, ErrTokenRejected):
+		var after time.Duration
+		if retry != nil {
+			after = retry.After
+		}
+		r.LastError = tokens.ErrorMessage(err)
+		if retry != nil {
+			r.LastError = retry.Error()
+		}
+		r.NextAttemptAt = s.Now().Add(max(after, d.backoff(r.Attempts)))
+		if d.put(ctx, r) {
+			s.Observer.Retried()
+			s.Logger.InfoContext(ctx, "report delivery will be retried", "message_id", r.MessageID, "user_id", user,
+				"attempts", r.Attempts, "next_attempt_at", r.NextAttemptAt, "err", r.LastError)
+		}
+	default: // refused for good: invalid report, link gone or needing re-linking
+		d.finish(ctx, r, StateFailed, tokens.ErrorMessage(err))
+	}
+}
+
+// attempt sends r once with the user's token; on 401 it refreshes the token and
+// sends once more.
+func (d *Deliverer) attempt(ctx context.Context, r *Report) error {
+	s := d.service
+	link, err := s.tokens.Link(ctx, r.UserID)
+	if err != nil {
+		return err
+	}
+	tok, err := s.tokens.Token(ctx, r.UserID)
+	if err != nil {
+		return err
+	}
+	err = d.send(ctx, link.Region, tok.AccessToken, r)
+	if !errors.Is(err, ErrTokenRejected) {
+		return err
+	}
+	if _, err := s.tokens.Refresh(ctx, r.UserID); err != nil {
+		return err
+	}
+	if tok, err = s.tokens.Token(ctx, r.UserID); err != nil {
+		return err
+	}
+	return d.send(ctx, link.Region, tok.AccessToken, r)
+}
+
+func (d *Deliverer) send(ctx context.Context, region string, token tokens.Secret, r *Report) error {
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	return d.sender.Send(ctx, region, token, r)
+}
+
+// backoff returns the wait before attempt n+1: exponential from MinBackoff up
+// to MaxBackoff, with ±50 % jitter.
+func (d *Deliverer) backoff(attempts int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = d.MinBackoff, d.MaxBackoff, 2, 0.5
+	wait := b.NextBackOff()
+	for i := 1; i < min(attempts, 32); i++ {
+		wait = b.NextBackOff()
+	}
+	return wait
+}
+
+// finish moves r to an end state; it reports whether the write succeeded.
+func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason string) bool {
+	r.State, r.FinishedAt = state, d.service.Now()
+	if reason != "" {
+		r.LastError = reason
+	}
+	if !d.put(ctx, r) {
+		return false
+	}
+	s := d.service
+	switch state {
+	case StateFailed:
+		s.Observer.Failed()
+		s.Logger.WarnContext(ctx, "report failed", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts, "reason", reason)
+	case StateDelivered:
+		s.Logger.InfoContext(ctx, "report delivered", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts)
+	}
+	return true
+}
+
+// put stores r; a conflict means another deliverer (another instance) wrote it
+// first, and this one's outcome yields.
+func (d *Deliverer) put(ctx context.Context, r *Report) bool {
+	if err := d.service.store.PutReport(ctx, r); err != nil {
+		if !errors.Is(err, tokens.ErrVersionConflict) && ctx.Err() == nil {
+			d.service.Logger.WarnContext(ctx, "writing a report failed", "message_id", r.MessageID, "err", fmt.Sprint(err))
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,179 @@
+// Package reports carries baby-activity profile reports from the companion
+// backend to the Alexa Health profile API: it checks a report as the API
+// expects it, keeps it in the store's outbox before acknowledging it, and
+// delivers it in the background with retries, at least once, in order per user.
+package reports
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// State is where a report stands.
+type State int
+
+// The states of a report.
+const (
+	// StatePending: accepted and stored, not delivered yet.
+	StatePending State = iota + 1
+	// StateDelivered: the Alexa Health API answered 2xx.
+	StateDelivered
+	// StateFailed: delivery stopped for good; LastError says why.
+	StateFailed
+	// StateSuperseded: a newer report of the same user was delivered first.
+	StateSuperseded
+)
+
+// String returns the state's wire name.
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return "PENDING"
+	case StateDelivered:
+		return "DELIVERED"
+	case StateFailed:
+		return "FAILED"
+	case StateSuperseded:
+		return "SUPERSEDED"
+	}
+	return "UNKNOWN"
+}
+
+// Final reports whether the state is an end state.
+func (s State) Final() bool { return s == StateDelivered || s == StateFailed || s == StateSuperseded }
+
+// Profile is one baby-activity profile, as the Alexa Health API names its
+// fields.
+type Profile struct {
+	ProfileID    string       `json:"profileId"`
+	Name         Name         `json:"name"`
+	Capabilities []Capability `json:"capabilities"`
+}
+
+// Name is a profile's name and the nicknames Alexa recognizes.
+type Name struct {
+	FirstName string   `json:"firstName"`
+	LastName  string   `json:"lastName,omitempty"`
+	NickNames []string `json:"nickNames"`
+}
+
+// Capability is one Alexa.Health interface a profile supports.
+type Capability struct {
+	Name                string   `json:"name"`
+	Type                string   `json:"type"`
+	Version             string   `json:"version"`
+	SupportedOperations []string `json:"supportedOperations"`
+}
+
+// Report is one submission: a user's whole set of profiles, and its delivery
+// record.
+type Report struct {
+	// MessageID identifies the report; the caller's, or a new UUID.
+	MessageID string
+	// UserID is the partner's user whose link carries the report.
+	UserID   string
+	Profiles []Profile
+	// Seq orders a user's reports: a later submission has a higher Seq.
+	Seq int64
+
+	State       State
+	Attempts    int
+	LastError   string
+	SubmittedAt time.Time
+	// NextAttemptAt is when the deliverer may try again.
+	NextAttemptAt time.Time
+	DeliveredAt   time.Time
+	// FinishedAt is when the report reached an end state; it is removed a
+	// retention period later.
+	FinishedAt time.Time
+
+	// Version is the store's compare-and-set counter: 0 for a report not stored yet.
+	Version int64
+}
+
+// Interfaces lists the known Alexa.Health capability interfaces.
+var Interfaces = []string{
+	"Alexa.Health.DiaperChange",
+	"Alexa.Health.InfantFeeding",
+	"Alexa.Health.Sleep",
+	"Alexa.Health.Weight",
+	"Alexa.Health.BreastPumping",
+}
+
+// Operations lists the known operations of the Alexa.Health interfaces.
+var Operations = []string{"Add", "Delete", "Get", "Start", "Stop", "Pause", "Resume", "Cancel", "Switch"}
+
+// Limits on what one report may hold.
+const (
+	MaxProfiles     = 50
+	MaxMessageIDLen = 128
+	maxTextLen      = 256
+)
+
+// Validate returns an EINVALID error naming the first field that the Alexa
+// Health API would refuse, such as "profiles[0].name.nickNames".
+func (r *Report) Validate() error {
+	invalid := func(field, why string) error {
+		return tokens.Errorf(tokens.EINVALID, "%s: %s", field, why)
+	}
+	switch {
+	case r.UserID == "":
+		return invalid("user_id", "required")
+	case len(r.MessageID) > MaxMessageIDLen:
+		return invalid("message_id", fmt.Sprintf("longer than %d characters", MaxMessageIDLen))
+	case len(r.Profiles) == 0:
+		return invalid("profiles", "at least one profile is required")
+	case len(r.Profiles) > MaxProfiles:
+		return invalid("profiles", fmt.Sprintf("at most %d profiles", MaxProfiles))
+	}
+	ids := map[string]bool{}
+	for i, p := range r.Profiles {
+		at := fmt.Sprintf("profiles[%d]", i)
+		switch {
+		case p.ProfileID == "":
+			return invalid(at+".profileId", "required")
+		case len(p.ProfileID) > maxTextLen:
+			return invalid(at+".profileId", "too long")
+		case ids[p.ProfileID]:
+			return invalid(at+".profileId", "repeated")
+		case p.Name.FirstName == "":
+			return invalid(at+".name.firstName", "required")
+		case len(p.Name.NickNames) == 0:
+			return invalid(at+".name.nickNames", "at least one nickname is required")
+		case len(p.Capabilities) == 0:
+			return invalid(at+".capabilities", "at least one capability is required")
+		}
+		ids[p.ProfileID] = true
+		for j, n := range p.Name.NickNames {
+			if n == "" {
+				return invalid(fmt.Sprintf("%s.name.nickNames[%d]", at, j), "empty")
+			}
+		}
+		names := map[string]bool{}
+		for j, c := range p.Capabilities {
+			cat := fmt.Sprintf("%s.capabilities[%d]", at, j)
+			switch {
+			case !slices.Contains(Interfaces, c.Name):
+				return invalid(cat+".name", fmt.Sprintf("unknown interface %q", c.Name))
+			case names[c.Name]:
+				return invalid(cat+".name", "repeated")
+			case c.Type != "AlexaInterface":
+				return invalid(cat+".type", `must be "AlexaInterface"`)
+			case c.Version == "":
+				return invalid(cat+".version", "required")
+			case !slices.Contains(c.SupportedOperations, "Get"):
+				return invalid(cat+".supportedOperations", `must include "Get"`)
+			}
+			names[c.Name] = true
+			for k, op := range c.SupportedOperations {
+				if !slices.Contains(Operations, op) {
+					return invalid(fmt.Sprintf("%s.supportedOperations[%d]", cat, k), fmt.Sprintf("unknown operation %q", op))
+				}
+			}
+		}
+	}
+	return nil
+}

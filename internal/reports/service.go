@@ -1,0 +1,113 @@
+package reports
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Tokens is what reports need of the token service.
+type Tokens interface {
+	// Link returns the user's link, or tokens.ErrLinkNotFound.
+	Link(ctx context.Context, userID string) (*tokens.Link, error)
+	// Token returns a fresh access token of the user.
+	Token(ctx context.Context, userID string) (tokens.Token, error)
+	// Refresh refreshes the user's tokens now.
+	Refresh(ctx context.Context, userID string) (*tokens.Link, error)
+	// RequireRelink marks the user's link as needing a new hand-over.
+	RequireRelink(ctx context.Context, userID string) error
+}
+
+// Observer is told what happens to reports, for metrics. Its methods must be
+// quick and safe for concurrent use.
+type Observer interface {
+	Accepted()
+	Delivered(sinceSubmitted time.Duration)
+	Failed()
+	Retried()
+	Superseded()
+}
+
+// nopObserver observes nothing.
+type nopObserver struct{}
+
+func (nopObserver) Accepted()               {}
+func (nopObserver) Delivered(time.Duration) {}
+func (nopObserver) Failed()                 {}
+func (nopObserver) Retried()                {}
+func (nopObserver) Superseded()             {}
+
+// Service accepts reports and answers for them; a Deliverer sends them.
+type Service struct {
+	store  Store
+	tokens Tokens
+	// Now returns the current time; tests set it.
+	Now func() time.Time
+	// Observer is told of accepted reports; nil observes nothing.
+	Observer Observer
+	// Logger receives what happens to reports.
+	Logger *slog.Logger
+	// wake, when set, is signalled after each new report so delivery starts at once.
+	wake chan<- struct{}
+}
+
+// NewService returns a Service over the outbox and the token service.
+func NewService(store Store, tokens Tokens) *Service {
+	return &Service{store: store, tokens: tokens, Now: time.Now, Observer: nopObserver{}, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// Submit checks r and stores it as PENDING before returning, so that it is
+// delivered even if the process stops next. An empty MessageID gets a new
+// UUID. Submitting a message id again returns the report stored first and does
+// not deliver it twice.
+//
+// It returns an EINVALID error naming the field the Alexa Health API would
+// refuse (or a message id already used for another user), tokens.ErrLinkNotFound
+// when the user has no link, and an EUNAVAILABLE error when the store cannot be
+// reached.
+func (s *Service) Submit(ctx context.Context, userID, messageID string, profiles []Profile) (*Report, error) {
+	if messageID == "" {
+		messageID = uuid.NewString()
+	}
+	now := s.Now()
+	r := &Report{
+		MessageID: messageID, UserID: userID, Profiles: slices.Clone(profiles),
+		State: StatePending, SubmittedAt: now, NextAttemptAt: now,
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.tokens.Link(ctx, userID); err != nil {
+		return nil, err
+	}
+	existing, created, err := s.store.CreateReport(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("store report: %w", err)
+	}
+	if !created {
+		if existing.UserID != userID {
+			return nil, tokens.Errorf(tokens.EINVALID, "message_id: already used for another user")
+		}
+		return existing, nil
+	}
+	s.Observer.Accepted()
+	s.Logger.InfoContext(ctx, "report accepted", "message_id", r.MessageID, "user_id", userID, "profiles", len(profiles))
+	if s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return r, nil
+}
+
+// Report returns the report with messageID, or ErrReportNotFound.
+func (s *Service) Report(ctx context.Context, messageID string) (*Report, error) {
+	return s.store.GetReport(ctx, messageID)
+}

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// NewProfileReportService returns the service that accepts profile reports.
+func NewProfileReportService(s *reports.Service) brokerv1.ProfileReportServiceServer {
+	return &profileReportService{s: s}
+}
+
+type profileReportService struct {
+	brokerv1.UnimplementedProfileReportServiceServer
+	s *reports.Service
+}
+
+func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *brokerv1.SubmitProfileReportRequest) (*brokerv1.SubmitProfileReportResponse, error) {
+	profiles := make([]reports.Profile, len(req.GetProfiles()))
+	for i, pr := range req.GetProfiles() {
+		profiles[i] = reports.Profile{
+			ProfileID: pr.GetProfileId(),
+			Name: reports.Name{
+				FirstName: pr.GetName().GetFirstName(),
+				LastName:  pr.GetName().GetLastName(),
+				NickNames: pr.GetName().GetNickNames(),
+			},
+		}
+		for _, c := range pr.GetCapabilities() {
+			profiles[i].Capabilities = append(profiles[i].Capabilities, reports.Capability{
+				Name: c.GetName(), Type: c.GetType(), Version: c.GetVersion(), SupportedOperations: c.GetSupportedOperations(),
+			})
+		}
+	}
+	r, err := p.s.Submit(ctx, req.GetUserId(), req.GetMessageId(), profiles)
+	if err != nil {
+		return nil, err
+	}
+	return &brokerv1.SubmitProfileReportResponse{MessageId: r.MessageID, State: reportState(r.State)}, nil
+}
+
+func (p *profileReportService) GetProfileReport(ctx context.Context, req *brokerv1.GetProfileReportRequest) (*brokerv1.ProfileReport, error) {
+	if req.GetMessageId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "message_id is required")
+	}
+	r, err := p.s.Report(ctx, req.GetMessageId())
+	if err != nil {
+		return nil, err
+	}
+	return &brokerv1.ProfileReport{
+		MessageId:   r.MessageID,
+		UserId:      r.UserID,
+		State:       reportState(r.State),
+		Attempts:    int32(r.Attempts),
+		LastError:   r.LastError,
+		DeliveredAt: timestamp(r.DeliveredAt),
+	}, nil
+}
+
+func reportState(s reports.State) brokerv1.ReportState {
+	switch s {
+	case reports.StatePending:
+		return brokerv1.ReportState_PENDING
+	case reports.StateDelivered:
+		return brokerv1.ReportState_DELIVERED
+	case reports.StateFailed:
+		return brokerv1.ReportState_FAILED
+	case reports.StateSuperseded:
+		return brokerv1.ReportState_SUPERSEDED
+	}
+	return brokerv1.ReportState_REPORT_STATE_UNSPECIFIED
+}
+
+// ReportMetrics counts what happens to profile reports; it is the
+// reports.Observer of a broker.
+type ReportMetrics struct {
+	events  *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+var _ reports.Observer = (*ReportMetrics)(nil)
+
+// NewReportMetrics registers the report metrics with reg.
+func NewReportMetrics(reg prometheus.Registerer) (*ReportMetrics, error) {
+	m := &ReportMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_reports_total", Help: "Profile reports by event: accepted, delivered, failed, retried, superseded.",
+		}, []string{"event"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "broker_report_delivery_seconds", Help: "Time from acceptance to delivery of profile reports.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range []string{"accepted", "delivered", "failed", "retried", "superseded"} {
+		m.events.WithLabelValues(e)
+	}
+	return m, nil
+}
+
+// Accepted counts a stored report.
+func (m *ReportMetrics) Accepted() { m.events.WithLabelValues("accepted").Inc() }
+
+// Delivered counts a delivered report and its latency.
+func (m *ReportMetrics) Delivered(d time.Duration) {
+	m.events.WithLabelValues("delivered").Inc()
+	m.latency.Observe(d.Seconds())
+}
+
+// Failed counts a report that failed for good.
+func (m *ReportMetrics) Failed() { m.events.WithLabelValues("failed").Inc() }
+
+// Retried counts an attempt that will be retried.
+func (m *ReportMetrics) Retried() { m.events.WithLabelValues("retried").Inc() }
+
+// Superseded counts a report made moot by a newer one.
+func (m *ReportMetrics) Superseded() { m.events.WithLabelValues("superseded").Inc() }

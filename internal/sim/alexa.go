@@ -1,0 +1,536 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AlexaHealthProfilePath is the path of the Alexa Health profile API, on the
+// simulator as on api.amazonalexa.com.
+const AlexaHealthProfilePath = "/v1/health/profile"
+
+// alexaMaxBody is the largest request body the simulator reads.
+const alexaMaxBody = 256 << 10
+
+// AlexaOptions configures an Alexa Health API simulator. LWA is required.
+type AlexaOptions struct {
+	// Addr is the address Start listens on. It must be a loopback address;
+	// empty means "127.0.0.1:0", a free port.
+	Addr string
+	// LWA is the Login with Amazon simulator whose access tokens the API
+	// accepts: a bearer token is valid when LWA.ValidAccessToken says so, and
+	// it belongs to the user LWA.AccessTokenUser names. It is required.
+	LWA *LWA
+	// RetryAfterAsDate sends the Retry-After header of injected failures as an
+	// HTTP date (Now plus the wait, rounded up to a whole second) instead of a
+	// number of seconds; RFC 9110 §10.2.3 allows both.
+	RetryAfterAsDate bool
+	// Now is the simulator's clock; nil means time.Now. It stamps received
+	// reports and dates Retry-After headers.
+	Now func() time.Time
+}
+
+// AlexaStats counts the requests an Alexa simulator served.
+type AlexaStats struct {
+	// Requests counts every request to the profile endpoint, failed, faulted
+	// and malformed ones included.
+	Requests int
+	// Delivered counts reports accepted with 202.
+	Delivered int
+	// Unauthorized counts 401 answers: missing, invalid or expired tokens, and
+	// those rejected by RejectTokenNext.
+	Unauthorized int
+	// Forbidden counts 403 answers to users revoked with RevokeUser.
+	Forbidden int
+	// Invalid counts answers refusing the request itself: 400, 405 and 413.
+	Invalid int
+	// Faulted counts the failures injected with FailNext and ThrottleNext.
+	Faulted int
+}
+
+// ReceivedReport is one report the simulator accepted.
+type ReceivedReport struct {
+	// MessageID is the report's report.messageId.
+	MessageID string
+	// ProfileIDs lists the profileId of each profile, in the order sent.
+	ProfileIDs []string
+	// Body is the request body exactly as received, for tests that decode the
+	// profiles themselves.
+	Body []byte
+	// At is when the report was accepted, by the simulator's clock.
+	At time.Time
+}
+
+// Alexa simulates the Alexa Health profile API (POST /v1/health/profile): it
+// checks the bearer token against an LWA simulator, checks the report's shape as
+// the API does, records accepted reports per user, and fails on demand (401,
+// 403, 429 and 5xx with Retry-After, slow answers). Alexa is an http.Handler;
+// Start serves it on a loopback port. Its methods are safe for concurrent use.
+type Alexa struct {
+	opts AlexaOptions
+
+	mu         sync.Mutex
+	received   map[string][]ReceivedReport // user → accepted reports, in arrival order
+	revoked    map[string]bool             // users who disabled the skill
+	faults     []alexaFault                // injected failures, consumed in order
+	rejectNext int                         // valid tokens still to answer 401
+	delay      time.Duration               // wait before every answer
+	stats      AlexaStats
+
+	srvMu     sync.Mutex
+	srv       *httptest.Server
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+}
+
+var _ http.Handler = (*Alexa)(nil)
+
+type alexaFault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// NewAlexa returns an Alexa Health API simulator configured by opts. It does not
+// listen until Start is called; as an http.Handler it can also be mounted
+// elsewhere. It panics when opts.LWA is nil, a mistake in the test itself.
+func NewAlexa(opts AlexaOptions) *Alexa {
+	if opts.LWA == nil {
+		panic("sim: NewAlexa: AlexaOptions.LWA is required")
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Alexa{
+		opts:     opts,
+		received: make(map[string][]ReceivedReport),
+		revoked:  make(map[string]bool),
+	}
+}
+
+// Start listens on the configured loopback address and serves the API in the
+// background until Close is called or ctx is done; in-flight requests see their
+// context cancelled then. It returns an error when the address is not a loopback
+// address, cannot be listened on, or the simulator was already started.
+func (a *Alexa) Start(ctx context.Context) error {
+	host, _, err := net.SplitHostPort(a.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("sim: alexa: address %q: %w", a.opts.Addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("sim: alexa: address %q is not a loopback address", a.opts.Addr)
+	}
+	a.srvMu.Lock()
+	defer a.srvMu.Unlock()
+	if a.srv != nil {
+		return errors.New("sim: alexa: already started")
+	}
+	ln, err := net.Listen("tcp", a.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("sim: alexa: listen: %w", err)
+	}
+	base, cancel := context.WithCancel(ctx)
+	// httptest.Server closes idle connections at once and waits for the
+	// handlers on Close, which http.Server.Shutdown does not.
+	srv := &httptest.Server{
+		Listener: ln,
+		Config: &http.Server{
+			Handler:           a,
+			ReadHeaderTimeout: 5 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return base },
+		},
+	}
+	srv.Start()
+	a.srv, a.cancel = srv, cancel
+	context.AfterFunc(base, func() { _ = a.Close() })
+	return nil
+}
+
+// URL returns the simulator's base URL, such as "http://127.0.0.1:41234", or ""
+// before Start. It is what the broker takes as its Alexa API URL.
+func (a *Alexa) URL() string {
+	a.srvMu.Lock()
+	defer a.srvMu.Unlock()
+	if a.srv == nil {
+		return ""
+	}
+	return a.srv.URL
+}
+
+// Close stops the server started by Start: it cancels in-flight requests, waits
+// for their handlers to return, and closes the listener. Calling Close more than
+// once, or without Start, is harmless; it always returns nil.
+func (a *Alexa) Close() error {
+	a.srvMu.Lock()
+	srv, cancel := a.srv, a.cancel
+	a.srvMu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	a.closeOnce.Do(func() {
+		cancel()
+		srv.Close()
+	})
+	return nil
+}
+
+// RevokeUser marks user as having disabled the skill or withdrawn its
+// permission: the API then answers 403 to that user's requests, even with a
+// valid access token, until RestoreUser. Access tokens themselves stay valid;
+// LWA.RevokeUser revokes those.
+func (a *Alexa) RevokeUser(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.revoked[user] = true
+}
+
+// RestoreUser undoes RevokeUser, as when the user enables the skill again.
+func (a *Alexa) RestoreUser(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.revoked, user)
+}
+
+// FailNext makes the next n requests fail with HTTP status (500, 503 and 429 are
+// typical), before any other check; a retryAfter above zero adds a Retry-After
+// header, in whole seconds rounded up or as a date (AlexaOptions.RetryAfterAsDate).
+// Failures queue up behind those injected earlier.
+func (a *Alexa) FailNext(n, status int, retryAfter time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range n {
+		a.faults = append(a.faults, alexaFault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// ThrottleNext makes the next n requests answer 429 Too Many Requests, with a
+// Retry-After header when retryAfter is above zero.
+func (a *Alexa) ThrottleNext(n int, retryAfter time.Duration) {
+	a.FailNext(n, http.StatusTooManyRequests, retryAfter)
+}
+
+// RejectTokenNext makes the next n requests that carry a bearer token answer
+// 401, even when the token is valid, as when Amazon invalidated it early.
+// Failures injected with FailNext are answered first.
+func (a *Alexa) RejectTokenNext(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rejectNext += n
+}
+
+// SetDelay makes every answer wait d before it is given; zero answers at once.
+// A waiting request ends without an answer when its client goes away.
+func (a *Alexa) SetDelay(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.delay = d
+}
+
+// ClearFaults removes pending injected failures and token rejections, and the
+// delay. Users revoked with RevokeUser stay revoked.
+func (a *Alexa) ClearFaults() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.faults = nil
+	a.rejectNext = 0
+	a.delay = 0
+}
+
+// Received returns the reports accepted for user, in arrival order; nil when
+// there are none. The result is a copy the caller may keep.
+func (a *Alexa) Received(user string) []ReceivedReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	got := a.received[user]
+	if len(got) == 0 {
+		return nil
+	}
+	out := make([]ReceivedReport, len(got))
+	for i, r := range got {
+		r.ProfileIDs = slices.Clone(r.ProfileIDs)
+		r.Body = slices.Clone(r.Body)
+		out[i] = r
+	}
+	return out
+}
+
+// Stats returns a snapshot of the request counters.
+func (a *Alexa) Stats() AlexaStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+// ServeHTTP answers POST /v1/health/profile as the Alexa Health API does, and
+// 404 on any other path. Its error answers are JSON {"code","message"}; they
+// name the offending field but never repeat a token or a value sent.
+func (a *Alexa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != AlexaHealthProfilePath {
+		http.NotFound(w, r)
+		return
+	}
+	a.mu.Lock()
+	a.stats.Requests++
+	delay := a.delay
+	a.mu.Unlock()
+
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+
+	a.mu.Lock()
+	var fault *alexaFault
+	if len(a.faults) > 0 {
+		fault = &a.faults[0]
+		a.faults = a.faults[1:]
+		a.stats.Faulted++
+	}
+	a.mu.Unlock()
+	if fault != nil {
+		a.writeFault(w, *fault)
+		return
+	}
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		a.refuse(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "The method must be POST")
+		return
+	}
+	user, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		a.refuse(w, http.StatusBadRequest, "INVALID_REQUEST", "Content-Type: must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, alexaMaxBody))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			a.refuse(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "body: larger than "+strconv.Itoa(alexaMaxBody)+" bytes")
+			return
+		}
+		a.refuse(w, http.StatusBadRequest, "INVALID_REQUEST", "body: cannot be read")
+		return
+	}
+	rep, msg := parseAlexaReport(body)
+	if msg != "" {
+		a.refuse(w, http.StatusBadRequest, "INVALID_REQUEST", msg)
+		return
+	}
+
+	ids := make([]string, len(rep.Profiles))
+	for i, p := range rep.Profiles {
+		ids[i] = p.ProfileID
+	}
+	a.mu.Lock()
+	a.received[user] = append(a.received[user], ReceivedReport{
+		MessageID:  rep.MessageID,
+		ProfileIDs: ids,
+		Body:       body,
+		At:         a.opts.Now(),
+	})
+	a.stats.Delivered++
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// authenticate checks the bearer token and the user's permission. It writes the
+// 401 or 403 answer and returns false when the request may not proceed.
+func (a *Alexa) authenticate(w http.ResponseWriter, r *http.Request) (user string, ok bool) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		a.unauthorized(w, `Bearer`, "The access token is missing")
+		return "", false
+	}
+	a.mu.Lock()
+	reject := a.rejectNext > 0
+	if reject {
+		a.rejectNext--
+	}
+	a.mu.Unlock()
+	user, valid := a.opts.LWA.AccessTokenUser(token)
+	if reject || !valid {
+		a.unauthorized(w, `Bearer error="invalid_token"`, "The access token is invalid or expired")
+		return "", false
+	}
+	a.mu.Lock()
+	revoked := a.revoked[user]
+	if revoked {
+		a.stats.Forbidden++
+	}
+	a.mu.Unlock()
+	if revoked {
+		alexaWriteJSON(w, http.StatusForbidden, "ACCESS_DENIED", "The skill is disabled for this user or its permission was withdrawn")
+		return "", false
+	}
+	return user, true
+}
+
+func (a *Alexa) unauthorized(w http.ResponseWriter, challenge, msg string) {
+	a.mu.Lock()
+	a.stats.Unauthorized++
+	a.mu.Unlock()
+	w.Header().Set("WWW-Authenticate", challenge)
+	alexaWriteJSON(w, http.StatusUnauthorized, "INVALID_ACCESS_TOKEN", msg)
+}
+
+// refuse writes an answer refusing the request itself and counts it.
+func (a *Alexa) refuse(w http.ResponseWriter, status int, code, msg string) {
+	a.mu.Lock()
+	a.stats.Invalid++
+	a.mu.Unlock()
+	alexaWriteJSON(w, status, code, msg)
+}
+
+func (a *Alexa) writeFault(w http.ResponseWriter, f alexaFault) {
+	if f.retryAfter > 0 {
+		secs := int64((f.retryAfter + time.Second - 1) / time.Second)
+		if a.opts.RetryAfterAsDate {
+			at := a.opts.Now().UTC()
+			if at.Truncate(time.Second) != at {
+				at = at.Truncate(time.Second).Add(time.Second)
+			}
+			w.Header().Set("Retry-After", at.Add(time.Duration(secs)*time.Second).Format(http.TimeFormat))
+		} else {
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		}
+	}
+	code, msg := "INTERNAL_SERVICE_EXCEPTION", "The service encountered an internal error"
+	switch f.status {
+	case http.StatusTooManyRequests:
+		code, msg = "TOO_MANY_REQUESTS", "Rate exceeded"
+	case http.StatusServiceUnavailable:
+		code, msg = "SERVICE_UNAVAILABLE", "The service is temporarily unavailable"
+	}
+	alexaWriteJSON(w, f.status, code, msg)
+}
+
+func alexaWriteJSON(w http.ResponseWriter, status int, code, msg string) {
+	b, err := json.Marshal(map[string]string{"code": code, "message": msg})
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// The request body, as samples/health-profile-report.json shows it.
+type (
+	alexaRequest struct {
+		Report *alexaReport `json:"report"`
+	}
+	alexaReport struct {
+		MessageID string         `json:"messageId"`
+		Profiles  []alexaProfile `json:"profiles"`
+	}
+	alexaProfile struct {
+		ProfileID    string            `json:"profileId"`
+		Name         alexaName         `json:"name"`
+		Capabilities []alexaCapability `json:"capabilities"`
+	}
+	alexaName struct {
+		FirstName string   `json:"firstName"`
+		LastName  string   `json:"lastName"`
+		NickNames []string `json:"nickNames"`
+	}
+	alexaCapability struct {
+		Name                string   `json:"name"`
+		Type                string   `json:"type"`
+		Version             string   `json:"version"`
+		SupportedOperations []string `json:"supportedOperations"`
+	}
+)
+
+// parseAlexaReport decodes and checks a request body. On refusal it returns a
+// message that starts with the offending field, such as
+// "report.profiles[0].name.nickNames: at least one nickname is required"; the
+// message names fields but never repeats a value.
+func parseAlexaReport(body []byte) (*alexaReport, string) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req alexaRequest
+	if err := dec.Decode(&req); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return nil, typeErr.Field + ": wrong JSON type"
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			// The decoder names the field only, without its path.
+			return nil, "body: " + strings.TrimPrefix(err.Error(), "json: ")
+		}
+		return nil, "body: not a JSON object"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "body: data after the JSON object"
+	}
+	rep := req.Report
+	switch {
+	case rep == nil:
+		return nil, "report: required"
+	case rep.MessageID == "":
+		return nil, "report.messageId: required"
+	case len(rep.Profiles) == 0:
+		return nil, "report.profiles: at least one profile is required"
+	}
+	seen := make(map[string]bool)
+	for i, p := range rep.Profiles {
+		at := fmt.Sprintf("report.profiles[%d]", i)
+		switch {
+		case p.ProfileID == "":
+			return nil, at + ".profileId: required"
+		case seen[p.ProfileID]:
+			return nil, at + ".profileId: repeated"
+		case p.Name.FirstName == "":
+			return nil, at + ".name.firstName: required"
+		case len(p.Name.NickNames) == 0:
+			return nil, at + ".name.nickNames: at least one nickname is required"
+		case len(p.Capabilities) == 0:
+			return nil, at + ".capabilities: at least one capability is required"
+		}
+		seen[p.ProfileID] = true
+		for j, n := range p.Name.NickNames {
+			if strings.TrimSpace(n) == "" {
+				return nil, fmt.Sprintf("%s.name.nickNames[%d]: empty", at, j)
+			}
+		}
+		for j, c := range p.Capabilities {
+			cat := fmt.Sprintf("%s.capabilities[%d]", at, j)
+			switch {
+			case !strings.HasPrefix(c.Name, "Alexa.Health.") || len(c.Name) == len("Alexa.Health."):
+				return nil, cat + `.name: must be an Alexa.Health interface`
+			case c.Type != "AlexaInterface":
+				return nil, cat + `.type: must be "AlexaInterface"`
+			case c.Version == "":
+				return nil, cat + ".version: required"
+			case !slices.Contains(c.SupportedOperations, "Get"):
+				return nil, cat + `.supportedOperations: must include "Get"`
+			}
+		}
+	}
+	return rep, ""
+}

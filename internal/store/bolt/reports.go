@@ -1,0 +1,269 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+var _ reports.Store = (*Store)(nil)
+
+// reportRecord is how a reports.Report is kept in the "reports" bucket.
+type reportRecord struct {
+	Format        int               `json:"format"`
+	MessageID     string            `json:"message_id"`
+	UserID        string            `json:"user_id"`
+	Profiles      []reports.Profile `json:"profiles"`
+	Seq           int64             `json:"seq"`
+	State         string            `json:"state"`
+	Attempts      int               `json:"attempts"`
+	LastError     string            `json:"last_error,omitempty"`
+	SubmittedAt   string            `json:"submitted_at"`
+	NextAttemptAt string            `json:"next_attempt_at,omitempty"`
+	DeliveredAt   string            `json:"delivered_at,omitempty"`
+	FinishedAt    string            `json:"finished_at,omitempty"`
+	Version       int64             `json:"version"`
+}
+
+var reportStates = map[string]reports.State{}
+
+func init() {
+	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
+		reportStates[st.String()] = st
+	}
+}
+
+func encodeReport(r *reports.Report, version int64) ([]byte, error) {
+	b, err := json.Marshal(reportRecord{
+		Format: recordFormat, MessageID: r.MessageID, UserID: r.UserID, Profiles: r.Profiles, Seq: r.Seq,
+		State: r.State.String(), Attempts: r.Attempts, LastError: r.LastError,
+		SubmittedAt: formatTime(r.SubmittedAt), NextAttemptAt: formatTime(r.NextAttemptAt),
+		DeliveredAt: formatTime(r.DeliveredAt), FinishedAt: formatTime(r.FinishedAt), Version: version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: encode report %q: %w", r.MessageID, err)
+	}
+	return b, nil
+}
+
+func decodeReport(v []byte) (*reports.Report, error) {
+	var rec reportRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("bolt: decode report: %w", err)
+	}
+	state, ok := reportStates[rec.State]
+	if rec.Format != recordFormat || !ok {
+		return nil, fmt.Errorf("bolt: decode report %q: unknown format %d or state %q", rec.MessageID, rec.Format, rec.State)
+	}
+	r := &reports.Report{
+		MessageID: rec.MessageID, UserID: rec.UserID, Profiles: rec.Profiles, Seq: rec.Seq,
+		State: state, Attempts: rec.Attempts, LastError: rec.LastError, Version: rec.Version,
+	}
+	for _, t := range []struct {
+		dst *time.Time
+		s   string
+	}{{&r.SubmittedAt, rec.SubmittedAt}, {&r.NextAttemptAt, rec.NextAttemptAt}, {&r.DeliveredAt, rec.DeliveredAt}, {&r.FinishedAt, rec.FinishedAt}} {
+		var err error
+		if *t.dst, err = parseTime(t.s); err != nil {
+			return nil, fmt.Errorf("bolt: decode report %q: %w", rec.MessageID, err)
+		}
+	}
+	return r, nil
+}
+
+// pendingKey indexes a pending report: user id, a zero byte, and the sequence
+// big-endian, so that a user's pending reports are one ordered range.
+func pendingKey(userID string, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(userID), 0), uint64(seq))
+}
+
+// CreateReport stores r unless a report with its message id exists, which it
+// returns instead with created false. It sets r.Seq from the file's report
+// sequence and r.Version. It returns an EINVALID error for an empty or too long
+// message id, and an EUNAVAILABLE error when the database cannot be written.
+func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
+	if r.MessageID == "" || len(r.MessageID) > bbolt.MaxKeySize || r.UserID == "" {
+		return nil, false, tokens.Errorf(tokens.EINVALID, "report needs a message id and a user id")
+	}
+	var existing *reports.Report
+	var seq, version int64
+	err := s.update(ctx, "create report", func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketReports)
+		if v := b.Get([]byte(r.MessageID)); v != nil {
+			var err error
+			existing, err = decodeReport(v)
+			return err
+		}
+		n, err := b.NextSequence()
+		if err != nil {
+			return fmt.Errorf("bolt: create report: %w: %w", errUnavailable, err)
+		}
+		seq, version = int64(n), int64(n)
+		rec := *r
+		rec.Seq = seq
+		return s.putReport(tx, &rec, version)
+	})
+	switch {
+	case err != nil:
+		return nil, false, err
+	case existing != nil:
+		return existing, false, nil
+	}
+	r.Seq, r.Version = seq, version
+	return r, true, nil
+}
+
+// putReport writes r with version and keeps the pending index in step.
+func (s *Store) putReport(tx *bbolt.Tx, r *reports.Report, version int64) error {
+	v, err := encodeReport(r, version)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketReports).Put([]byte(r.MessageID), v); err != nil {
+		return fmt.Errorf("bolt: put report: %w: %w", errUnavailable, err)
+	}
+	pending, key := tx.Bucket(bucketPending), pendingKey(r.UserID, r.Seq)
+	if r.State == reports.StatePending {
+		err = pending.Put(key, []byte(r.MessageID))
+	} else {
+		err = pending.Delete(key)
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: index report: %w: %w", errUnavailable, err)
+	}
+	return nil
+}
+
+// GetReport returns the report with messageID, or reports.ErrReportNotFound.
+func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Report, error) {
+	var r *reports.Report
+	err := s.view(ctx, "get report", func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketReports).Get([]byte(messageID))
+		if v == nil {
+			return reports.ErrReportNotFound
+		}
+		var err error
+		r, err = decodeReport(v)
+		return err
+	})
+	return r, err
+}
+
+// PutReport writes r when the stored version equals r.Version, then sets
+// r.Version. It returns tokens.ErrVersionConflict (wrapped) when it differs,
+// reports.ErrReportNotFound when the report is gone, and an EUNAVAILABLE error
+// when the database cannot be written.
+func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+	var version int64
+	err := s.update(ctx, "put report", func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketReports)
+		v := b.Get([]byte(r.MessageID))
+		if v == nil {
+			return reports.ErrReportNotFound
+		}
+		old, err := decodeReport(v)
+		if err != nil {
+			return err
+		}
+		if old.Version != r.Version {
+			return fmt.Errorf("bolt: put report %q: stored version %d, given %d: %w", r.MessageID, old.Version, r.Version, tokens.ErrVersionConflict)
+		}
+		n, err := b.NextSequence()
+		if err != nil {
+			return fmt.Errorf("bolt: put report: %w: %w", errUnavailable, err)
+		}
+		version = int64(n)
+		return s.putReport(tx, r, version)
+	})
+	if err != nil {
+		return err
+	}
+	r.Version = version
+	return nil
+}
+
+// PendingReports returns up to limit PENDING reports due at now.
+func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+	var due []*reports.Report
+	err := s.view(ctx, "pending reports", func(tx *bbolt.Tx) error {
+		rb := tx.Bucket(bucketReports)
+		return tx.Bucket(bucketPending).ForEach(func(_, id []byte) error {
+			if len(due) >= limit {
+				return nil
+			}
+			v := rb.Get(id)
+			if v == nil {
+				return nil
+			}
+			r, err := decodeReport(v)
+			if err != nil {
+				return err
+			}
+			if !r.NextAttemptAt.After(now) {
+				due = append(due, r)
+			}
+			return nil
+		})
+	})
+	return due, err
+}
+
+// UserPendingReports returns the PENDING reports of userID by Seq.
+func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+	var out []*reports.Report
+	err := s.view(ctx, "user pending reports", func(tx *bbolt.Tx) error {
+		rb := tx.Bucket(bucketReports)
+		prefix := append([]byte(userID), 0)
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, id := c.Seek(prefix); k != nil && len(k) == len(prefix)+8 && string(k[:len(prefix)]) == string(prefix); k, id = c.Next() {
+			v := rb.Get(id)
+			if v == nil {
+				continue
+			}
+			r, err := decodeReport(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteFinishedReports removes reports that reached an end state before before.
+func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.update(ctx, "delete finished reports", func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketReports)
+		var gone [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			r, err := decodeReport(v)
+			if err != nil {
+				return err
+			}
+			if r.State.Final() && r.FinishedAt.Before(before) {
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("bolt: delete report: %w: %w", errUnavailable, err)
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	return n, err
+}
