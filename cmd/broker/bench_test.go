@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -117,4 +119,67 @@ func BenchmarkReciprocal(b *testing.B) {
 			b.Fatalf("%d %s", status, body)
 		}
 	}
+}
+
+// BenchmarkSubmitProfileReport measures reports accepted per second over gRPC:
+// validation, the link check and the durable write to the outbox. Delivery to
+// the simulator runs meanwhile, as it would in production.
+func BenchmarkSubmitProfileReport(b *testing.B) {
+	h := newHarness(b)
+	const users = 50
+	for u := range users {
+		h.link("bench-" + strconv.Itoa(u))
+	}
+	client := brokerv1.NewProfileReportServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.clientToken("broker:profiles"))
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := "bench-" + strconv.Itoa(int(n.Add(1))%users)
+			if _, err := client.SubmitProfileReport(ctx, benchReport(user)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
+
+// BenchmarkDeliverProfileReports measures reports delivered per second to the
+// local Alexa simulator: b.N reports of b.N users (so none supersedes another)
+// are submitted, and the clock runs until the last is delivered.
+func BenchmarkDeliverProfileReports(b *testing.B) {
+	h := newHarness(b)
+	users := make([]string, b.N)
+	for i := range users {
+		users[i] = "deliver-" + strconv.Itoa(i)
+		h.link(users[i])
+	}
+	client := brokerv1.NewProfileReportServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.clientToken("broker:profiles"))
+	b.ResetTimer()
+	for _, u := range users {
+		if _, err := client.SubmitProfileReport(ctx, benchReport(u)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for {
+		if h.alexa.Stats().Delivered >= b.N {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
+
+func benchReport(user string) *brokerv1.SubmitProfileReportRequest {
+	return &brokerv1.SubmitProfileReportRequest{UserId: user, Profiles: []*brokerv1.Profile{{
+		ProfileId: "baby-1",
+		Name:      &brokerv1.ProfileName{FirstName: "Jennifer", NickNames: []string{"Jenny"}},
+		Capabilities: []*brokerv1.Capability{{
+			Name: "Alexa.Health.Sleep", Type: "AlexaInterface", Version: "1", SupportedOperations: []string{"Get", "Start", "Stop"},
+		}},
+	}}}
 }
