@@ -29,6 +29,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stdout, stderr)
+	case "sandbox":
+		return sandbox(ctx, args, stdout, stderr)
+	case "simulate":
+		return simulate(ctx, args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0

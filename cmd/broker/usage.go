@@ -12,8 +12,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `broker: the reciprocal token broker for Alexa mutual account linking.
 
 Commands:
-  serve   run the gRPC server and the HTTP gateway (the default)
-  help    show this help
+  serve     run the gRPC server and the HTTP gateway (the default)
+  sandbox   run the broker with simulated Amazon and partner services, play the
+            mutual-linking story once, then keep serving (broker sandbox --help)
+  simulate  run only the simulators, for a broker started separately
+  help      show this help
 
 `)
 	config.Usage(w, "broker serve")

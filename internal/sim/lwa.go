@@ -350,6 +350,17 @@ func (l *LWA) FailNext(n, status int, retryAfter time.Duration) {
 	}
 }
 
+// SetAccessTokenLifetime changes the lifetime of access tokens issued from now
+// on; zero or less restores DefaultLWAAccessTokenLifetime.
+func (l *LWA) SetAccessTokenLifetime(d time.Duration) {
+	if d <= 0 {
+		d = DefaultLWAAccessTokenLifetime
+	}
+	l.mu.Lock()
+	l.opts.AccessTokenLifetime = d
+	l.mu.Unlock()
+}
+
 // ThrottleNext makes the next n requests answer 429 Too Many Requests with a
 // Retry-After header of retryAfter (whole seconds, rounded up).
 func (l *LWA) ThrottleNext(n int, retryAfter time.Duration) {

@@ -1,0 +1,96 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FaultNames lists the faults Apply understands, for help texts.
+const FaultNames = "lwa:invalid_grant, lwa:5xx, lwa:429, lwa:slow, alexa:401, alexa:403, alexa:429, alexa:5xx, alexa:slow"
+
+// Faults switches the simulators' failure modes on by name, from the command
+// line (broker sandbox --fault) or from the admin route.
+type Faults struct {
+	LWA   *LWA
+	Alexa *Alexa
+	// User is whom the user-specific faults (invalid_grant, 403) strike.
+	User string
+}
+
+// Apply switches on one fault, named target:kind, with count repetitions where
+// the fault is counted (0 means 3). It returns a sentence saying what changed.
+func (f *Faults) Apply(name string, count int) (string, error) {
+	if count <= 0 {
+		count = 3
+	}
+	target, kind, _ := strings.Cut(name, ":")
+	switch target + ":" + kind {
+	case "lwa:invalid_grant":
+		f.LWA.RevokeUser(f.User)
+		return fmt.Sprintf("LWA now answers invalid_grant for %s's codes and refresh tokens", f.User), nil
+	case "lwa:5xx":
+		f.LWA.FailNext(count, http.StatusServiceUnavailable, 0)
+		return fmt.Sprintf("LWA answers the next %d requests with 503", count), nil
+	case "lwa:429":
+		f.LWA.ThrottleNext(count, 2*time.Second)
+		return fmt.Sprintf("LWA answers the next %d requests with 429, Retry-After: 2", count), nil
+	case "lwa:slow":
+		f.LWA.SetDelay(3 * time.Second)
+		return "LWA now takes 3 s to answer", nil
+	case "alexa:401":
+		f.Alexa.RejectTokenNext(count)
+		return fmt.Sprintf("the Alexa Health API refuses the next %d access tokens with 401", count), nil
+	case "alexa:403":
+		f.Alexa.RevokeUser(f.User)
+		return fmt.Sprintf("the Alexa Health API answers 403 for %s: the skill was disabled", f.User), nil
+	case "alexa:429":
+		f.Alexa.ThrottleNext(count, 2*time.Second)
+		return fmt.Sprintf("the Alexa Health API answers the next %d reports with 429, Retry-After: 2", count), nil
+	case "alexa:5xx":
+		f.Alexa.FailNext(count, http.StatusInternalServerError, 0)
+		return fmt.Sprintf("the Alexa Health API answers the next %d reports with 500", count), nil
+	case "alexa:slow":
+		f.Alexa.SetDelay(3 * time.Second)
+		return "the Alexa Health API now takes 3 s to answer", nil
+	}
+	return "", fmt.Errorf("unknown fault %q (known: %s)", name, FaultNames)
+}
+
+// Clear switches every fault off: no injected failures or delays, and the user
+// restored at the Alexa Health API. (LWA's invalid_grant stands: revoked grants
+// stay revoked, as on LWA; a new hand-over links again.)
+func (f *Faults) Clear() string {
+	f.LWA.ClearFaults()
+	f.Alexa.ClearFaults()
+	f.Alexa.RestoreUser(f.User)
+	return "faults cleared"
+}
+
+// Handler is the admin route: POST /faults/{target}/{kind}?count=N switches a
+// fault on, DELETE /faults switches them off. It answers JSON
+// {"result":"…"} or {"error":"…"}.
+func (f *Faults) Handler() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, status int, key, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{key: msg})
+	}
+	mux.HandleFunc("POST /faults/{target}/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		count, _ := strconv.Atoi(r.URL.Query().Get("count"))
+		msg, err := f.Apply(r.PathValue("target")+":"+r.PathValue("kind"), count)
+		if err != nil {
+			reply(w, http.StatusBadRequest, "error", err.Error())
+			return
+		}
+		reply(w, http.StatusOK, "result", msg)
+	})
+	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, "result", f.Clear())
+	})
+	return mux
+}
