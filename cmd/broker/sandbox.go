@@ -46,12 +46,12 @@ type simulators struct {
 func startSimulators(ctx context.Context, lwaAddr, alexaAddr, authAddr, adminAddr string) (*simulators, error) {
 	s := &simulators{lwa: sim.NewLWA(sim.LWAOptions{Addr: lwaAddr})}
 	if err := s.lwa.Start(ctx); err != nil {
-		return nil, fmt.Errorf("LWA simulator: %w", err)
+		return nil, fmt.Errorf("the LWA simulator: %w", err)
 	}
 	s.alexa = sim.NewAlexa(sim.AlexaOptions{Addr: alexaAddr, LWA: s.lwa})
 	if err := s.alexa.Start(ctx); err != nil {
 		s.close()
-		return nil, fmt.Errorf("Alexa Health API simulator: %w", err)
+		return nil, fmt.Errorf("the Alexa Health API simulator: %w", err)
 	}
 	var err error
 	if s.authz, err = sim.NewAuthServer(sim.AuthServerOptions{Addr: authAddr, Audience: "reciprocal-broker"}); err == nil {

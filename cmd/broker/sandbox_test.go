@@ -74,8 +74,9 @@ func TestSandbox(t *testing.T) {
 		t.Fatalf("the sandbox did not finish its story within 30s:\n%s", strings.Join(lines, "\n"))
 	}
 	mu.Lock()
-	out := strings.Join(lines, "\n")
+	printed := append([]string(nil), lines...)
 	mu.Unlock()
+	out := strings.Join(printed, "\n")
 	if !strings.Contains(out, "DELIVERED") || strings.Contains(out, "✗") {
 		t.Fatalf("the story did not end with the report delivered:\n%s", out)
 	}
@@ -87,7 +88,7 @@ func TestSandbox(t *testing.T) {
 
 	// Run the printed exports and one printed curl command, as a reader would.
 	var script []string
-	for _, l := range lines {
+	for _, l := range printed {
 		if strings.HasPrefix(l, "  export ") {
 			script = append(script, strings.TrimSpace(l))
 		}
