@@ -92,6 +92,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // fail answers with the RFC 6749 error of err, logging what the caller is not told.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, status := oauthError(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
 	if status >= 500 {
 		h.logger.ErrorContext(r.Context(), "reciprocal authorization failed", "err", err.Error())
 	} else {

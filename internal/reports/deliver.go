@@ -19,6 +19,9 @@ const (
 	DefaultConcurrency = 8
 	// sendTimeout bounds one call to the Alexa Health API.
 	sendTimeout = 15 * time.Second
+	// claimTTL is how long an attempt holds its report: two sends (the second
+	// after a token refresh) and the refresh itself.
+	claimTTL = 3*sendTimeout + 30*time.Second
 )
 
 // Deliverer sends pending reports to the Alexa Health API in the background:
@@ -38,7 +41,8 @@ type Deliverer struct {
 	// PollInterval is how often the outbox is looked at when nothing wakes the
 	// deliverer.
 	PollInterval time.Duration
-	// MinBackoff and MaxBackoff bound the wait between attempts.
+	// MinBackoff and MaxBackoff shape the wait between attempts: it doubles
+	// from MinBackoff up to MaxBackoff, then ±50 % jitter spreads it.
 	MinBackoff, MaxBackoff time.Duration
 
 	wake chan struct{}
@@ -96,7 +100,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				defer d.release(user)
-				d.deliverUser(ctx, user)
+				if !d.deliverUser(ctx, user) {
+					return // nothing was due: wait for the next poll or wake
+				}
 				select { // look again: the user may have more due
 				case d.wake <- struct{}{}:
 				default:
@@ -129,23 +135,31 @@ func (d *Deliverer) release(user string) {
 }
 
 // deliverUser makes one attempt at the user's newest pending report and, once
-// it is delivered, supersedes the older ones.
-func (d *Deliverer) deliverUser(ctx context.Context, user string) {
+// it is delivered, supersedes the older ones. It reports whether it stored an
+// outcome.
+func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
 	s := d.service
 	pending, err := s.store.UserPendingReports(ctx, user)
 	if err != nil || len(pending) == 0 {
-		return
+		return false
 	}
 	r := pending[len(pending)-1]
 	now := s.Now()
 	if r.NextAttemptAt.After(now) {
-		return
+		return false
 	}
 	if now.Sub(r.SubmittedAt) > d.Deadline {
 		for _, old := range pending {
 			d.finish(ctx, old, StateFailed, "delivery deadline passed; last error: "+old.LastError)
 		}
-		return
+		return true
+	}
+	// Claim the report for the length of one attempt, so that another
+	// broker instance sharing the outbox does not send it too; should this
+	// process die mid-send, the claim runs out and the report is sent again.
+	r.NextAttemptAt = now.Add(claimTTL)
+	if !d.put(ctx, r) {
+		return false
 	}
 	err = d.attempt(ctx, r)
 	r.Attempts++
@@ -184,6 +198,7 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string) {
 	default: // refused for good: invalid report, link gone or needing re-linking
 		d.finish(ctx, r, StateFailed, tokens.ErrorMessage(err))
 	}
+	return true
 }
 
 // attempt sends r once with the user's token; on 401 it refreshes the token and

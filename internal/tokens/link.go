@@ -134,3 +134,17 @@ type Store interface {
 	// Ping returns an EUNAVAILABLE error when the store cannot answer.
 	Ping(ctx context.Context) error
 }
+
+// Leaser is an optional ability of a Store shared by several processes: a short
+// lease on a user's refresh, so that across all processes at most one refreshes
+// a user at a time. The others wait for its result by re-reading the link. A
+// crashed holder's lease expires by itself.
+type Leaser interface {
+	// AcquireLease takes the refresh lease of userID for owner until until, when
+	// nobody holds it or its holder's lease ended before now; it reports whether
+	// owner holds the lease. Taking a lease owner already holds extends it.
+	AcquireLease(ctx context.Context, userID, owner string, now, until time.Time) (bool, error)
+	// ReleaseLease gives the lease up if owner holds it; it is not an error when
+	// owner does not.
+	ReleaseLease(ctx context.Context, userID, owner string) error
+}

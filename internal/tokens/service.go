@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -24,6 +25,11 @@ const (
 	codeClaimTTL = time.Hour
 	// refreshTimeout bounds one refresh with LWA, whoever waits for it.
 	refreshTimeout = 20 * time.Second
+	// leaseTTL is how long a refresh lease lasts: longer than a refresh may
+	// take, so that only a crashed holder's lease runs out.
+	leaseTTL = refreshTimeout + 10*time.Second
+	// leasePoll is how often a process waiting for another's refresh re-reads.
+	leasePoll = 25 * time.Millisecond
 	// maxWriteAttempts bounds compare-and-set retries on version conflicts.
 	maxWriteAttempts = 8
 )
@@ -53,6 +59,8 @@ type Service struct {
 
 	flight singleflight.Group
 	usage  usage
+	// owner names this Service when it holds refresh leases.
+	owner string
 }
 
 // NewService returns a Service over a store, a sealer and an LWA client.
@@ -63,7 +71,15 @@ func NewService(store Store, sealer Sealer, lwa Exchanger) *Service {
 		Now:          time.Now,
 		Logger:       slog.New(slog.DiscardHandler),
 		usage:        usage{users: map[string]use{}},
+		owner:        newOwner(),
 	}
+}
+
+// newOwner returns a random name for this process's refresh leases.
+func newOwner() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // tokensFormat is the first byte of the plaintext that Link.Tokens seals; the
@@ -277,6 +293,14 @@ func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Durat
 	if l.AccessTokenExpiresAt.Sub(start) > ahead {
 		return l, nil // refreshed by someone else since the caller looked
 	}
+	if leaser, ok := s.store.(Leaser); ok {
+		var done bool
+		l, done, err = s.lease(ctx, leaser, userID, ahead)
+		if err != nil || done {
+			return l, err
+		}
+		defer leaser.ReleaseLease(context.WithoutCancel(ctx), userID, s.owner)
+	}
 	old, err := s.open(l)
 	if err != nil {
 		return nil, err
@@ -370,6 +394,43 @@ func (s *Service) RequireRelink(ctx context.Context, userID string) error {
 	}
 	s.usage.forget(l.UserID)
 	return nil
+}
+
+// lease takes userID's refresh lease across processes. While another process
+// holds it, lease waits for that process's result by re-reading the link, and
+// returns it with done true once it is fresh for ahead. With the lease held, it
+// returns the link as read after taking it (done false): the caller refreshes.
+func (s *Service) lease(ctx context.Context, leaser Leaser, userID string, ahead time.Duration) (*Link, bool, error) {
+	for {
+		now := s.Now()
+		held, err := leaser.AcquireLease(ctx, userID, s.owner, now, now.Add(leaseTTL))
+		if err != nil {
+			return nil, false, fmt.Errorf("take refresh lease: %w", err)
+		}
+		l, err := s.store.GetLink(ctx, userID)
+		switch {
+		case err != nil && held:
+			_ = leaser.ReleaseLease(context.WithoutCancel(ctx), userID, s.owner)
+			return nil, false, err
+		case err != nil:
+			return nil, false, err
+		case l.State == StateRelinkRequired || l.AccessTokenExpiresAt.Sub(s.Now()) > ahead:
+			if held {
+				_ = leaser.ReleaseLease(context.WithoutCancel(ctx), userID, s.owner)
+			}
+			if l.State == StateRelinkRequired {
+				return nil, true, errRelink
+			}
+			return l, true, nil // another process refreshed meanwhile
+		case held:
+			return l, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, Errorf(EUNAVAILABLE, "another broker instance is refreshing the user's tokens; try again")
+		case <-time.After(leasePoll):
+		}
+	}
 }
 
 // Link returns userID's link, or ErrLinkNotFound.
