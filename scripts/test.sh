@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check of the project: generated code up to date, gofmt, go vet,
-# staticcheck, and all tests with the race detector. Installs what it needs.
+# Runs every check of the project: generated code up to date, cfn-lint on
+# infra/cloudformation (required, not installed), gofmt, go vet, staticcheck,
+# and all tests with the race detector (the DynamoDB ones against dynalite,
+# installed here with npm ci from package-lock.json). Installs what it needs.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -18,6 +20,16 @@ if ! diff -r -I '^// 	protoc  ' -x '*.proto' -x '*.yaml' "$gen" api/proto; then
   exit 1
 fi
 
+step "cfn-lint infra/cloudformation"
+# The CloudFormation templates are checked against CloudFormation's resource
+# schemas; warnings are shown, errors fail the run. cfn-lint is a Python tool
+# (pip install cfn-lint); it is not installed here, only required.
+if ! command -v cfn-lint >/dev/null 2>&1; then
+  echo "cfn-lint is missing: install it (pip install cfn-lint) to check infra/cloudformation" >&2
+  exit 1
+fi
+cfn-lint --non-zero-exit-code error -- infra/cloudformation/*.yaml
+
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*'))
 if [ -n "$unformatted" ]; then
@@ -30,6 +42,16 @@ go vet ./...
 
 step "staticcheck"
 staticcheck ./...
+
+step "npm ci (dynalite, the local DynamoDB-API server of the store tests)"
+if command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error
+elif [ "${CI:-}" = "true" ]; then
+  echo "npm is missing: install Node.js and npm to run the DynamoDB store tests" >&2
+  exit 1
+else
+  echo "npm is missing: the DynamoDB store tests will be skipped"
+fi
 
 step "go test -race"
 go test -race -count=1 -timeout 20m ./...

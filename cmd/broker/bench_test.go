@@ -11,12 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/lwa"
+	"github.com/reciprocal-broker/broker/internal/seal"
+	"github.com/reciprocal-broker/broker/internal/sim"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // parallelism is the number of concurrent callers per CPU in the throughput
@@ -182,4 +191,104 @@ func benchReport(user string) *brokerv1.SubmitProfileReportRequest {
 			Name: "Alexa.Health.Sleep", Type: "AlexaInterface", Version: "1", SupportedOperations: []string{"Get", "Start", "Stop"},
 		}},
 	}}}
+}
+
+// BenchmarkDynamo_GetPartnerToken is BenchmarkGetPartnerToken on the DynamoDB
+// store (dynalite on loopback); compare with BenchmarkDynamo_RawGetItem, a bare
+// GetItem of the same link item on the same server.
+func BenchmarkDynamo_GetPartnerToken(b *testing.B) {
+	endpoint := dynamotest.Start(b)
+	table := dynamotest.NewTable(b, endpoint)
+	b.Setenv("AWS_REGION", "us-east-1")
+	b.Setenv("AWS_ACCESS_KEY_ID", "test")
+	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	h := newHarnessWith(b, map[string]string{
+		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
+	})
+	h.link("bench")
+	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
+	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := client.GetPartnerToken(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkDynamo_RawGetItem reads the link item of one user with the SDK's
+// GetItem and nothing else: the ceiling of BenchmarkDynamo_GetPartnerToken.
+func BenchmarkDynamo_RawGetItem(b *testing.B) {
+	endpoint := dynamotest.Start(b)
+	table := dynamotest.NewTable(b, endpoint)
+	b.Setenv("AWS_REGION", "us-east-1")
+	b.Setenv("AWS_ACCESS_KEY_ID", "test")
+	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	h := newHarnessWith(b, map[string]string{
+		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
+	})
+	h.link("bench")
+	db := dynamotest.Client(endpoint)
+	in := &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		dynamo.AttrPK: &types.AttributeValueMemberS{Value: "USER#bench"},
+		dynamo.AttrSK: &types.AttributeValueMemberS{Value: "LINK"},
+	}}
+	if out, err := db.GetItem(context.Background(), in); err != nil || len(out.Item) == 0 {
+		b.Fatalf("GetItem of the link: %v, %d attributes", err, len(out.Item))
+	}
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := db.GetItem(context.Background(), in); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkDynamo_Token is the partner-token path without the gRPC edge: the
+// token service's Token on a fresh token over the DynamoDB store, to compare
+// with BenchmarkDynamo_RawGetItem (the store's one GetItem is its floor).
+func BenchmarkDynamo_Token(b *testing.B) {
+	endpoint := dynamotest.Start(b)
+	table := dynamotest.NewTable(b, endpoint)
+	lwaSim := sim.NewLWA(sim.LWAOptions{})
+	if err := lwaSim.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lwaSim.Close() })
+	key, _ := seal.GenerateKey()
+	sealer, _ := seal.New(key)
+	store, err := dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := lwa.New(lwa.Options{TokenURL: lwaSim.TokenURL(), ClientID: lwaSim.ClientID(), ClientSecret: tokens.Secret(lwaSim.ClientSecret())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := tokens.NewService(store, sealer, client)
+	if _, err := svc.Exchange(context.Background(), "bench", tokens.Secret(lwaSim.IssueCodeFor("bench")), ""); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Token(context.Background(), "bench"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

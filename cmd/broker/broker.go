@@ -22,6 +22,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -71,7 +72,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Now = time.Now
 	}
 
-	store, err := m.openStore()
+	store, err := m.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -178,17 +179,24 @@ type store interface {
 }
 
 // openStore opens the store BROKER_STORE names.
-func (m *Main) openStore() (store, error) {
-	switch m.Config.StoreKind {
+func (m *Main) openStore(ctx context.Context) (store, error) {
+	c := m.Config
+	switch c.StoreKind {
 	case "bolt":
-		s, err := bolt.Open(m.Config.StoreTarget)
+		s, err := bolt.Open(c.StoreTarget)
 		if err != nil {
 			return nil, fmt.Errorf("BROKER_STORE: %w", err)
 		}
 		m.closers = append(m.closers, s.Close)
 		return s, nil
+	case "dynamodb":
+		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable})
+		if err != nil {
+			return nil, fmt.Errorf("BROKER_STORE: %w", err)
+		}
+		return s, nil
 	}
-	return nil, fmt.Errorf("BROKER_STORE: the %s store is not available in this version; use bolt:PATH", m.Config.StoreKind)
+	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
 }
 
 // newSealer builds the sealer of BROKER_ENCRYPTION_KEY.

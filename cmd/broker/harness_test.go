@@ -60,6 +60,13 @@ type harness struct {
 // test ends.
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
+	return newHarnessWith(tb, nil)
+}
+
+// newHarnessWith is newHarness with settings that replace the defaults, such
+// as another store.
+func newHarnessWith(tb testing.TB, settings map[string]string) *harness {
+	tb.Helper()
 	ctx := context.Background()
 	h := &harness{tb: tb, clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
 	h.lwa = sim.NewLWA(sim.LWAOptions{Now: h.clock.Now})
@@ -96,6 +103,9 @@ func newHarness(tb testing.TB) *harness {
 		"BROKER_JWT_JWKS_URL":      h.authz.JWKSURL(),
 		"BROKER_ENCRYPTION_KEY":    testKey,
 		"BROKER_LOG_LEVEL":         "debug",
+	}
+	for k, v := range settings {
+		env[k] = v
 	}
 	c, err := config.Parse(nil, func(k string) string { return env[k] })
 	if err != nil {

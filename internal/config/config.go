@@ -155,6 +155,17 @@ var settings = []setting{
 		bind: str(func(c *Config) *string { return &c.LogLevel })},
 }
 
+// Names returns the environment variable of every setting the broker knows, in
+// the order --help shows them. Deployment checks use it to prove that they set
+// no variable the broker would ignore.
+func Names() []string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.env
+	}
+	return names
+}
+
 // Usage writes the list of settings with their environment variables and
 // defaults. It never shows a secret's value: secrets have no default, and values
 // taken from the environment are not shown.

@@ -181,3 +181,17 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestNames(t *testing.T) {
+	var out bytes.Buffer
+	config.Usage(&out, "broker serve")
+	names := config.Names()
+	if got, want := len(names), strings.Count(out.String(), ", BROKER_"); got != want {
+		t.Errorf("Names() has %d names, usage lists %d settings", got, want)
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, "BROKER_") || !strings.Contains(out.String(), ", "+name+"\n") {
+			t.Errorf("Names() has %q, which usage does not list", name)
+		}
+	}
+}

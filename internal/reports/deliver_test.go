@@ -216,7 +216,7 @@ func TestDeliverer(t *testing.T) {
 		if got, want := r.LastError, reports.ErrTokenRejected.Message; got != want {
 			t.Errorf("LastError = %q, want %q", got, want)
 		}
-		wait := r.NextAttemptAt.Sub(time.Now())
+		wait := time.Until(r.NextAttemptAt)
 		if wait < h.d.MinBackoff/2 || wait > h.d.MinBackoff*3/2 {
 			t.Errorf("next attempt in %v, want the first backoff, %v ± 50 %%", wait, h.d.MinBackoff)
 		}
@@ -425,7 +425,7 @@ func TestDeliverer(t *testing.T) {
 		assertObserved(t, h.obs, observed{Accepted: 1, Retried: 1})
 
 		h.tokens.setErrs(nil, nil, nil)
-		advance(r.NextAttemptAt.Sub(time.Now()) + h.d.PollInterval)
+		advance(time.Until(r.NextAttemptAt) + h.d.PollInterval)
 		assertState(t, h.report(t, "m1"), reports.StateDelivered)
 		assertSent(t, h.sender, "m1")
 	})
@@ -647,7 +647,7 @@ func TestDeliverer(t *testing.T) {
 			t.Errorf("m2 Attempts = %d, want %d", got, want)
 		}
 
-		advance(m1.NextAttemptAt.Sub(time.Now()) + d.PollInterval)
+		advance(time.Until(m1.NextAttemptAt) + d.PollInterval)
 		assertSent(t, sender, "m0", "m2", "m1")
 		assertState(t, h.report(t, "m1"), reports.StateDelivered)
 		assertObserved(t, obs, observed{Delivered: 3})

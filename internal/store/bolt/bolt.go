@@ -41,6 +41,7 @@ var (
 	bucketCodes   = []byte("codes")
 	bucketReports = []byte("reports")
 	bucketPending = []byte("pending")
+	bucketLeases  = []byte("leases")
 )
 
 // errUnavailable marks errors that mean the database cannot answer: it is closed,
@@ -77,7 +78,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending} {
+		for _, name := range [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}

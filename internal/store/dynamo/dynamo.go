@@ -1,0 +1,525 @@
+// Package dynamo is the broker's shared store: a tokens.Store, a tokens.Leaser and
+// the reports outbox (reports.Store) kept in one DynamoDB table, so that several
+// broker instances can share links, refresh leases and reports
+// (BROKER_STORE=dynamodb:TABLE).
+//
+// # Table design
+//
+// One table, keyed by the strings AttrPK (partition) and AttrSK (sort), with one
+// global secondary index IndexGSI1 keyed by the strings AttrGSI1PK and
+// AttrGSI1SK that projects every attribute. CreateTableInput is the schema, used
+// both to create tables (Options.CreateTable) and to check the CloudFormation
+// template. Items:
+//
+//	what            pk                  sk        gsi1pk    gsi1sk
+//	link            USER#<user id>      LINK      LINK      <user id>
+//	refresh lease   USER#<user id>      LEASE
+//	code claim      CODE#<code hash>    CODE
+//	report          REPORT#<message id> REPORT    PENDING   <escaped user id>#<seq>
+//	                                              FINISHED  <finished_at>
+//	counters        COUNTER             LINKS, REPORTS
+//
+// Only PENDING reports and reports in an end state are in the index, each under
+// its own gsi1pk. Numbers in sort keys (a report's Seq, its finished_at in Unix
+// nanoseconds) are written as 20 zero-padded decimal digits, so that they sort as
+// numbers. The user id in a pending report's gsi1sk is escaped — every '\'
+// doubled, every '#' written as `\#` — so that the '#' before the sequence occurs
+// nowhere else and the prefix "<escaped user id>#" selects exactly one user's
+// reports, whatever characters user ids hold. A link's gsi1sk is the user id as
+// it is, which orders ListLinks by user id as bytes.
+//
+// Code claims carry AttrTTL (Unix seconds) one day after they expire, leases one
+// day after they end, and reports in an end state thirty days after they
+// finished, as a backstop to DeleteFinishedReports: the table's time-to-live setting on AttrTTL is made by
+// the CloudFormation template, since local servers cannot make it.
+//
+// # Consistency
+//
+// Every write that can race is conditional: a create requires that no item has
+// its key, an update that the stored version is the one the caller read, a code
+// claim or a lease that nobody else holds it. When a condition fails and the
+// reason matters (who holds a code, whether a report changed or is gone), the
+// store reads the item again, with a strongly consistent read, to decide; it
+// never relies on ReturnValuesOnConditionCheckFailure. Reads by key are
+// strongly consistent. Queries of the index (ListLinks, PendingReports,
+// UserPendingReports, DeleteFinishedReports) are eventually consistent, as every
+// DynamoDB index is: a write may show there a moment late. Writes based on what
+// they return are still conditional on the version, so a stale index costs a
+// conflict, never a lost update.
+//
+// Versions of links and reports come from the counter items: a link or report
+// created (again) starts at the next counter value shifted left by 24 bits, and
+// every update adds one. A writer that read a link before it was deleted and
+// created anew therefore never matches the new link's version.
+//
+// Records are the package's own forms (times as Number Unix nanoseconds, sealed
+// tokens as Binary), never tokens.Link marshalled directly, so that the domain
+// type can change without changing the table. Tokens arrive sealed; the store
+// never sees them in clear.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Names of the table's key attributes, its index and its time-to-live attribute.
+// The CloudFormation template must use the same; CreateTableInput does.
+const (
+	// AttrPK is the table's partition key, a String.
+	AttrPK = "pk"
+	// AttrSK is the table's sort key, a String.
+	AttrSK = "sk"
+	// IndexGSI1 is the name of the table's one global secondary index, which
+	// projects all attributes.
+	IndexGSI1 = "gsi1"
+	// AttrGSI1PK is IndexGSI1's partition key, a String.
+	AttrGSI1PK = "gsi1pk"
+	// AttrGSI1SK is IndexGSI1's sort key, a String.
+	AttrGSI1SK = "gsi1sk"
+	// AttrTTL is the attribute that the table's time to live reads: a Number of
+	// Unix seconds after which DynamoDB may remove the item.
+	AttrTTL = "ttl"
+)
+
+// DefaultListLimit is the page size of ListLinks when it is given a limit of zero
+// or less; MaxListLimit is the largest page it returns.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// Retry settings of the client that New builds: the SDK's standard retryer
+// (exponential backoff with jitter, throttling and 5xx answers and connection
+// errors retried) with at most MaxAttempts attempts per call, waiting at most
+// MaxBackoff between two.
+const (
+	MaxAttempts = 5
+	MaxBackoff  = 2 * time.Second
+)
+
+// TableWaitTimeout bounds how long New waits for a table it creates to become
+// ACTIVE, unless ctx ends sooner.
+const TableWaitTimeout = 2 * time.Minute
+
+// MaxUserIDLen is the length in bytes of the longest user id the store keeps
+// links, leases and reports of. User ids are parts of keys: escaped, a user id
+// of this length still fits DynamoDB's 1024-byte sort keys in the index.
+const MaxUserIDLen = 500
+
+// Limits on key attribute sizes, in bytes, that DynamoDB enforces: a partition
+// key of at most 2048 bytes and a sort key of at most 1024 bytes, in the table
+// and in the index alike.
+const (
+	maxPartitionKey = 2048
+	maxSortKey      = 1024
+)
+
+// recordFormat is the version of the item forms of this package. A change that
+// old code could misread takes a new number; decoding refuses numbers it does not
+// know.
+const recordFormat = 1
+
+// versionShift places the counter value of a creation above every version that
+// updates of an earlier incarnation of the same key can reach (2^24 updates).
+const versionShift = 24
+
+var (
+	// errUnavailable marks errors that mean DynamoDB could not answer: the
+	// network, throttling or a server error after the retries, a missing
+	// table, or the caller's context ending.
+	errUnavailable = &tokens.Error{Code: tokens.EUNAVAILABLE, Message: "store unavailable"}
+	// errRejected marks requests that DynamoDB refused as malformed or not
+	// allowed: a bug or a misconfiguration.
+	errRejected = &tokens.Error{Code: tokens.EINTERNAL, Message: "store refused the request"}
+	// errCorrupt marks items that cannot be decoded.
+	errCorrupt = &tokens.Error{Code: tokens.EINTERNAL, Message: "stored record is corrupt"}
+)
+
+// dynamoAPI is the part of *dynamodb.Client that the store uses: tests may give
+// the store anything with these methods in Options.Client.
+type dynamoAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+}
+
+var _ dynamoAPI = (*dynamodb.Client)(nil)
+
+// Options configure New.
+type Options struct {
+	// Table is the name of the table. Required.
+	Table string
+	// Endpoint, when set, replaces the DynamoDB endpoint of the region, such as
+	// "http://127.0.0.1:8000" for a local server.
+	Endpoint string
+	// CreateTable makes New create the table with CreateTableInput's schema when
+	// it does not exist, and wait until it is ACTIVE. Production tables come from
+	// the CloudFormation template instead.
+	CreateTable bool
+	// Client, when set, is used instead of a client that New builds from AWS and
+	// Endpoint, which it then ignores: *dynamodb.Client, or a test's stand-in
+	// with the same methods.
+	Client dynamoAPI
+	// AWS is the AWS configuration to build the client from (region,
+	// credentials, HTTP client). When its Credentials are nil, New loads the
+	// default configuration (environment, shared files, instance role) instead.
+	// New always replaces its Retryer with its own (see MaxAttempts).
+	AWS aws.Config
+}
+
+// Store is the DynamoDB store. It is safe for concurrent use by many goroutines,
+// and by many processes sharing the table.
+type Store struct {
+	client dynamoAPI
+	table  *string
+	now    func() time.Time
+}
+
+var (
+	_ tokens.Store  = (*Store)(nil)
+	_ tokens.Leaser = (*Store)(nil)
+	_ reports.Store = (*Store)(nil)
+)
+
+// New returns the store of the table opts.Table. It builds a DynamoDB client
+// (unless opts.Client is set) with the standard retryer, and creates the table
+// when opts.CreateTable asks for it; otherwise it makes no request, and a
+// missing or unreachable table shows at the first call (Ping for readiness).
+//
+// It returns an EINVALID error when opts.Table is empty, or when no AWS region
+// is configured and opts.Endpoint is empty; an EUNAVAILABLE error when the table
+// must be created but DynamoDB cannot be reached or the table does not become
+// ACTIVE within TableWaitTimeout; and an EINTERNAL error when the AWS
+// configuration cannot be loaded, DynamoDB refuses to create the table, or an
+// existing table lacks the index IndexGSI1.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Table == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no table name")
+	}
+	client := opts.Client
+	if client == nil {
+		cfg := opts.AWS
+		if cfg.Credentials == nil {
+			loaded, err := config.LoadDefaultConfig(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("dynamo: load AWS configuration: %w", err)
+			}
+			cfg = loaded
+		}
+		if cfg.Region == "" {
+			if opts.Endpoint == "" {
+				return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no AWS region configured (set AWS_REGION)")
+			}
+			cfg.Region = "us-east-1" // local servers ignore it, but requests must be signed for one
+		}
+		client = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+			if opts.Endpoint != "" {
+				o.BaseEndpoint = aws.String(opts.Endpoint)
+			}
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = MaxAttempts
+				so.MaxBackoff = MaxBackoff
+			})
+		})
+	}
+	return newWithClient(ctx, opts, client)
+}
+
+// newWithClient is New with the client given: the seam of tests that stand in
+// for DynamoDB.
+func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store, error) {
+	if opts.Table == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no table name")
+	}
+	s := &Store{client: client, table: aws.String(opts.Table), now: time.Now}
+	if opts.CreateTable {
+		if err := s.ensureTable(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// CreateTableInput returns the request that creates the store's table under
+// name, on demand (PAY_PER_REQUEST): its key schema, attribute definitions and
+// index are the table design of the package documentation. The time-to-live
+// setting on AttrTTL is not part of it: DynamoDB sets it with a separate call.
+func CreateTableInput(name string) *dynamodb.CreateTableInput {
+	str := func(name string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
+	}
+	keys := func(hash, rng string) []types.KeySchemaElement {
+		return []types.KeySchemaElement{
+			{AttributeName: aws.String(hash), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(rng), KeyType: types.KeyTypeRange},
+		}
+	}
+	return &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{str(AttrPK), str(AttrSK), str(AttrGSI1PK), str(AttrGSI1SK)},
+		KeySchema:            keys(AttrPK, AttrSK),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName:  aws.String(IndexGSI1),
+			KeySchema:  keys(AttrGSI1PK, AttrGSI1SK),
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
+	}
+}
+
+// ensureTable creates the table unless it exists, and waits until it is ACTIVE.
+// Several processes may race to create it: all of them wait for the one table.
+func (s *Store) ensureTable(ctx context.Context) error {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table})
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &notFound):
+		_, err = s.client.CreateTable(ctx, CreateTableInput(*s.table))
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return s.fail("create table "+*s.table, err)
+		}
+	case err != nil:
+		return s.fail("describe table "+*s.table, err)
+	case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
+		return checkTable(out.Table)
+	}
+	return s.waitActive(ctx)
+}
+
+// waitActive polls DescribeTable until the table is ACTIVE, at most
+// TableWaitTimeout, starting at 5 ms between polls and doubling up to 50 ms.
+func (s *Store) waitActive(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, TableWaitTimeout)
+	defer cancel()
+	pause := 5 * time.Millisecond
+	for {
+		out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table})
+		var notFound *types.ResourceNotFoundException
+		switch {
+		case errors.As(err, &notFound):
+			// Just created: DynamoDB may not show it yet.
+		case err != nil:
+			return s.fail("wait for table "+*s.table, err)
+		case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
+			return checkTable(out.Table)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("dynamo: table %s did not become ACTIVE: %w: %w", *s.table, errUnavailable, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// checkTable returns an EINTERNAL error when the table lacks the index that
+// the store queries.
+func checkTable(t *types.TableDescription) error {
+	for _, gsi := range t.GlobalSecondaryIndexes {
+		if aws.ToString(gsi.IndexName) == IndexGSI1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("dynamo: table %s has no index %s: %w", aws.ToString(t.TableName), IndexGSI1, errRejected)
+}
+
+// Ping describes the table. It returns an EUNAVAILABLE error when DynamoDB does
+// not answer within ctx, refuses the call, or the table does not exist.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table}); err != nil {
+		return fmt.Errorf("dynamo: ping table %s: %w: %w", *s.table, errUnavailable, err)
+	}
+	return nil
+}
+
+// fail wraps err, an error of the client, with op and the kind of failure: an
+// EINTERNAL error when DynamoDB refused the request as malformed or not allowed,
+// else (network, throttling, server errors, a missing table, the context
+// ending) an EUNAVAILABLE error.
+func (s *Store) fail(op string, err error) error {
+	if rejected(err) {
+		return fmt.Errorf("dynamo: %s: %w: %w", op, errRejected, err)
+	}
+	return fmt.Errorf("dynamo: %s: %w: %w", op, errUnavailable, err)
+}
+
+// rejected reports whether err is DynamoDB's answer that the request itself is
+// wrong (a client fault such as ValidationException or AccessDeniedException)
+// rather than that it could not be served now.
+func rejected(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) {
+		if code := resp.HTTPStatusCode(); code >= http.StatusInternalServerError || code == http.StatusTooManyRequests {
+			return false
+		}
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorFault() == smithy.FaultServer {
+		return false
+	}
+	code := apiErr.ErrorCode()
+	if _, throttled := retry.DefaultThrottleErrorCodes[code]; throttled {
+		return false
+	}
+	return code != "ResourceNotFoundException" && code != "RequestTimeout" && code != "RequestTimeoutException"
+}
+
+// conditionFailed reports whether err says that a write's condition was false.
+func conditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// key returns the primary key of an item.
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrPK: &types.AttributeValueMemberS{Value: pk},
+		AttrSK: &types.AttributeValueMemberS{Value: sk},
+	}
+}
+
+// get reads the item with pk and sk with a strongly consistent read, and returns
+// nil when there is none.
+func (s *Store) get(ctx context.Context, op, pk, sk string) (map[string]types.AttributeValue, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table,
+		Key:            key(pk, sk),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out.Item, nil
+}
+
+// put writes item when cond holds. It reports false when cond did not hold.
+func (s *Store) put(ctx context.Context, op string, item map[string]types.AttributeValue, cond expression.ConditionBuilder) (bool, error) {
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return false, fmt.Errorf("dynamo: %s: build condition: %w", op, err)
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 s.table,
+		Item:                      item,
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	switch {
+	case conditionFailed(err):
+		return false, nil
+	case err != nil:
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
+// remove deletes the item with pk and sk when cond holds. It reports false when
+// cond did not hold.
+func (s *Store) remove(ctx context.Context, op, pk, sk string, cond expression.ConditionBuilder) (bool, error) {
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return false, fmt.Errorf("dynamo: %s: build condition: %w", op, err)
+	}
+	_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 s.table,
+		Key:                       key(pk, sk),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	switch {
+	case conditionFailed(err):
+		return false, nil
+	case err != nil:
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
+// next adds one to the counter item with sort key sk, and returns the new value
+// (1 the first time).
+func (s *Store) next(ctx context.Context, op, sk string) (int64, error) {
+	expr, err := expression.NewBuilder().
+		WithUpdate(expression.Add(expression.Name(attrCounterValue), expression.Value(1))).
+		Build()
+	if err != nil {
+		return 0, fmt.Errorf("dynamo: %s: build update: %w", op, err)
+	}
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       key(pkCounter, sk),
+		UpdateExpression:          expr.Update(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	var v struct {
+		N int64 `dynamodbav:"n"`
+	}
+	if err := unmarshal(out.Attributes, &v); err != nil || v.N <= 0 {
+		return 0, fmt.Errorf("dynamo: %s: counter %s answered %v: %w", op, sk, out.Attributes, errCorrupt)
+	}
+	return v.N, nil
+}
+
+// sortable writes n (negative counts as 0) as 20 decimal digits, which sort as
+// strings in the order of the numbers.
+func sortable(n int64) string {
+	return fmt.Sprintf("%020d", max(n, 0))
+}
+
+// nanos returns t in Unix nanoseconds, or nil for the zero time, so that the
+// zero time is an absent attribute and 1970-01-01T00:00:00Z stays a time.
+func nanos(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+// fromNanos is the inverse of nanos, in UTC.
+func fromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// unixNanos is t in Unix nanoseconds, and 0 for the zero time.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

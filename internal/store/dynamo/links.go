@@ -1,0 +1,257 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// GetLink returns the link of userID, a copy that the caller may change freely,
+// read with a strongly consistent read. It returns ErrLinkNotFound (wrapped) when
+// there is none (always for a user id that is not UTF-8, which PutLink refuses), an EUNAVAILABLE error when DynamoDB cannot be reached, and an
+// EINTERNAL error when the stored item is corrupt.
+func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error) {
+	if !utf8.ValidString(userID) {
+		return nil, fmt.Errorf("dynamo: get link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
+	}
+	item, err := s.get(ctx, "get link", pkUser+userID, skLink)
+	switch {
+	case err != nil:
+		return nil, err
+	case item == nil:
+		return nil, fmt.Errorf("dynamo: get link of %q: %w", userID, tokens.ErrLinkNotFound)
+	}
+	return decodeLink(item)
+}
+
+// PutLink writes link when the stored version equals link.Version (0: no link of
+// link.UserID may exist yet), in one conditional write, and then sets
+// link.Version to the new version: the next value of the link counter shifted
+// left by 24 bits for a new link, the stored version plus one for an update.
+//
+// It returns an EINVALID error when link.Validate fails or the user id is longer
+// than MaxUserIDLen bytes or not UTF-8, ErrVersionConflict (wrapped) when the
+// stored version differs or the link to update is gone, and an EUNAVAILABLE error when DynamoDB cannot
+// be reached. On any error link is left unchanged.
+func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
+	if err := link.Validate(); err != nil {
+		return err
+	}
+	if err := checkUserID(link.UserID); err != nil {
+		return err
+	}
+	var version int64
+	var cond expression.ConditionBuilder
+	if link.Version == 0 {
+		n, err := s.next(ctx, "put link: next version", skCounterLinks)
+		if err != nil {
+			return err
+		}
+		version = n << versionShift
+		cond = expression.AttributeNotExists(expression.Name(AttrPK))
+	} else {
+		version = link.Version + 1
+		cond = expression.Name(attrVersion).Equal(expression.Value(link.Version))
+	}
+	item, err := encodeLink(link, version)
+	if err != nil {
+		return err
+	}
+	ok, err := s.put(ctx, "put link", item, cond)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("dynamo: put link of %q: version %d is not the stored one: %w",
+			link.UserID, link.Version, tokens.ErrVersionConflict)
+	}
+	link.Version = version
+	return nil
+}
+
+// DeleteLink removes the link of userID in one conditional write. It returns
+// ErrLinkNotFound (wrapped) when there is none, and an EUNAVAILABLE error when
+// DynamoDB cannot be reached. The user's refresh lease, if any, stays until it
+// expires.
+func (s *Store) DeleteLink(ctx context.Context, userID string) error {
+	if !utf8.ValidString(userID) {
+		return fmt.Errorf("dynamo: delete link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
+	}
+	ok, err := s.remove(ctx, "delete link", pkUser+userID, skLink, expression.AttributeExists(expression.Name(AttrPK)))
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("dynamo: delete link of %q: %w", userID, tokens.ErrLinkNotFound)
+	}
+	return nil
+}
+
+// ListLinks returns up to limit links ordered by user id (as bytes), starting
+// after the user id in cursor ("" for the first page), from the index
+// IndexGSI1: a link written a moment ago may be missing or stale. A limit of
+// zero or less means DefaultListLimit, and a limit above MaxListLimit means
+// MaxListLimit. Next is the last user id of the page when more links follow,
+// else "". It returns an EINVALID error when cursor cannot be a user id (longer
+// than 1024 bytes or not UTF-8), an EUNAVAILABLE error when DynamoDB cannot be
+// reached, and an EINTERNAL error when a stored item is corrupt.
+func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
+	switch {
+	case limit <= 0:
+		limit = DefaultListLimit
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiLinks))
+	if len(cursor) > maxSortKey || !utf8.ValidString(cursor) {
+		return tokens.LinkPage{}, tokens.Errorf(tokens.EINVALID, "cursor is no user id: longer than %d bytes or not UTF-8", maxSortKey)
+	}
+	if cursor != "" {
+		kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(cursor)))
+	}
+	// One link more than the page, to know whether another page follows.
+	items, err := s.query(ctx, "list links", kc, nil, limit+1)
+	if err != nil {
+		return tokens.LinkPage{}, err
+	}
+	var page tokens.LinkPage
+	for _, item := range items {
+		if len(page.Links) == limit {
+			page.Next = page.Links[limit-1].UserID
+			break
+		}
+		link, err := decodeLink(item)
+		if err != nil {
+			return tokens.LinkPage{}, err
+		}
+		page.Links = append(page.Links, link)
+	}
+	return page, nil
+}
+
+// query returns up to limit items (every item when limit is 0) of IndexGSI1 that
+// match kc and, when it is not nil, filter, in the index's order, following
+// DynamoDB's pages.
+func (s *Store) query(ctx context.Context, op string, kc expression.KeyConditionBuilder, filter *expression.ConditionBuilder, limit int) ([]map[string]types.AttributeValue, error) {
+	b := expression.NewBuilder().WithKeyCondition(kc)
+	if filter != nil {
+		b = b.WithFilter(*filter)
+	}
+	expr, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: %s: build query: %w", op, err)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 s.table,
+		IndexName:                 aws.String(IndexGSI1),
+		KeyConditionExpression:    expr.KeyCondition(),
+		FilterExpression:          expr.Filter(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	}
+	var items []map[string]types.AttributeValue
+	for {
+		if limit > 0 && filter == nil {
+			// Without a filter, every item read is returned: read no more than needed.
+			in.Limit = aws.Int32(int32(limit - len(items)))
+		}
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		for _, item := range out.Items {
+			if limit > 0 && len(items) == limit {
+				return items, nil
+			}
+			items = append(items, item)
+		}
+		if len(out.LastEvaluatedKey) == 0 || (limit > 0 && len(items) == limit) {
+			return items, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// ClaimCode records that the authorization code with codeHash was presented for
+// userID, and returns its owner: userID when the code is new, already claimed by
+// userID, or its earlier claim expired before now (the store's clock); else the
+// user who claimed it first. The claim is one conditional write; when its
+// condition fails, a consistent read names the owner. A claim that userID makes
+// again, or takes over, gets the new expires. Claims carry a time to live one day
+// after expires.
+//
+// It returns an EINVALID error when codeHash or userID is empty, longer than
+// 2000 or MaxUserIDLen bytes, or not UTF-8; an EUNAVAILABLE error when DynamoDB
+// cannot be reached; and an EINTERNAL error when the stored claim is corrupt.
+func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires time.Time) (string, error) {
+	switch {
+	case codeHash == "":
+		return "", tokens.Errorf(tokens.EINVALID, "no code hash to claim")
+	case userID == "":
+		return "", tokens.Errorf(tokens.EINVALID, "no user id to claim the code for")
+	case len(pkCode)+len(codeHash) > maxPartitionKey || !utf8.ValidString(codeHash):
+		return "", tokens.Errorf(tokens.EINVALID, "code hash longer than %d bytes or not UTF-8", maxPartitionKey-len(pkCode))
+	}
+	if err := checkUserID(userID); err != nil {
+		return "", err
+	}
+	item, err := marshal("claim code", claimItem{
+		PK: pkCode + codeHash, SK: skCode, Format: recordFormat, UserID: userID,
+		Expires: unixNanos(expires), TTL: expires.Add(claimTTL).Unix(),
+	})
+	if err != nil {
+		return "", err
+	}
+	// A claim that stands makes the condition fail; the read after it may find
+	// the claim expired or removed since, and then the write is tried again.
+	for range 3 {
+		now := s.now()
+		ok, err := s.put(ctx, "claim code", item, expression.Or(
+			expression.AttributeNotExists(expression.Name(AttrPK)),
+			expression.Name(attrExpires).LessThan(expression.Value(now.UnixNano())),
+			expression.Name(attrUserID).Equal(expression.Value(userID)),
+		))
+		switch {
+		case err != nil:
+			return "", err
+		case ok:
+			return userID, nil
+		}
+		stored, err := s.get(ctx, "claim code: read claim", pkCode+codeHash, skCode)
+		switch {
+		case err != nil:
+			return "", err
+		case stored == nil:
+			continue
+		}
+		claim, err := decodeClaim(stored)
+		if err != nil {
+			return "", err
+		}
+		if claim.Expires >= s.now().UnixNano() {
+			return claim.UserID, nil
+		}
+	}
+	return "", fmt.Errorf("dynamo: claim code: the claim kept changing: %w", errUnavailable)
+}
+
+// checkUserID returns an EINVALID error when userID is longer than MaxUserIDLen
+// bytes or not UTF-8 (DynamoDB strings are UTF-8: the SDK would store
+// something else).
+func checkUserID(userID string) error {
+	switch {
+	case len(userID) > MaxUserIDLen:
+		return tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", MaxUserIDLen)
+	case !utf8.ValidString(userID):
+		return tokens.Errorf(tokens.EINVALID, "user id is not UTF-8")
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package dynamo
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// Key values of the items (see the package documentation).
+const (
+	pkUser    = "USER#"   // + user id
+	pkCode    = "CODE#"   // + code hash
+	pkReport  = "REPORT#" // + message id
+	pkCounter = "COUNTER"
+
+	skLink           = "LINK"
+	skLease          = "LEASE"
+	skCode           = "CODE"
+	skReport         = "REPORT"
+	skCounterLinks   = "LINKS"
+	skCounterReports = "REPORTS"
+
+	gsiLinks    = "LINK"
+	gsiPending  = "PENDING"
+	gsiFinished = "FINISHED"
+)
+
+// Names of the attributes that conditions and filters name; they must match the
+// dynamodbav tags of the item types below.
+const (
+	attrVersion       = "version"
+	attrUserID        = "user_id"
+	attrExpires       = "expires"
+	attrOwner         = "owner"
+	attrUntil         = "until"
+	attrNextAttemptAt = "next_attempt_at"
+	attrFinishedAt    = "finished_at"
+	attrCounterValue  = "n"
+)
+
+// Time to live of items that are of no use after a while, counted from the
+// moment they become useless; DynamoDB removes them some time after.
+const (
+	claimTTL  = 24 * time.Hour
+	leaseTTL  = 24 * time.Hour
+	reportTTL = 30 * 24 * time.Hour
+)
+
+// linkItem is how a tokens.Link is kept.
+type linkItem struct {
+	PK                   string `dynamodbav:"pk"`
+	SK                   string `dynamodbav:"sk"`
+	GSI1PK               string `dynamodbav:"gsi1pk"`
+	GSI1SK               string `dynamodbav:"gsi1sk"`
+	Format               int    `dynamodbav:"format"`
+	UserID               string `dynamodbav:"user_id"`
+	State                string `dynamodbav:"state"` // the state's wire name
+	Region               string `dynamodbav:"region,omitempty"`
+	LinkedAt             *int64 `dynamodbav:"linked_at,omitempty"`
+	LastRefreshedAt      *int64 `dynamodbav:"last_refreshed_at,omitempty"`
+	AccessTokenExpiresAt *int64 `dynamodbav:"access_token_expires_at,omitempty"`
+	CodeHash             string `dynamodbav:"code_hash,omitempty"`
+	KeyID                string `dynamodbav:"key_id,omitempty"`
+	Sealed               []byte `dynamodbav:"sealed"`
+	Version              int64  `dynamodbav:"version"`
+}
+
+// claimItem is how a claimed authorization code is kept.
+type claimItem struct {
+	PK      string `dynamodbav:"pk"`
+	SK      string `dynamodbav:"sk"`
+	Format  int    `dynamodbav:"format"`
+	UserID  string `dynamodbav:"user_id"`
+	Expires int64  `dynamodbav:"expires"` // Unix nanoseconds
+	TTL     int64  `dynamodbav:"ttl"`
+}
+
+// leaseItem is how a refresh lease is kept.
+type leaseItem struct {
+	PK     string `dynamodbav:"pk"`
+	SK     string `dynamodbav:"sk"`
+	Format int    `dynamodbav:"format"`
+	Owner  string `dynamodbav:"owner"`
+	Until  int64  `dynamodbav:"until"` // Unix nanoseconds
+	TTL    int64  `dynamodbav:"ttl"`
+}
+
+// reportItem is how a reports.Report is kept. Profiles are their JSON form, as
+// the Alexa Health API takes them.
+type reportItem struct {
+	PK            string `dynamodbav:"pk"`
+	SK            string `dynamodbav:"sk"`
+	GSI1PK        string `dynamodbav:"gsi1pk,omitempty"`
+	GSI1SK        string `dynamodbav:"gsi1sk,omitempty"`
+	Format        int    `dynamodbav:"format"`
+	MessageID     string `dynamodbav:"message_id"`
+	UserID        string `dynamodbav:"user_id"`
+	Profiles      string `dynamodbav:"profiles"`
+	Seq           int64  `dynamodbav:"seq"`
+	State         string `dynamodbav:"state"` // the state's wire name
+	Attempts      int    `dynamodbav:"attempts"`
+	LastError     string `dynamodbav:"last_error,omitempty"`
+	SubmittedAt   *int64 `dynamodbav:"submitted_at,omitempty"`
+	NextAttemptAt *int64 `dynamodbav:"next_attempt_at,omitempty"`
+	DeliveredAt   *int64 `dynamodbav:"delivered_at,omitempty"`
+	FinishedAt    *int64 `dynamodbav:"finished_at,omitempty"`
+	Version       int64  `dynamodbav:"version"`
+	TTL           int64  `dynamodbav:"ttl,omitempty"`
+}
+
+var linkStates = map[string]tokens.State{
+	tokens.StateLinked.String():         tokens.StateLinked,
+	tokens.StateRelinkRequired.String(): tokens.StateRelinkRequired,
+}
+
+var reportStates = map[string]reports.State{}
+
+func init() {
+	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
+		reportStates[st.String()] = st
+	}
+}
+
+// userKeyEscaper escapes a user id for a pending report's gsi1sk: '\' becomes
+// `\\` and '#' becomes `\#`, so that an unescaped '#' ends the user id.
+var userKeyEscaper = strings.NewReplacer(`\`, `\\`, `#`, `\#`)
+
+// pendingPrefix is the start of the gsi1sk of every pending report of userID.
+func pendingPrefix(userID string) string {
+	return userKeyEscaper.Replace(userID) + "#"
+}
+
+func marshal(op string, v any) (map[string]types.AttributeValue, error) {
+	item, err := attributevalue.MarshalMap(v)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: %s: encode item: %w", op, err)
+	}
+	return item, nil
+}
+
+func unmarshal(item map[string]types.AttributeValue, v any) error {
+	return attributevalue.UnmarshalMap(item, v)
+}
+
+func encodeLink(l *tokens.Link, version int64) (map[string]types.AttributeValue, error) {
+	return marshal("put link", linkItem{
+		PK: pkUser + l.UserID, SK: skLink, GSI1PK: gsiLinks, GSI1SK: l.UserID,
+		Format: recordFormat, UserID: l.UserID, State: l.State.String(), Region: l.Region,
+		LinkedAt: nanos(l.LinkedAt), LastRefreshedAt: nanos(l.LastRefreshedAt),
+		AccessTokenExpiresAt: nanos(l.AccessTokenExpiresAt),
+		CodeHash:             l.CodeHash, KeyID: l.Tokens.KeyID, Sealed: l.Tokens.Ciphertext,
+		Version: version,
+	})
+}
+
+// decodeLink decodes a link item into a new Link. It returns an EINTERNAL error
+// when the item is not a link of a format this package knows.
+func decodeLink(item map[string]types.AttributeValue) (*tokens.Link, error) {
+	var rec linkItem
+	if err := unmarshal(item, &rec); err != nil {
+		return nil, fmt.Errorf("dynamo: decode link: %w: %w", errCorrupt, err)
+	}
+	state, ok := linkStates[rec.State]
+	switch {
+	case rec.Format != recordFormat:
+		return nil, fmt.Errorf("dynamo: decode link of %q: unknown format %d: %w", rec.UserID, rec.Format, errCorrupt)
+	case !ok:
+		return nil, fmt.Errorf("dynamo: decode link of %q: unknown state %q: %w", rec.UserID, rec.State, errCorrupt)
+	case rec.UserID == "" || rec.PK != pkUser+rec.UserID || len(rec.Sealed) == 0 || rec.Version <= 0:
+		return nil, fmt.Errorf("dynamo: decode link of %q: missing fields: %w", rec.UserID, errCorrupt)
+	}
+	return &tokens.Link{
+		UserID: rec.UserID, State: state, Region: rec.Region,
+		LinkedAt: fromNanos(rec.LinkedAt), LastRefreshedAt: fromNanos(rec.LastRefreshedAt),
+		AccessTokenExpiresAt: fromNanos(rec.AccessTokenExpiresAt),
+		CodeHash:             rec.CodeHash,
+		Tokens:               tokens.Sealed{KeyID: rec.KeyID, Ciphertext: rec.Sealed},
+		Version:              rec.Version,
+	}, nil
+}
+
+// decodeClaim decodes a code claim item. It returns an EINTERNAL error when the
+// item is not a claim of a format this package knows.
+func decodeClaim(item map[string]types.AttributeValue) (claimItem, error) {
+	var rec claimItem
+	if err := unmarshal(item, &rec); err != nil {
+		return claimItem{}, fmt.Errorf("dynamo: decode code claim: %w: %w", errCorrupt, err)
+	}
+	if rec.Format != recordFormat || rec.UserID == "" {
+		return claimItem{}, fmt.Errorf("dynamo: decode code claim: format %d, user %q: %w", rec.Format, rec.UserID, errCorrupt)
+	}
+	return rec, nil
+}
+
+// encodeReport encodes r with version. A report in an end state without a
+// finish time expires reportTTL after now.
+func encodeReport(r *reports.Report, version int64, now time.Time) (map[string]types.AttributeValue, error) {
+	profiles, err := json.Marshal(r.Profiles)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: encode report %q: %w", r.MessageID, err)
+	}
+	rec := reportItem{
+		PK: pkReport + r.MessageID, SK: skReport,
+		Format: recordFormat, MessageID: r.MessageID, UserID: r.UserID, Profiles: string(profiles),
+		Seq: r.Seq, State: r.State.String(), Attempts: r.Attempts, LastError: r.LastError,
+		SubmittedAt: nanos(r.SubmittedAt), NextAttemptAt: nanos(r.NextAttemptAt),
+		DeliveredAt: nanos(r.DeliveredAt), FinishedAt: nanos(r.FinishedAt),
+		Version: version,
+	}
+	switch {
+	case r.State == reports.StatePending:
+		rec.GSI1PK, rec.GSI1SK = gsiPending, pendingPrefix(r.UserID)+sortable(r.Seq)
+	case r.State.Final():
+		rec.GSI1PK, rec.GSI1SK = gsiFinished, sortable(unixNanos(r.FinishedAt))
+		finished := r.FinishedAt
+		if finished.IsZero() {
+			finished = now
+		}
+		rec.TTL = finished.Add(reportTTL).Unix()
+	}
+	return marshal("put report", rec)
+}
+
+// decodeReport decodes a report item into a new Report. It returns an EINTERNAL
+// error when the item is not a report of a format this package knows.
+func decodeReport(item map[string]types.AttributeValue) (*reports.Report, error) {
+	var rec reportItem
+	if err := unmarshal(item, &rec); err != nil {
+		return nil, fmt.Errorf("dynamo: decode report: %w: %w", errCorrupt, err)
+	}
+	state, ok := reportStates[rec.State]
+	if rec.Format != recordFormat || !ok || rec.MessageID == "" || rec.Version <= 0 {
+		return nil, fmt.Errorf("dynamo: decode report %q: format %d, state %q: %w", rec.MessageID, rec.Format, rec.State, errCorrupt)
+	}
+	r := &reports.Report{
+		MessageID: rec.MessageID, UserID: rec.UserID, Seq: rec.Seq,
+		State: state, Attempts: rec.Attempts, LastError: rec.LastError,
+		SubmittedAt: fromNanos(rec.SubmittedAt), NextAttemptAt: fromNanos(rec.NextAttemptAt),
+		DeliveredAt: fromNanos(rec.DeliveredAt), FinishedAt: fromNanos(rec.FinishedAt),
+		Version: rec.Version,
+	}
+	if err := json.Unmarshal([]byte(rec.Profiles), &r.Profiles); err != nil {
+		return nil, fmt.Errorf("dynamo: decode report %q: profiles: %w: %w", rec.MessageID, errCorrupt, err)
+	}
+	return r, nil
+}

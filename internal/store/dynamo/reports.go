@@ -1,0 +1,216 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// CreateReport stores r unless a report with its message id exists, which it
+// returns instead with created false. It takes r.Seq from the report counter
+// (so a duplicate may use up a number: Seq grows, with gaps), sets r.Version, and
+// writes the report with the condition that its key is free; when that fails, a
+// consistent read returns the report that holds it.
+//
+// It returns an EINVALID error when the message id is empty or longer than
+// reports.MaxMessageIDLen, or the user id is empty, longer than MaxUserIDLen
+// bytes or not UTF-8; an EUNAVAILABLE error when DynamoDB cannot be reached; and
+// an EINTERNAL error when the existing report is corrupt.
+func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
+	switch {
+	case r.MessageID == "" || r.UserID == "":
+		return nil, false, tokens.Errorf(tokens.EINVALID, "report needs a message id and a user id")
+	case len(r.MessageID) > reports.MaxMessageIDLen:
+		return nil, false, tokens.Errorf(tokens.EINVALID, "message id longer than %d bytes", reports.MaxMessageIDLen)
+	}
+	if err := checkUserID(r.UserID); err != nil {
+		return nil, false, err
+	}
+	// The report that holds the key may be removed between the failed write
+	// and the read; then the write is tried again.
+	for range 3 {
+		seq, err := s.next(ctx, "create report: next sequence", skCounterReports)
+		if err != nil {
+			return nil, false, err
+		}
+		rec := *r
+		rec.Seq = seq
+		version := seq << versionShift
+		item, err := encodeReport(&rec, version, s.now())
+		if err != nil {
+			return nil, false, err
+		}
+		ok, err := s.put(ctx, "create report", item, expression.AttributeNotExists(expression.Name(AttrPK)))
+		switch {
+		case err != nil:
+			return nil, false, err
+		case ok:
+			r.Seq, r.Version = seq, version
+			return r, true, nil
+		}
+		existing, err := s.getReport(ctx, "create report: read existing", r.MessageID)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case existing != nil:
+			return existing, false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("dynamo: create report %q: the report kept changing: %w", r.MessageID, errUnavailable)
+}
+
+// GetReport returns the report with messageID, read with a strongly consistent
+// read. It returns reports.ErrReportNotFound (wrapped) when there is none, an
+// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
+// the stored item is corrupt.
+func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Report, error) {
+	r, err := s.getReport(ctx, "get report", messageID)
+	switch {
+	case err != nil:
+		return nil, err
+	case r == nil:
+		return nil, fmt.Errorf("dynamo: get report %q: %w", messageID, reports.ErrReportNotFound)
+	}
+	return r, nil
+}
+
+// getReport returns the report with messageID, or nil when there is none.
+func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.Report, error) {
+	item, err := s.get(ctx, op, pkReport+messageID, skReport)
+	if err != nil || item == nil {
+		return nil, err
+	}
+	return decodeReport(item)
+}
+
+// PutReport writes r when the stored version equals r.Version, in one
+// conditional write, then sets r.Version to the stored version plus one. It
+// keeps the index in step: a PENDING report is listed under its user, a report
+// in an end state under its FinishedAt, with a time to live thirty days after
+// it. When the condition fails, a consistent read tells why: it returns
+// tokens.ErrVersionConflict (wrapped) when another writer came first, and
+// reports.ErrReportNotFound (wrapped) when the report is gone. It returns an
+// EUNAVAILABLE error when DynamoDB cannot be reached.
+func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+	version := r.Version + 1
+	item, err := encodeReport(r, version, s.now())
+	if err != nil {
+		return err
+	}
+	ok, err := s.put(ctx, "put report", item, expression.Name(attrVersion).Equal(expression.Value(r.Version)))
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		r.Version = version
+		return nil
+	}
+	stored, err := s.getReport(ctx, "put report: read stored", r.MessageID)
+	switch {
+	case err != nil:
+		return err
+	case stored == nil:
+		return fmt.Errorf("dynamo: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
+	}
+	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, tokens.ErrVersionConflict)
+}
+
+// PendingReports returns up to limit PENDING reports whose NextAttemptAt is not
+// after now, in the order of their users and Seq, from the index IndexGSI1: a
+// report written a moment ago may be missing or stale there, which PutReport's
+// version check catches. It filters on DynamoDB's side, reading the pending
+// reports that are not due on the way. It returns an EUNAVAILABLE error when
+// DynamoDB cannot be reached, and an EINTERNAL error when a stored item is
+// corrupt.
+func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	due := expression.Or(
+		expression.AttributeNotExists(expression.Name(attrNextAttemptAt)),
+		expression.Name(attrNextAttemptAt).LessThanEqual(expression.Value(unixNanos(now))),
+	)
+	items, err := s.query(ctx, "pending reports", expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)), &due, limit)
+	if err != nil {
+		return nil, err
+	}
+	return decodeReports(items)
+}
+
+// UserPendingReports returns every PENDING report of userID by Seq, from the
+// index IndexGSI1 (see PendingReports on consistency). It returns an
+// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
+// a stored item is corrupt.
+func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+	if checkUserID(userID) != nil {
+		return nil, nil // no report of such a user can be stored
+	}
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)).
+		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(userID)))
+	items, err := s.query(ctx, "user pending reports", kc, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	return decodeReports(items)
+}
+
+// DeleteFinishedReports removes the reports that reached an end state before
+// before, found in the index IndexGSI1 and each removed (up to
+// deleteConcurrency at a time) with the condition that it is still finished
+// before before, and returns how many it removed. Reports that DynamoDB's time to
+// live removed first are not counted. It returns an EUNAVAILABLE error when
+// DynamoDB cannot be reached; the reports removed until then stay removed.
+func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (int, error) {
+	end := expression.Value(sortable(unixNanos(before)))
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Key(AttrGSI1SK).LessThan(end))
+	items, err := s.query(ctx, "delete finished reports", kc, nil, 0)
+	if err != nil {
+		return 0, err
+	}
+	still := expression.Name(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Name(AttrGSI1SK).LessThan(end))
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteConcurrency)
+	for _, item := range items {
+		pk, ok := item[AttrPK].(*types.AttributeValueMemberS)
+		if !ok {
+			g.Go(func() error {
+				return fmt.Errorf("dynamo: delete finished reports: item without %s: %w", AttrPK, errCorrupt)
+			})
+			break
+		}
+		g.Go(func() error {
+			removed, err := s.remove(gctx, "delete finished report", pk.Value, skReport, still)
+			if removed {
+				n.Add(1)
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	return int(n.Load()), err
+}
+
+// deleteConcurrency is how many reports DeleteFinishedReports removes at once.
+const deleteConcurrency = 16
+
+// decodeReports decodes report items, in order.
+func decodeReports(items []map[string]types.AttributeValue) ([]*reports.Report, error) {
+	out := make([]*reports.Report, 0, len(items))
+	for _, item := range items {
+		r, err := decodeReport(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
