@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,10 +88,7 @@ type Alexa struct {
 	delay      time.Duration               // wait before every answer
 	stats      AlexaStats
 
-	srvMu     sync.Mutex
-	srv       *httptest.Server
-	cancel    context.CancelFunc
-	closeOnce sync.Once
+	server server
 }
 
 var _ http.Handler = (*Alexa)(nil)
@@ -128,64 +123,18 @@ func NewAlexa(opts AlexaOptions) *Alexa {
 // context cancelled then. It returns an error when the address is not a loopback
 // address, cannot be listened on, or the simulator was already started.
 func (a *Alexa) Start(ctx context.Context) error {
-	host, _, err := net.SplitHostPort(a.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("sim: alexa: address %q: %w", a.opts.Addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("sim: alexa: address %q is not a loopback address", a.opts.Addr)
-	}
-	a.srvMu.Lock()
-	defer a.srvMu.Unlock()
-	if a.srv != nil {
-		return errors.New("sim: alexa: already started")
-	}
-	ln, err := net.Listen("tcp", a.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("sim: alexa: listen: %w", err)
-	}
-	base, cancel := context.WithCancel(ctx)
-	// httptest.Server closes idle connections at once and waits for the
-	// handlers on Close, which http.Server.Shutdown does not.
-	srv := &httptest.Server{
-		Listener: ln,
-		Config: &http.Server{
-			Handler:           a,
-			ReadHeaderTimeout: 5 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return base },
-		},
-	}
-	srv.Start()
-	a.srv, a.cancel = srv, cancel
-	context.AfterFunc(base, func() { _ = a.Close() })
-	return nil
+	return a.server.start(ctx, "alexa", a.opts.Addr, a)
 }
 
 // URL returns the simulator's base URL, such as "http://127.0.0.1:41234", or ""
 // before Start. It is what the broker takes as its Alexa API URL.
-func (a *Alexa) URL() string {
-	a.srvMu.Lock()
-	defer a.srvMu.Unlock()
-	if a.srv == nil {
-		return ""
-	}
-	return a.srv.URL
-}
+func (a *Alexa) URL() string { return a.server.url() }
 
 // Close stops the server started by Start: it cancels in-flight requests, waits
 // for their handlers to return, and closes the listener. Calling Close more than
 // once, or without Start, is harmless; it always returns nil.
 func (a *Alexa) Close() error {
-	a.srvMu.Lock()
-	srv, cancel := a.srv, a.cancel
-	a.srvMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	a.closeOnce.Do(func() {
-		cancel()
-		srv.Close()
-	})
+	a.server.close()
 	return nil
 }
 

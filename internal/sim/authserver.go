@@ -9,9 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -77,13 +75,7 @@ type AuthServer struct {
 	jwksStatus int
 	jwksHits   int
 
-	srvMu     sync.Mutex
-	srv       *http.Server
-	url       string
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when Serve has returned
-	closeOnce sync.Once
-	closeErr  error
+	server server
 }
 
 // NewAuthServer returns an AuthServer with a fresh signing key. It does not
@@ -342,57 +334,20 @@ func (s *AuthServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 // returns an error when the address is not a loopback address, cannot be
 // listened on, or the server was already started.
 func (s *AuthServer) Start(ctx context.Context) error {
-	host, _, err := net.SplitHostPort(s.addr)
-	if err != nil {
-		return fmt.Errorf("sim: auth server: address %q: %w", s.addr, err)
+	if err := s.server.start(ctx, "auth server", s.addr, s); err != nil {
+		return err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("sim: auth server: address %q is not a loopback address", s.addr)
-	}
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if s.srv != nil {
-		return errors.New("sim: auth server: already started")
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("sim: auth server: listen: %w", err)
-	}
-	base, cancel := context.WithCancel(ctx)
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
-	}
-	done := make(chan struct{})
-	s.srv, s.cancel, s.done = srv, cancel, done
-	s.url = "http://" + ln.Addr().String()
 	s.mu.Lock()
 	if s.issuer == "" {
-		s.issuer = s.url
+		s.issuer = s.server.url()
 	}
 	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln) // returns http.ErrServerClosed on Close
-	}()
-	go func() {
-		select {
-		case <-base.Done():
-			_ = s.Close()
-		case <-done:
-		}
-	}()
 	return nil
 }
 
 // URL returns the server's base URL, such as "http://127.0.0.1:41234", or ""
 // before Start.
-func (s *AuthServer) URL() string {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	return s.url
-}
+func (s *AuthServer) URL() string { return s.server.url() }
 
 // JWKSURL returns the URL of the server's JWKS, URL() + JWKSPath, or "" before
 // Start.
@@ -407,22 +362,8 @@ func (s *AuthServer) JWKSURL() string {
 // for them to end, and closes the listener. Calling Close more than once, or
 // without Start, is harmless.
 func (s *AuthServer) Close() error {
-	s.srvMu.Lock()
-	srv, cancel, done := s.srv, s.cancel, s.done
-	s.srvMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	s.closeOnce.Do(func() {
-		cancel()
-		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-		defer stop()
-		if err := srv.Shutdown(ctx); err != nil {
-			s.closeErr = fmt.Errorf("sim: auth server: close: %w", errors.Join(err, srv.Close()))
-		}
-	})
-	<-done
-	return s.closeErr
+	s.server.close()
+	return nil
 }
 
 // randomHex returns n random bytes in hexadecimal.

@@ -6,13 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"sync"
@@ -101,10 +97,7 @@ type LWA struct {
 	stats     LWAStats
 	lastSweep time.Time
 
-	srvMu     sync.Mutex
-	srv       *httptest.Server
-	cancel    context.CancelFunc
-	closeOnce sync.Once
+	server server
 }
 
 var _ http.Handler = (*LWA)(nil)
@@ -174,49 +167,12 @@ func (l *LWA) ClientSecret() string { return l.opts.ClientSecret }
 // their context cancelled then. It returns an error when the address is not a
 // loopback address, cannot be listened on, or the simulator was already started.
 func (l *LWA) Start(ctx context.Context) error {
-	host, _, err := net.SplitHostPort(l.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("sim: lwa: address %q: %w", l.opts.Addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("sim: lwa: address %q is not a loopback address", l.opts.Addr)
-	}
-	l.srvMu.Lock()
-	defer l.srvMu.Unlock()
-	if l.srv != nil {
-		return errors.New("sim: lwa: already started")
-	}
-	ln, err := net.Listen("tcp", l.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("sim: lwa: listen: %w", err)
-	}
-	base, cancel := context.WithCancel(ctx)
-	// httptest.Server, unlike http.Server.Shutdown, closes connections that
-	// never sent a request at once and waits for the handlers on Close.
-	srv := &httptest.Server{
-		Listener: ln,
-		Config: &http.Server{
-			Handler:           l,
-			ReadHeaderTimeout: 5 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return base },
-		},
-	}
-	srv.Start()
-	l.srv, l.cancel = srv, cancel
-	context.AfterFunc(base, func() { _ = l.Close() })
-	return nil
+	return l.server.start(ctx, "lwa", l.opts.Addr, l)
 }
 
 // URL returns the simulator's base URL, such as "http://127.0.0.1:41234", or ""
 // before Start.
-func (l *LWA) URL() string {
-	l.srvMu.Lock()
-	defer l.srvMu.Unlock()
-	if l.srv == nil {
-		return ""
-	}
-	return l.srv.URL
-}
+func (l *LWA) URL() string { return l.server.url() }
 
 // TokenURL returns the URL of the simulated token endpoint, URL() + LWATokenPath,
 // or "" before Start.
@@ -231,16 +187,7 @@ func (l *LWA) TokenURL() string {
 // for their handlers to return, and closes the listener. Calling Close more than
 // once, or without Start, is harmless; it always returns nil.
 func (l *LWA) Close() error {
-	l.srvMu.Lock()
-	srv, cancel := l.srv, l.cancel
-	l.srvMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	l.closeOnce.Do(func() {
-		cancel()
-		srv.Close()
-	})
+	l.server.close()
 	return nil
 }
 
