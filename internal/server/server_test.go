@@ -362,8 +362,13 @@ func TestServer_Close(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		httpBody = string(b)
 	}()
-	<-slow.started
-	<-slow.started
+	for range 2 {
+		select {
+		case <-slow.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the slow calls did not start within 10s")
+		}
+	}
 
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
