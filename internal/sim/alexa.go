@@ -83,20 +83,14 @@ type Alexa struct {
 	mu         sync.Mutex
 	received   map[string][]ReceivedReport // user → accepted reports, in arrival order
 	revoked    map[string]bool             // users who disabled the skill
-	faults     []alexaFault                // injected failures, consumed in order
+	faults     faultQueue                  // injected failures and delay
 	rejectNext int                         // valid tokens still to answer 401
-	delay      time.Duration               // wait before every answer
 	stats      AlexaStats
 
 	server server
 }
 
 var _ http.Handler = (*Alexa)(nil)
-
-type alexaFault struct {
-	status     int
-	retryAfter time.Duration
-}
 
 // NewAlexa returns an Alexa Health API simulator configured by opts. It does not
 // listen until Start is called; as an http.Handler it can also be mounted
@@ -160,11 +154,7 @@ func (a *Alexa) RestoreUser(user string) {
 // header, in whole seconds rounded up or as a date (AlexaOptions.RetryAfterAsDate).
 // Failures queue up behind those injected earlier.
 func (a *Alexa) FailNext(n, status int, retryAfter time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for range n {
-		a.faults = append(a.faults, alexaFault{status: status, retryAfter: retryAfter})
-	}
+	a.faults.add(n, status, retryAfter)
 }
 
 // ThrottleNext makes the next n requests answer 429 Too Many Requests, with a
@@ -184,20 +174,15 @@ func (a *Alexa) RejectTokenNext(n int) {
 
 // SetDelay makes every answer wait d before it is given; zero answers at once.
 // A waiting request ends without an answer when its client goes away.
-func (a *Alexa) SetDelay(d time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.delay = d
-}
+func (a *Alexa) SetDelay(d time.Duration) { a.faults.setDelay(d) }
 
 // ClearFaults removes pending injected failures and token rejections, and the
 // delay. Users revoked with RevokeUser stay revoked.
 func (a *Alexa) ClearFaults() {
+	a.faults.clear()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.faults = nil
 	a.rejectNext = 0
-	a.delay = 0
 }
 
 // Received returns the reports accepted for user, in arrival order; nil when
@@ -235,29 +220,15 @@ func (a *Alexa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.stats.Requests++
-	delay := a.delay
 	a.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if !a.faults.wait(r.Context()) {
+		return
 	}
-
-	a.mu.Lock()
-	var fault *alexaFault
-	if len(a.faults) > 0 {
-		fault = &a.faults[0]
-		a.faults = a.faults[1:]
+	if f, ok := a.faults.next(); ok {
+		a.mu.Lock()
 		a.stats.Faulted++
-	}
-	a.mu.Unlock()
-	if fault != nil {
-		a.writeFault(w, *fault)
+		a.mu.Unlock()
+		a.writeFault(w, f)
 		return
 	}
 
@@ -354,9 +325,9 @@ func (a *Alexa) refuse(w http.ResponseWriter, status int, code, msg string) {
 	alexaWriteJSON(w, status, code, msg)
 }
 
-func (a *Alexa) writeFault(w http.ResponseWriter, f alexaFault) {
+func (a *Alexa) writeFault(w http.ResponseWriter, f fault) {
 	if f.retryAfter > 0 {
-		secs := int64((f.retryAfter + time.Second - 1) / time.Second)
+		secs := f.retryAfterSeconds()
 		if a.opts.RetryAfterAsDate {
 			at := a.opts.Now().UTC()
 			if at.Truncate(time.Second) != at {

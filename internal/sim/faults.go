@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -93,4 +95,78 @@ func (f *Faults) Handler() http.Handler {
 		reply(w, http.StatusOK, "result", f.Clear())
 	})
 	return mux
+}
+
+// fault is one injected failure: an HTTP status, with a Retry-After when
+// retryAfter is above zero.
+type fault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// faultQueue holds a simulator's injected failures, answered in order, and the
+// delay before every answer. It is safe for concurrent use.
+type faultQueue struct {
+	mu    sync.Mutex
+	queue []fault
+	delay time.Duration
+}
+
+// add queues n failures behind those injected earlier.
+func (q *faultQueue) add(n, status int, retryAfter time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for range n {
+		q.queue = append(q.queue, fault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// setDelay makes every answer wait d; zero answers at once.
+func (q *faultQueue) setDelay(d time.Duration) {
+	q.mu.Lock()
+	q.delay = d
+	q.mu.Unlock()
+}
+
+// clear removes the queued failures and the delay.
+func (q *faultQueue) clear() {
+	q.mu.Lock()
+	q.queue, q.delay = nil, 0
+	q.mu.Unlock()
+}
+
+// wait sleeps the delay; it reports false when ctx ended first (the client went
+// away), and the request then ends without an answer.
+func (q *faultQueue) wait(ctx context.Context) bool {
+	q.mu.Lock()
+	d := q.delay
+	q.mu.Unlock()
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// next takes the next queued failure, if any.
+func (q *faultQueue) next() (fault, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 {
+		return fault{}, false
+	}
+	f := q.queue[0]
+	q.queue = q.queue[1:]
+	return f, true
+}
+
+// retryAfterSeconds is a Retry-After wait in whole seconds, rounded up.
+func (f fault) retryAfterSeconds() int64 {
+	return int64((f.retryAfter + time.Second - 1) / time.Second)
 }

@@ -92,8 +92,7 @@ type LWA struct {
 	codes     map[string]*lwaCode   // authorization code → its state
 	refresh   map[string]*lwaGrant  // currently valid refresh token → grant
 	access    map[string]*lwaAccess // issued access token → grant and expiry
-	faults    []lwaFault            // injected failures, consumed in order
-	delay     time.Duration         // wait before every answer
+	faults    faultQueue            // injected failures and delay
 	stats     LWAStats
 	lastSweep time.Time
 
@@ -120,11 +119,6 @@ type lwaCode struct {
 type lwaAccess struct {
 	grant   *lwaGrant
 	expires time.Time
-}
-
-type lwaFault struct {
-	status     int
-	retryAfter time.Duration
 }
 
 // NewLWA returns an LWA simulator configured by opts. It does not listen until
@@ -290,11 +284,7 @@ func (l *LWA) revokeLocked(g *lwaGrant) {
 // adds a Retry-After header in whole seconds, rounded up. Failures queue up
 // behind those injected earlier.
 func (l *LWA) FailNext(n, status int, retryAfter time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for range n {
-		l.faults = append(l.faults, lwaFault{status: status, retryAfter: retryAfter})
-	}
+	l.faults.add(n, status, retryAfter)
 }
 
 // SetAccessTokenLifetime changes the lifetime of access tokens issued from now
@@ -316,19 +306,10 @@ func (l *LWA) ThrottleNext(n int, retryAfter time.Duration) {
 
 // SetDelay makes every answer wait d before it is given; zero answers at once.
 // A waiting request ends without an answer when its client goes away.
-func (l *LWA) SetDelay(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.delay = d
-}
+func (l *LWA) SetDelay(d time.Duration) { l.faults.setDelay(d) }
 
 // ClearFaults removes pending injected failures and the delay.
-func (l *LWA) ClearFaults() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.faults = nil
-	l.delay = 0
-}
+func (l *LWA) ClearFaults() { l.faults.clear() }
 
 // Stats returns a snapshot of the request counters.
 func (l *LWA) Stats() LWAStats {
@@ -346,17 +327,9 @@ func (l *LWA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	l.mu.Lock()
 	l.stats.Requests++
-	delay := l.delay
 	l.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if !l.faults.wait(r.Context()) {
+		return
 	}
 
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, lwaMaxBody))
@@ -369,15 +342,10 @@ func (l *LWA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		l.stats.Refreshes++
 	}
-	var fault *lwaFault
-	if len(l.faults) > 0 {
-		fault = &l.faults[0]
-		l.faults = l.faults[1:]
-	}
 	l.mu.Unlock()
 
-	if fault != nil {
-		l.writeFault(w, *fault)
+	if f, ok := l.faults.next(); ok {
+		l.writeFault(w, f)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -581,10 +549,9 @@ func (l *LWA) sweep(now time.Time) {
 	}
 }
 
-func (l *LWA) writeFault(w http.ResponseWriter, f lwaFault) {
+func (l *LWA) writeFault(w http.ResponseWriter, f fault) {
 	if f.retryAfter > 0 {
-		secs := int64((f.retryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		w.Header().Set("Retry-After", strconv.FormatInt(f.retryAfterSeconds(), 10))
 	}
 	code, desc := "server_error", "The authorization server encountered an unexpected condition"
 	switch f.status {
