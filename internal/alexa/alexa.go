@@ -21,12 +21,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/retryafter"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -247,17 +247,7 @@ func transportReason(ctx context.Context, err error, token tokens.Secret) string
 // to now. It returns 0 when the value is absent, unreadable or in the past, and
 // at most MaxRetryAfter.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = min(t.Sub(now), MaxRetryAfter)
-	}
-	return max(d, 0)
+	return retryafter.Parse(v, now, MaxRetryAfter)
 }
 
 // tokenLike matches what looks like an LWA token or a bearer credential, so that

@@ -16,13 +16,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/reciprocal-broker/broker/internal/retryafter"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -440,15 +440,5 @@ const maxRetryAfter = time.Hour
 // retryAfter parses a Retry-After header, in seconds or as an HTTP date; it
 // returns 0 when there is none or it cannot be read.
 func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = min(time.Until(t), maxRetryAfter)
-	}
-	return max(d, 0)
+	return retryafter.Parse(h.Get("Retry-After"), time.Now(), maxRetryAfter)
 }
