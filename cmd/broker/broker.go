@@ -10,6 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"golang.org/x/term"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
@@ -76,7 +80,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sealer, err := newSealer(c.EncryptionKey)
+	sealer, err := newSealer(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -199,16 +203,65 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
 }
 
-// newSealer builds the sealer of BROKER_ENCRYPTION_KEY.
-func newSealer(key tokens.Secret) (*seal.Sealer, error) {
-	if strings.HasPrefix(key.Reveal(), "kms:") {
-		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: kms: keys are not available in this version; use base64 of 32 bytes")
+// Settings of the KMS client that a kms:KEY_ID encryption key uses: the SDK's
+// standard retryer (exponential backoff with jitter; throttling, 5xx answers
+// and connection errors retried) with at most kmsMaxAttempts attempts per call,
+// waiting at most kmsMaxBackoff between two; and the bound on the start-up
+// GenerateDataKey call, retries included.
+const (
+	kmsMaxAttempts  = 4
+	kmsMaxBackoff   = time.Second
+	kmsStartTimeout = 20 * time.Second
+)
+
+// newSealer builds the sealer of BROKER_ENCRYPTION_KEY: a seal.Sealer for base64
+// of 32 bytes, a seal.Envelope on AWS KMS for kms:KEY_ID. The envelope asks KMS
+// for its data key now, within kmsStartTimeout, so that a missing key, missing
+// permissions or an unreachable KMS stop the broker at start-up.
+func newSealer(ctx context.Context, c config.Config) (tokens.Sealer, error) {
+	if keyID, ok := strings.CutPrefix(c.EncryptionKey.Reveal(), "kms:"); ok {
+		client, err := newKMSClient(ctx, c.KMSEndpoint)
+		if err != nil {
+			return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, kmsStartTimeout)
+		defer cancel()
+		e, err := seal.NewEnvelope(ctx, client, keyID)
+		if err != nil {
+			return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: KMS key %s: %w", keyID, err)
+		}
+		return e, nil
 	}
-	k, err := seal.ParseKey(key.Reveal())
+	k, err := seal.ParseKey(c.EncryptionKey.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
 	}
 	return seal.New(k)
+}
+
+// newKMSClient builds a KMS client from the default AWS configuration (region and
+// credentials from the environment, shared files or the instance role), pointed
+// at endpoint when it is set.
+func newKMSClient(ctx context.Context, endpoint string) (*kms.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		if endpoint == "" {
+			return nil, fmt.Errorf("no AWS region configured for KMS (set AWS_REGION)")
+		}
+		cfg.Region = "us-east-1" // local servers ignore it, but requests must be signed for one
+	}
+	return kms.NewFromConfig(cfg, func(o *kms.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = kmsMaxAttempts
+			so.MaxBackoff = kmsMaxBackoff
+		})
+	}), nil
 }
 
 // Close stops the broker gracefully, in the reverse order of start-up.

@@ -49,6 +49,9 @@ type Config struct {
 
 	// EncryptionKey is base64 of 32 bytes, or "kms:KEY_ID".
 	EncryptionKey tokens.Secret
+	// KMSEndpoint overrides the AWS KMS endpoint that a kms:KEY_ID encryption
+	// key uses (local servers and simulators); empty means AWS's own.
+	KMSEndpoint string
 
 	RefreshAhead      time.Duration
 	BackgroundRefresh time.Duration
@@ -141,6 +144,8 @@ var settings = []setting{
 		bind: secret(func(c *Config) *tokens.Secret { return &c.JWTHS256Secret })},
 	{flag: "encryption-key", env: "BROKER_ENCRYPTION_KEY", usage: "base64 of 32 bytes, or kms:KEY_ID: seals tokens at rest (required)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.EncryptionKey })},
+	{flag: "kms-endpoint", env: "BROKER_KMS_ENDPOINT", usage: "KMS endpoint override (local servers)",
+		bind: str(func(c *Config) *string { return &c.KMSEndpoint })},
 	{flag: "refresh-ahead", env: "BROKER_REFRESH_AHEAD", def: "5m", usage: "refresh a token this long before it expires",
 		bind: duration(func(c *Config) *time.Duration { return &c.RefreshAhead })},
 	{flag: "background-refresh", env: "BROKER_BACKGROUND_REFRESH", def: "24h", usage: "refresh in the background the links used within this window; 0 turns it off",
@@ -272,6 +277,9 @@ func (c *Config) problems() []string {
 	}
 	if c.DynamoDBEndpoint != "" && !isHTTPURL(c.DynamoDBEndpoint) {
 		add("BROKER_DYNAMODB_ENDPOINT", "not an http(s) URL")
+	}
+	if c.KMSEndpoint != "" && !isHTTPURL(c.KMSEndpoint) {
+		add("BROKER_KMS_ENDPOINT", "not an http(s) URL")
 	}
 
 	if c.LWAClientID == "" {

@@ -17,6 +17,10 @@
 //
 // Random 96-bit nonces keep the chance of a repeat below 2^-32 for up to 2^32
 // seals under one key; rotate the key well before that many.
+//
+// Sealer holds static keys (BROKER_ENCRYPTION_KEY=base64). Envelope writes the
+// same format under a data key from AWS KMS (BROKER_ENCRYPTION_KEY=kms:KEY_ID),
+// with the data key, wrapped by KMS, as the record's key id.
 package seal
 
 import (
@@ -78,20 +82,10 @@ func (s *Sealer) KeyID() string { return s.current }
 // source fails.
 func (s *Sealer) Seal(userID string, plaintext []byte) (tokens.Sealed, error) {
 	k, ok := s.keys[s.current]
-	switch {
-	case !ok:
+	if !ok {
 		return tokens.Sealed{}, tokens.Errorf(tokens.EINTERNAL, "cannot seal: sealer has no key")
-	case userID == "":
-		return tokens.Sealed{}, tokens.Errorf(tokens.EINTERNAL, "cannot seal: no user id")
 	}
-	out := make([]byte, 1+nonceSize, len(plaintext)+overhead)
-	out[0] = FormatVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		return tokens.Sealed{}, tokens.Errorf(tokens.EINTERNAL, "cannot seal: random source failed")
-	}
-	nonce := out[1 : 1+nonceSize]
-	out = k.aead.Seal(out, nonce, plaintext, additionalData(FormatVersion, s.current, userID))
-	return tokens.Sealed{KeyID: s.current, Ciphertext: out}, nil
+	return sealWith(k, s.current, userID, plaintext)
 }
 
 // Open decrypts sealed for userID with the key that sealed it. It returns an
@@ -100,9 +94,36 @@ func (s *Sealer) Seal(userID string, plaintext []byte) (tokens.Sealed, error) {
 // hold. Its errors never contain the plaintext or the user id.
 func (s *Sealer) Open(userID string, sealed tokens.Sealed) ([]byte, error) {
 	k, ok := s.keys[sealed.KeyID]
-	switch {
-	case !ok:
+	if !ok {
 		return nil, tokens.Errorf(tokens.EINTERNAL, "cannot open sealed value: unknown key id %q", sealed.KeyID)
+	}
+	return openWith(k, userID, sealed)
+}
+
+// sealWith encrypts plaintext for userID under k, whose id keyID is written in
+// the sealed value and bound into its additional data: the one implementation
+// of sealing, shared by Sealer and Envelope. It returns an EINTERNAL error when
+// userID is empty or the random source fails.
+func sealWith(k *keyCipher, keyID, userID string, plaintext []byte) (tokens.Sealed, error) {
+	if userID == "" {
+		return tokens.Sealed{}, tokens.Errorf(tokens.EINTERNAL, "cannot seal: no user id")
+	}
+	out := make([]byte, 1+nonceSize, len(plaintext)+overhead)
+	out[0] = FormatVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return tokens.Sealed{}, tokens.Errorf(tokens.EINTERNAL, "cannot seal: random source failed")
+	}
+	nonce := out[1 : 1+nonceSize]
+	out = k.aead.Seal(out, nonce, plaintext, additionalData(FormatVersion, keyID, userID))
+	return tokens.Sealed{KeyID: keyID, Ciphertext: out}, nil
+}
+
+// openWith decrypts sealed for userID with k, which the caller found by
+// sealed.KeyID: the one implementation of opening, shared by Sealer and
+// Envelope. It returns an EINTERNAL error when sealed is truncated, has an
+// unknown format version, was altered, or was sealed for another user.
+func openWith(k *keyCipher, userID string, sealed tokens.Sealed) ([]byte, error) {
+	switch {
 	case len(sealed.Ciphertext) < overhead:
 		return nil, tokens.Errorf(tokens.EINTERNAL, "cannot open sealed value: truncated")
 	case sealed.Ciphertext[0] != FormatVersion:
