@@ -3,21 +3,17 @@ package seal
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/reciprocal-broker/broker/internal/awserr"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -275,22 +271,5 @@ func kmsError(op string, err error) error {
 // wrong (a client fault other than throttling) rather than that it could not
 // be served now.
 func kmsRefused(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var resp *awshttp.ResponseError
-	if errors.As(err, &resp) {
-		if code := resp.HTTPStatusCode(); code >= http.StatusInternalServerError || code == http.StatusTooManyRequests {
-			return false
-		}
-	}
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorFault() == smithy.FaultServer {
-		return false
-	}
-	code := apiErr.ErrorCode()
-	if _, throttled := retry.DefaultThrottleErrorCodes[code]; throttled {
-		return false
-	}
-	return code != "KMSInternalException" && code != "DependencyTimeoutException" && code != "RequestTimeout"
+	return awserr.Refused(err, "KMSInternalException", "DependencyTimeoutException", "RequestTimeout")
 }

@@ -62,18 +62,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/reciprocal-broker/broker/internal/awserr"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
@@ -370,24 +368,7 @@ func (s *Store) fail(op string, err error) error {
 // wrong (a client fault such as ValidationException or AccessDeniedException)
 // rather than that it could not be served now.
 func rejected(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var resp *awshttp.ResponseError
-	if errors.As(err, &resp) {
-		if code := resp.HTTPStatusCode(); code >= http.StatusInternalServerError || code == http.StatusTooManyRequests {
-			return false
-		}
-	}
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorFault() == smithy.FaultServer {
-		return false
-	}
-	code := apiErr.ErrorCode()
-	if _, throttled := retry.DefaultThrottleErrorCodes[code]; throttled {
-		return false
-	}
-	return code != "ResourceNotFoundException" && code != "RequestTimeout" && code != "RequestTimeoutException"
+	return awserr.Refused(err, "ResourceNotFoundException", "RequestTimeout", "RequestTimeoutException")
 }
 
 // conditionFailed reports whether err says that a write's condition was false.
