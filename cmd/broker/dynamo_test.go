@@ -26,7 +26,7 @@ func TestDynamo_ThreeInstances(t *testing.T) {
 	endpoint := dynamotest.Start(t)
 	table := dynamotest.NewTable(t, endpoint)
 	ctx := t.Context()
-	clk := &clock{now: time.Now()}
+	clk := sim.NewClock(time.Now())
 	lwaSim := sim.NewLWA(sim.LWAOptions{Now: clk.Now})
 	if err := lwaSim.Start(ctx); err != nil {
 		t.Fatal(err)

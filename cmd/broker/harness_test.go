@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,29 +21,11 @@ import (
 // alexaClient is the client id the partner issued to Alexa in these tests.
 const alexaClient = "alexa-skill-client"
 
-// clock is a settable time shared by the broker and the LWA simulator.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is one real broker, booted through Main on free loopback ports in a
 // temp dir, wired to the LWA simulator and the partner's authorization server.
 type harness struct {
 	tb     testing.TB
-	clock  *clock
+	clock  *sim.Clock
 	lwa    *sim.LWA
 	alexa  *sim.Alexa
 	authz  *sim.AuthServer
@@ -68,7 +49,7 @@ func newHarness(tb testing.TB) *harness {
 func newHarnessWith(tb testing.TB, settings map[string]string) *harness {
 	tb.Helper()
 	ctx := context.Background()
-	h := &harness{tb: tb, clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
+	h := &harness{tb: tb, clock: sim.NewClock(time.Now()), logs: &syncBuffer{}}
 	h.lwa = sim.NewLWA(sim.LWAOptions{Now: h.clock.Now})
 	if err := h.lwa.Start(ctx); err != nil {
 		tb.Fatal(err)

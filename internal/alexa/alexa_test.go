@@ -25,37 +25,19 @@ import (
 // start is the simulators' and the client's clock at the start of every test.
 var start = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable clock shared by the simulators and the client.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is an LWA simulator that mints access tokens, and an Alexa Health API
 // simulator that accepts them.
 type env struct {
 	lwa   *sim.LWA
 	alexa *sim.Alexa
-	clock *clock
+	clock *sim.Clock
 }
 
 // startEnv starts an LWA and an Alexa simulator on loopback ports, closed when
 // the test ends; mod, when not nil, adjusts the Alexa options.
 func startEnv(tb testing.TB, mod func(*sim.AlexaOptions)) env {
 	tb.Helper()
-	e := env{clock: &clock{t: start}}
+	e := env{clock: sim.NewClock(start)}
 	e.lwa = sim.NewLWA(sim.LWAOptions{Now: e.clock.Now})
 	if err := e.lwa.Start(context.Background()); err != nil {
 		tb.Fatalf("LWA Start: %v", err)

@@ -22,24 +22,6 @@ import (
 // clientNow is the client's fixed clock, so grant expiries can be compared exactly.
 var clientNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable clock for the simulator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // startLWA starts an LWA simulator on a loopback port, closed when the test ends.
 func startLWA(tb testing.TB, opts sim.LWAOptions) *sim.LWA {
 	tb.Helper()
@@ -106,7 +88,7 @@ func assertErrorCode(tb testing.TB, err error, want string) {
 func TestClient_Exchange(t *testing.T) {
 	type env struct {
 		lwa   *sim.LWA
-		clock *clock
+		clock *sim.Clock
 	}
 	tests := []struct {
 		name    string
@@ -240,7 +222,7 @@ func TestClient_Exchange(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clk := &clock{t: time.Now()}
+			clk := sim.NewClock(time.Now())
 			opts := tt.sim
 			opts.Now = clk.Now
 			e := env{lwa: startLWA(t, opts), clock: clk}

@@ -34,29 +34,11 @@ const alexaSample = `{
   }
 }`
 
-// alexaClock is a settable clock shared by the simulators of a test.
-type alexaClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *alexaClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *alexaClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // alexaEnv is an Alexa simulator with the LWA simulator that mints its tokens.
 type alexaEnv struct {
 	alexa *sim.Alexa
 	lwa   *sim.LWA
-	clock *alexaClock
+	clock *sim.Clock
 }
 
 // startAlexa starts an LWA and an Alexa simulator on loopback ports, sharing a
@@ -64,7 +46,7 @@ type alexaEnv struct {
 // adjusts the Alexa options.
 func startAlexa(tb testing.TB, mod func(*sim.AlexaOptions)) alexaEnv {
 	tb.Helper()
-	clk := &alexaClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := sim.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	l := sim.NewLWA(sim.LWAOptions{Now: clk.Now})
 	if err := l.Start(context.Background()); err != nil {
 		tb.Fatalf("LWA Start: %v", err)

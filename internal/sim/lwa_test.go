@@ -17,29 +17,11 @@ import (
 	"github.com/reciprocal-broker/broker/internal/sim"
 )
 
-// lwaClock is a settable clock for the LWA simulator.
-type lwaClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *lwaClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *lwaClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // startLWA starts an LWA simulator on a loopback port with a settable clock;
 // it is closed when the test ends.
-func startLWA(tb testing.TB, opts sim.LWAOptions) (*sim.LWA, *lwaClock) {
+func startLWA(tb testing.TB, opts sim.LWAOptions) (*sim.LWA, *sim.Clock) {
 	tb.Helper()
-	clk := &lwaClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := sim.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}
