@@ -10,6 +10,26 @@ source scripts/tools.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "no build output in the repository"
+# A tracked file may not be an executable binary (ELF, Mach-O, PE) nor larger
+# than 2 MB; package-lock.json is the one large file allowed.
+bad=0
+while IFS= read -r -d '' f; do
+  [ -f "$f" ] || continue
+  size=$(wc -c <"$f")
+  if [ "$f" != package-lock.json ] && [ "$size" -gt 2097152 ]; then
+    echo "tracked file larger than 2 MB: $f ($size bytes)" >&2; bad=1
+  fi
+  case $(head -c 4 "$f" | od -An -tx1 | tr -d ' \n') in
+    7f454c46 | feedface | feedfacf | cefaedfe | cffaedfe | cafebabe | 4d5a*)
+      echo "tracked file is an executable binary: $f" >&2; bad=1 ;;
+  esac
+done < <(git ls-files -z 2>/dev/null)
+if [ "$bad" -ne 0 ]; then
+  echo "remove build output from git (git rm --cached FILE); .gitignore lists its kinds" >&2
+  exit 1
+fi
+
 step "generated code is what scripts/generate.sh makes"
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT

@@ -335,7 +335,7 @@ func assertNoError(tb testing.TB, err error) {
 }
 
 // wantIs returns a check that err wraps target and has the domain code.
-func wantIs(target error, code string) func(testing.TB, error) {
+func wantIs(target error, code tokens.Code) func(testing.TB, error) {
 	return func(tb testing.TB, err error) {
 		tb.Helper()
 		if !errors.Is(err, target) {

@@ -130,7 +130,7 @@ func sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims
 
 // checkError fails the test unless err is an application error with code whose
 // message contains reason and nothing of the token raw.
-func checkError(tb testing.TB, err error, code, reason, raw string) {
+func checkError(tb testing.TB, err error, code tokens.Code, reason, raw string) {
 	tb.Helper()
 	if err == nil {
 		tb.Fatalf("got nil error, want %s (%s)", code, reason)
@@ -158,9 +158,9 @@ func TestVerifier_Verify(t *testing.T) {
 	type tc struct {
 		name   string
 		token  func(t *testing.T) string
-		code   string   // "" for success
-		reason string   // part of the error message
-		scopes []string // the principal's scopes on success
+		code   tokens.Code // "" for success
+		reason string      // part of the error message
+		scopes []string    // the principal's scopes on success
 	}
 	valid := func(mutate func(jwt.MapClaims)) func(t *testing.T) string {
 		return func(t *testing.T) string {

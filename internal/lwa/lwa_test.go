@@ -78,7 +78,7 @@ func assertNoSecret(tb testing.TB, what, text string, secrets ...string) {
 }
 
 // assertErrorCode fails unless err has the domain code want, or is nil when want is "".
-func assertErrorCode(tb testing.TB, err error, want string) {
+func assertErrorCode(tb testing.TB, err error, want tokens.Code) {
 	tb.Helper()
 	if got := tokens.ErrorCode(err); got != want {
 		tb.Fatalf("error code = %q, want %q (err: %v)", got, want, err)
@@ -97,7 +97,7 @@ func TestClient_Exchange(t *testing.T) {
 		setup   func(t *testing.T, e env) (code string)
 		timeout time.Duration
 		// wantCode is the domain error code, "" for success.
-		wantCode         string
+		wantCode         tokens.Code
 		wantInvalidGrant bool
 		wantRequests     int
 		wantDeadline     bool // the error wraps context.DeadlineExceeded
@@ -461,7 +461,7 @@ func TestClient_ErrorsHideSecrets(t *testing.T) {
 		name     string
 		status   int
 		auth     lwa.ClientAuth
-		wantCode string
+		wantCode tokens.Code
 	}{
 		{name: "InvalidGrant", status: http.StatusBadRequest, wantCode: tokens.EINVALID},
 		{name: "InvalidClient", status: http.StatusUnauthorized, wantCode: tokens.EINTERNAL},
@@ -571,7 +571,7 @@ func TestNew(t *testing.T) {
 	tests := []struct {
 		name   string
 		modify func(*lwa.Options)
-		want   string
+		want   tokens.Code
 	}{
 		{name: "Valid", modify: func(*lwa.Options) {}},
 		{name: "MissingClientID", modify: func(o *lwa.Options) { o.ClientID = "" }, want: tokens.EINVALID},

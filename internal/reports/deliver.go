@@ -268,7 +268,7 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 // first, and this one's outcome yields.
 func (d *Deliverer) put(ctx context.Context, r *Report) bool {
 	if err := d.service.store.PutReport(ctx, r); err != nil {
-		if !errors.Is(err, tokens.ErrVersionConflict) && ctx.Err() == nil {
+		if !errors.Is(err, ErrVersionConflict) && ctx.Err() == nil {
 			d.service.Logger.WarnContext(ctx, "writing a report failed", "message_id", r.MessageID, "err", fmt.Sprint(err))
 		}
 		return false

@@ -100,7 +100,7 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report) error {
 	case !ok:
 		return fmt.Errorf("memreports: put %q: %w", r.MessageID, reports.ErrReportNotFound)
 	case cur.Version != r.Version:
-		return fmt.Errorf("memreports: put %q version %d over %d: %w", r.MessageID, r.Version, cur.Version, tokens.ErrVersionConflict)
+		return fmt.Errorf("memreports: put %q version %d over %d: %w", r.MessageID, r.Version, cur.Version, reports.ErrVersionConflict)
 	}
 	s.counter++
 	c := copyReport(r)

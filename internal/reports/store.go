@@ -7,8 +7,14 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// ErrReportNotFound is returned when no report has the message id asked for.
-var ErrReportNotFound = &tokens.Error{Code: tokens.ENOTFOUND, Message: "report not found"}
+// Sentinel errors of the outbox, possibly wrapped with context.
+var (
+	// ErrReportNotFound is returned when no report has the message id asked for.
+	ErrReportNotFound = &tokens.Error{Code: tokens.ENOTFOUND, Message: "report not found"}
+	// ErrVersionConflict is returned by Store.PutReport when the stored version
+	// is not the one the caller read: somebody else wrote first.
+	ErrVersionConflict = &tokens.Error{Code: tokens.ECONFLICT, Message: "report was changed concurrently"}
+)
 
 // Store is the outbox: it keeps reports durably from acceptance until they are
 // removed after their retention. Implementations are safe for concurrent use,
@@ -22,7 +28,7 @@ type Store interface {
 	// GetReport returns the report with messageID, or ErrReportNotFound.
 	GetReport(ctx context.Context, messageID string) (*Report, error)
 	// PutReport writes r when the stored version equals r.Version, then sets
-	// r.Version to the new version. It returns tokens.ErrVersionConflict when
+	// r.Version to the new version. It returns ErrVersionConflict when
 	// another writer came first, and ErrReportNotFound when r was removed.
 	PutReport(ctx context.Context, r *Report) error
 	// PendingReports returns up to limit PENDING reports whose NextAttemptAt is

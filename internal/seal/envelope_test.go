@@ -148,7 +148,7 @@ func TestNewEnvelope(t *testing.T) {
 		keyID  string
 		older  []seal.Key
 		fault  int
-		code   string
+		code   tokens.Code
 	}{
 		{"NoClient", nil, sim.DefaultKMSKeyID, nil, 0, tokens.EINVALID},
 		{"NoKeyID", client, "", nil, 0, tokens.EINVALID},
@@ -233,7 +233,7 @@ func TestEnvelope_Open(t *testing.T) {
 		envelope *seal.Envelope
 		user     string
 		sealed   tokens.Sealed
-		code     string // "" when it opens
+		code     tokens.Code // "" when it opens
 	}{
 		{"RoundTrip", a, user, sealed, ""},
 		{"OtherInstance", b, user, sealed, ""},

@@ -300,7 +300,7 @@ func TestNew(t *testing.T) {
 		name    string
 		current seal.Key
 		older   []seal.Key
-		code    string
+		code    tokens.Code
 	}{
 		{"One", k0, nil, ""},
 		{"WithOlder", k0, []seal.Key{k1}, ""},

@@ -21,7 +21,7 @@ type outcome struct {
 
 // outcomes is the one table that turns the domain's error codes into gRPC codes
 // and HTTP statuses. Nothing else in the broker decides a status.
-var outcomes = map[string]outcome{
+var outcomes = map[tokens.Code]outcome{
 	tokens.ENOTFOUND:        {codes.NotFound, http.StatusNotFound},
 	tokens.EINVALID:         {codes.InvalidArgument, http.StatusBadRequest},
 	tokens.EUNAUTHENTICATED: {codes.Unauthenticated, http.StatusUnauthorized},

@@ -11,18 +11,22 @@ import (
 	"fmt"
 )
 
+// Code is the kind of an application error. A type of its own, so that a
+// misspelt code does not compile.
+type Code string
+
 // Error codes of the application. They are few on purpose: each maps to exactly one
 // gRPC code and one HTTP status at the edge (internal/server), and nowhere else.
 const (
-	ENOTFOUND        = "not_found"       // the thing asked for does not exist
-	EINVALID         = "invalid"         // the caller's input is wrong
-	EUNAUTHENTICATED = "unauthenticated" // no valid credentials were presented
-	EPERMISSION      = "permission"      // the caller may not do this
-	ERELINK          = "relink_required" // the user must link the skill again
-	ECONFLICT        = "conflict"        // a concurrent writer won; try again
-	EUNAVAILABLE     = "unavailable"     // a dependency (store, Amazon) cannot be reached
-	EUNIMPLEMENTED   = "unimplemented"   // the method is not built yet
-	EINTERNAL        = "internal"        // a bug or a misconfiguration; never detailed to callers
+	ENOTFOUND        Code = "not_found"       // the thing asked for does not exist
+	EINVALID         Code = "invalid"         // the caller's input is wrong
+	EUNAUTHENTICATED Code = "unauthenticated" // no valid credentials were presented
+	EPERMISSION      Code = "permission"      // the caller may not do this
+	ERELINK          Code = "relink_required" // the user must link the skill again
+	ECONFLICT        Code = "conflict"        // a concurrent writer won; try again
+	EUNAVAILABLE     Code = "unavailable"     // a dependency (store, Amazon) cannot be reached
+	EUNIMPLEMENTED   Code = "unimplemented"   // the method is not built yet
+	EINTERNAL        Code = "internal"        // a bug or a misconfiguration; never detailed to callers
 )
 
 // Error is the application's error. Its Message is safe to show to the caller: it
@@ -30,7 +34,7 @@ const (
 // see only that something went wrong.
 type Error struct {
 	// Code is one of the E* constants.
-	Code string
+	Code Code
 	// Message is a human-readable explanation for the caller.
 	Message string
 }
@@ -40,21 +44,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
-// Is reports whether target is an *Error with the same code and message, so that
-// errors.Is matches sentinel errors across wrapping.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && t.Message == e.Message
-}
-
 // Errorf returns an *Error with the given code and a formatted message.
-func Errorf(code, format string, args ...any) *Error {
+func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any
 // other non-nil error, and "" for nil.
-func ErrorCode(err error) string {
+func ErrorCode(err error) Code {
 	if err == nil {
 		return ""
 	}
@@ -78,7 +75,9 @@ func ErrorMessage(err error) string {
 	return "internal error"
 }
 
-// Sentinel errors that adapters return, possibly wrapped with context.
+// Sentinel errors that adapters return, possibly wrapped with context. errors.Is
+// matches a sentinel by identity, never by its code or message: another error
+// with the same text is not the sentinel.
 var (
 	// ErrLinkNotFound is returned when a user has no link.
 	ErrLinkNotFound = &Error{Code: ENOTFOUND, Message: "link not found"}

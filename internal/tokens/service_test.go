@@ -201,7 +201,7 @@ func (h *harness) assertNoSecrets(tb testing.TB) {
 	}
 }
 
-func assertCode(tb testing.TB, err error, want string) {
+func assertCode(tb testing.TB, err error, want tokens.Code) {
 	tb.Helper()
 	if got := tokens.ErrorCode(err); got != want {
 		tb.Fatalf("error = %v (code %q), want code %q", err, got, want)

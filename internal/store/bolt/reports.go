@@ -157,7 +157,7 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 }
 
 // PutReport writes r when the stored version equals r.Version, then sets
-// r.Version. It returns tokens.ErrVersionConflict (wrapped) when it differs,
+// r.Version. It returns reports.ErrVersionConflict (wrapped) when it differs,
 // reports.ErrReportNotFound when the report is gone, and an EUNAVAILABLE error
 // when the database cannot be written.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
@@ -173,7 +173,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 			return err
 		}
 		if old.Version != r.Version {
-			return fmt.Errorf("bolt: put report %q: stored version %d, given %d: %w", r.MessageID, old.Version, r.Version, tokens.ErrVersionConflict)
+			return fmt.Errorf("bolt: put report %q: stored version %d, given %d: %w", r.MessageID, old.Version, r.Version, reports.ErrVersionConflict)
 		}
 		n, err := b.NextSequence()
 		if err != nil {

@@ -409,7 +409,7 @@ func TestStore_Errors(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		err  error
-		want string
+		want tokens.Code
 	}{
 		{"Throttled", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, tokens.EUNAVAILABLE},
 		{"RequestLimit", &types.RequestLimitExceeded{Message: aws.String("slow down")}, tokens.EUNAVAILABLE},
@@ -431,7 +431,7 @@ func TestStore_Errors(t *testing.T) {
 			for _, c := range []struct {
 				name string
 				call func() error
-				want string
+				want tokens.Code
 			}{
 				{"Ping", func() error { return s.Ping(t.Context()) }, tokens.EUNAVAILABLE},
 				{"GetLink", func() error { _, err := s.GetLink(t.Context(), "u"); return err }, tt.want},

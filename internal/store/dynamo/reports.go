@@ -96,7 +96,7 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 // keeps the index in step: a PENDING report is listed under its user, a report
 // in an end state under its FinishedAt, with a time to live thirty days after
 // it. When the condition fails, a consistent read tells why: it returns
-// tokens.ErrVersionConflict (wrapped) when another writer came first, and
+// reports.ErrVersionConflict (wrapped) when another writer came first, and
 // reports.ErrReportNotFound (wrapped) when the report is gone. It returns an
 // EUNAVAILABLE error when DynamoDB cannot be reached.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
@@ -120,7 +120,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	case stored == nil:
 		return fmt.Errorf("dynamo: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
 	}
-	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, tokens.ErrVersionConflict)
+	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, reports.ErrVersionConflict)
 }
 
 // PendingReports returns up to limit PENDING reports whose NextAttemptAt is not

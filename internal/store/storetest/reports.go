@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
-	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // RunReports runs the conformance suite of the reports outbox (reports.Store)
@@ -76,7 +75,7 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 		if err := s.PutReport(t.Context(), r); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutReport(t.Context(), &stale); !errors.Is(err, tokens.ErrVersionConflict) {
+		if err := s.PutReport(t.Context(), &stale); !errors.Is(err, reports.ErrVersionConflict) {
 			t.Errorf("stale PutReport: %v, want ErrVersionConflict", err)
 		}
 		missing := NewReport("gone", "u1", t0)
