@@ -42,6 +42,18 @@ func (s State) String() string {
 	return "UNKNOWN"
 }
 
+// ParseState returns the state whose wire name is name, as String spells it, or
+// an EINVALID error for any other name. Stores keep states by name, so that
+// renumbering State cannot change stored reports.
+func ParseState(name string) (State, error) {
+	for _, s := range []State{StatePending, StateDelivered, StateFailed, StateSuperseded} {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return 0, tokens.Errorf(tokens.EINVALID, "unknown report state %q", name)
+}
+
 // Final reports whether the state is an end state.
 func (s State) Final() bool { return s == StateDelivered || s == StateFailed || s == StateSuperseded }
 

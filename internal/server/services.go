@@ -73,12 +73,6 @@ type linkService struct {
 	s *tokens.Service
 }
 
-// Page sizes of ListLinks.
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-)
-
 func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
@@ -91,16 +85,10 @@ func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest)
 }
 
 func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
+	if req.GetPageSize() < 0 {
 		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
 	}
-	page, err := l.s.Links(ctx, req.GetPageToken(), size)
+	page, err := l.s.Links(ctx, req.GetPageToken(), tokens.PageSize(int(req.GetPageSize())))
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,18 @@ func (s State) String() string {
 	return "UNKNOWN"
 }
 
+// ParseState returns the state whose wire name is name, as String spells it, or
+// an EINVALID error for any other name. Stores keep states by name, so that
+// renumbering State cannot change stored links.
+func ParseState(name string) (State, error) {
+	for _, s := range []State{StateLinked, StateRelinkRequired} {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return 0, Errorf(EINVALID, "unknown link state %q", name)
+}
+
 // Link is one partner user's link to Login with Amazon: the user's LWA tokens,
 // sealed, and what operators may see about them.
 type Link struct {
@@ -105,6 +117,26 @@ type Exchanger interface {
 	Refresh(ctx context.Context, refreshToken Secret) (Grant, error)
 }
 
+// Page sizes of ListLinks.
+const (
+	// DefaultPageSize is the page size asked for with a limit of zero or less.
+	DefaultPageSize = 100
+	// MaxPageSize is the most links one page holds.
+	MaxPageSize = 1000
+)
+
+// PageSize returns how many links a page of ListLinks holds when limit is asked
+// for: DefaultPageSize for zero or less, at most MaxPageSize.
+func PageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageSize
+	case limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return limit
+}
+
 // LinkPage is one page of ListLinks.
 type LinkPage struct {
 	Links []*Link
@@ -124,8 +156,8 @@ type Store interface {
 	PutLink(ctx context.Context, link *Link) error
 	// DeleteLink removes the link of userID, or returns ErrLinkNotFound.
 	DeleteLink(ctx context.Context, userID string) error
-	// ListLinks returns up to limit links ordered by user id, starting after the
-	// user id in cursor ("" for the first page).
+	// ListLinks returns up to PageSize(limit) links ordered by user id, starting
+	// after the user id in cursor ("" for the first page).
 	ListLinks(ctx context.Context, cursor string, limit int) (LinkPage, error)
 	// ClaimCode records that the authorization code with codeHash was presented
 	// for userID, and returns the user it belongs to: userID when the code is new

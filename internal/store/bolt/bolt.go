@@ -29,13 +29,6 @@ import (
 // another open Store in this one) holds, before it gives up.
 const OpenTimeout = time.Second
 
-// DefaultListLimit is the page size of ListLinks when it is given a limit of zero or
-// less; MaxListLimit is the largest page it returns.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
-)
-
 var (
 	bucketLinks   = []byte("links")
 	bucketCodes   = []byte("codes")
@@ -193,17 +186,11 @@ func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 
 // ListLinks returns up to limit links ordered by user id (as bytes), starting after
 // the user id in cursor ("" for the first page), all read in one transaction. A
-// limit of zero or less means DefaultListLimit, and a limit above MaxListLimit
-// means MaxListLimit. Next is the last user id of the page when more links follow,
+// page holds tokens.PageSize(limit) links at most. Next is the last user id of the page when more links follow,
 // else "". It returns an EUNAVAILABLE error when the database cannot be read, and
 // an EINTERNAL error when a stored record is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
-	switch {
-	case limit <= 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
-	}
+	limit = tokens.PageSize(limit)
 	var page tokens.LinkPage
 	err := s.view(ctx, "list links", func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketLinks).Cursor()

@@ -121,12 +121,9 @@ func decodeLink(v []byte) (*tokens.Link, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("bolt: decode link of %q: %w", user, r.err)
 	}
-	switch state {
-	case tokens.StateLinked.String():
-		l.State = tokens.StateLinked
-	case tokens.StateRelinkRequired.String():
-		l.State = tokens.StateRelinkRequired
-	default:
+	var err error
+	if l.State, err = tokens.ParseState(state); err != nil {
+		// A stored record that does not decode is corrupt: internal, not the caller's.
 		return nil, fmt.Errorf("bolt: decode link of %q: unknown state %q", user, state)
 	}
 	return l, nil

@@ -95,13 +95,6 @@ const (
 	AttrTTL = "ttl"
 )
 
-// DefaultListLimit is the page size of ListLinks when it is given a limit of zero
-// or less; MaxListLimit is the largest page it returns.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
-)
-
 // Retry settings of the client that New builds: the SDK's standard retryer
 // (exponential backoff with jitter, throttling and 5xx answers and connection
 // errors retried) with at most MaxAttempts attempts per call, waiting at most

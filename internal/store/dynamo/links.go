@@ -97,19 +97,13 @@ func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 
 // ListLinks returns up to limit links ordered by user id (as bytes), starting
 // after the user id in cursor ("" for the first page), from the index
-// IndexGSI1: a link written a moment ago may be missing or stale. A limit of
-// zero or less means DefaultListLimit, and a limit above MaxListLimit means
-// MaxListLimit. Next is the last user id of the page when more links follow,
+// IndexGSI1: a link written a moment ago may be missing or stale. A page
+// holds tokens.PageSize(limit) links at most. Next is the last user id of the page when more links follow,
 // else "". It returns an EINVALID error when cursor cannot be a user id (longer
 // than 1024 bytes or not UTF-8), an EUNAVAILABLE error when DynamoDB cannot be
 // reached, and an EINTERNAL error when a stored item is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
-	switch {
-	case limit <= 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
-	}
+	limit = tokens.PageSize(limit)
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiLinks))
 	if len(cursor) > maxSortKey || !utf8.ValidString(cursor) {
 		return tokens.LinkPage{}, tokens.Errorf(tokens.EINVALID, "cursor is no user id: longer than %d bytes or not UTF-8", maxSortKey)

@@ -115,19 +115,6 @@ type reportItem struct {
 	TTL           int64  `dynamodbav:"ttl,omitempty"`
 }
 
-var linkStates = map[string]tokens.State{
-	tokens.StateLinked.String():         tokens.StateLinked,
-	tokens.StateRelinkRequired.String(): tokens.StateRelinkRequired,
-}
-
-var reportStates = map[string]reports.State{}
-
-func init() {
-	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
-		reportStates[st.String()] = st
-	}
-}
-
 // userKeyEscaper escapes a user id for a pending report's gsi1sk: '\' becomes
 // `\\` and '#' becomes `\#`, so that an unescaped '#' ends the user id.
 var userKeyEscaper = strings.NewReplacer(`\`, `\\`, `#`, `\#`)
@@ -167,11 +154,11 @@ func decodeLink(item map[string]types.AttributeValue) (*tokens.Link, error) {
 	if err := unmarshal(item, &rec); err != nil {
 		return nil, fmt.Errorf("dynamo: decode link: %w: %w", errCorrupt, err)
 	}
-	state, ok := linkStates[rec.State]
+	state, serr := tokens.ParseState(rec.State)
 	switch {
 	case rec.Format != recordFormat:
 		return nil, fmt.Errorf("dynamo: decode link of %q: unknown format %d: %w", rec.UserID, rec.Format, errCorrupt)
-	case !ok:
+	case serr != nil:
 		return nil, fmt.Errorf("dynamo: decode link of %q: unknown state %q: %w", rec.UserID, rec.State, errCorrupt)
 	case rec.UserID == "" || rec.PK != pkUser+rec.UserID || len(rec.Sealed) == 0 || rec.Version <= 0:
 		return nil, fmt.Errorf("dynamo: decode link of %q: missing fields: %w", rec.UserID, errCorrupt)
@@ -235,8 +222,8 @@ func decodeReport(item map[string]types.AttributeValue) (*reports.Report, error)
 	if err := unmarshal(item, &rec); err != nil {
 		return nil, fmt.Errorf("dynamo: decode report: %w: %w", errCorrupt, err)
 	}
-	state, ok := reportStates[rec.State]
-	if rec.Format != recordFormat || !ok || rec.MessageID == "" || rec.Version <= 0 {
+	state, serr := reports.ParseState(rec.State)
+	if rec.Format != recordFormat || serr != nil || rec.MessageID == "" || rec.Version <= 0 {
 		return nil, fmt.Errorf("dynamo: decode report %q: format %d, state %q: %w", rec.MessageID, rec.Format, rec.State, errCorrupt)
 	}
 	r := &reports.Report{
