@@ -17,19 +17,22 @@ const (
 // cache remembers verified tokens, so that a caller presenting the same token
 // call after call is checked once per TTL instead of once per call. Entries are
 // keyed by the whole token, compared byte for byte, so one token cannot be
-// mistaken for another; they never outlive the token's exp, and are forgotten whenever the JWKS
-// is fetched again (a withdrawn key stops being honoured at once).
+// mistaken for another; they never outlive the token's exp, and are forgotten
+// whenever the JWKS is fetched again (a withdrawn key stops being honoured at
+// once). It is safe for concurrent use.
 type cache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
 	m   map[string]cached
 }
 
+// cached is one verified token's principal and the end of its stay.
 type cached struct {
 	p     Principal
 	until time.Time
 }
 
+// newCache returns an empty cache that remembers a token for at most ttl.
 func newCache(ttl time.Duration) *cache {
 	return &cache{ttl: ttl, m: make(map[string]cached)}
 }

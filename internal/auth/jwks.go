@@ -43,9 +43,10 @@ type jwksSource struct {
 
 // newJWKSSource fetches the JWKS at cfg.JWKSURL once and starts its background
 // refresh, which stops when ctx is done or the source is closed. A failed first
-// fetch is logged, not returned.
-// onReplace is called after every successful fetch, which replaces the whole
-// key set (the verifier forgets the tokens it verified with the old set).
+// fetch is logged, not returned. onReplace is called after every successful
+// fetch, which replaces the whole key set (the verifier forgets the tokens it
+// verified with the old set). It returns an error when the URL is not an
+// absolute http or https URL or the JWKS client cannot be set up.
 func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSource, error) {
 	u, err := url.Parse(cfg.JWKSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -124,6 +125,7 @@ func (s *jwksSource) keyfunc(ctx context.Context) jwt.Keyfunc {
 	}
 }
 
+// close stops the background refresh of the JWKS.
 func (s *jwksSource) close() { s.cancel() }
 
 // trackingStorage is the JWKS cache. It notes each successful fetch, which

@@ -2,7 +2,8 @@
 // the token's signature against the partner authorization server's keys (a JWKS
 // URL, a PEM public key, or an HS256 secret for development), its issuer,
 // audience and validity window, and reads the RFC 9068 claims sub, client_id and
-// scope. Every caller of the broker, over HTTP or gRPC, passes these same checks.
+// scope. Every caller of the broker, over HTTP or gRPC, passes these same checks,
+// through the one Authenticator interface that Verifier implements.
 package auth
 
 import (

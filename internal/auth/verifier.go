@@ -76,8 +76,8 @@ type Config struct {
 	CacheTTL time.Duration
 }
 
-// Verifier checks bearer JWTs and returns the Principal they carry. It is safe
-// for concurrent use.
+// Verifier checks bearer JWTs and returns the Principal they carry: it is the
+// broker's Authenticator. It is safe for concurrent use.
 type Verifier struct {
 	parser  *jwt.Parser
 	methods []string
@@ -101,10 +101,12 @@ var errKeysUnavailable = errors.New("signing keys unavailable")
 // staticKey is a key source of one key: a PEM public key or an HS256 secret.
 type staticKey struct{ key any }
 
+// keyfunc returns a jwt.Keyfunc that always answers the one key.
 func (s staticKey) keyfunc(context.Context) jwt.Keyfunc {
 	return func(*jwt.Token) (any, error) { return s.key, nil }
 }
 
+// close does nothing: a static key holds nothing to release.
 func (staticKey) close() {}
 
 // NewVerifier returns a Verifier for cfg. With a JWKS URL it fetches the key set

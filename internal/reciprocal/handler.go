@@ -1,8 +1,6 @@
 package reciprocal
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,21 +16,19 @@ import (
 // MaxBody is the largest form the endpoint reads.
 const MaxBody = 64 << 10
 
-// Authenticator verifies a bearer token and names its holder.
-type Authenticator interface {
-	Verify(ctx context.Context, rawToken string) (auth.Principal, error)
-}
-
 // Handler serves POST /api/reciprocal/authorize: Alexa's form request in either
-// form, answered with `{}` or an RFC 6749 §5.2 error.
+// form, answered with `{}` or an RFC 6749 §5.2 error from the endpoint's own
+// error table (oauthError). It is safe for concurrent use.
 type Handler struct {
 	service *Service
-	authn   Authenticator
+	authn   auth.Authenticator
 	logger  *slog.Logger
 }
 
-// NewHandler returns the endpoint's HTTP handler.
-func NewHandler(s *Service, authn Authenticator, logger *slog.Logger) *Handler {
+// NewHandler returns the endpoint's HTTP handler: authn verifies the user's
+// JWT, s carries out the hand-over, and logger (nil discards) gets one line per
+// hand-over.
+func NewHandler(s *Service, authn auth.Authenticator, logger *slog.Logger) *Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,14 +144,4 @@ func bearer(r *http.Request, form url.Values) (string, error) {
 		return fromHeader, nil
 	}
 	return fromForm, nil
-}
-
-// writeError writes an RFC 6749 §5.2 error body.
-func writeError(w http.ResponseWriter, status int, code, description string) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{code, description})
 }

@@ -45,7 +45,7 @@ const (
 
 var secrets = []string{userJWT, otherJWT, secondJWT, noSubjectJWT, badJWT, jwksDownJWT, code, alexaSecret}
 
-// fakeAuthn is a reciprocal.Authenticator that knows a few tokens: each names
+// fakeAuthn is an auth.Authenticator that knows a few tokens: each names
 // a Principal, answers EUNAVAILABLE (as when the JWKS cannot be fetched), or is
 // unknown and answers EUNAUTHENTICATED. It records the tokens it was given.
 type fakeAuthn struct {
@@ -56,7 +56,7 @@ type fakeAuthn struct {
 	seen []string
 }
 
-var _ reciprocal.Authenticator = (*fakeAuthn)(nil)
+var _ auth.Authenticator = (*fakeAuthn)(nil)
 
 func newFakeAuthn() *fakeAuthn {
 	return &fakeAuthn{

@@ -3,11 +3,17 @@
 // accepts both request forms Alexa uses (Amazon's, with the user's JWT as a
 // bearer header, and the IETF draft's, with the JWT in the form), checks the
 // client, has the code exchanged, and answers in RFC 6749 §5.2's terms.
+//
+// Its errors are the one deliberate exception to the broker's single error
+// table (internal/server's outcomes): Alexa reads this endpoint's answers as an
+// OAuth 2.0 token endpoint's, so errors are RFC 6749 §5.2 JSON with their own
+// HTTP statuses (see oauthError in errors.go), not gRPC status JSON. The gRPC
+// face of the hand-over, ReciprocalService/Authorize in internal/server, answers
+// through the broker's table like every other method.
 package reciprocal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,7 +24,11 @@ import (
 
 // The grant types Alexa sends.
 const (
-	GrantType     = "reciprocal_authorization_code"
+	// GrantType is the grant_type of Amazon's form, with the user's JWT as a
+	// bearer header.
+	GrantType = "reciprocal_authorization_code"
+	// GrantTypeIETF is the grant_type of the IETF draft's form, with the JWT in
+	// the form's access_token field.
 	GrantTypeIETF = "urn:ietf:params:oauth:grant-type:reciprocal"
 )
 
@@ -26,19 +36,18 @@ const (
 // gives its token calls 4.5 s, and the answer must reach it before then.
 const Deadline = 4 * time.Second
 
-// Errors of a hand-over beyond the domain's own; each maps to one RFC 6749 code.
-var (
-	// ErrUnsupportedGrantType is returned for a grant_type other than Alexa's two.
-	ErrUnsupportedGrantType = &tokens.Error{Code: tokens.EINVALID, Message: "unsupported grant_type"}
-	// ErrInvalidClient is returned when client_id is not an allowed Alexa client
-	// or differs from the bearer token's client_id claim.
-	ErrInvalidClient = &tokens.Error{Code: tokens.EPERMISSION, Message: "client_id is not an allowed Alexa client of this token"}
-)
-
-// Exchanger is what a hand-over needs of the token service.
+// Exchanger is what a hand-over needs of the token service; tokens.Service
+// implements it.
 type Exchanger interface {
+	// Exchange trades the authorization code for userID's LWA tokens and stores
+	// them, remembering region for the link. It returns an error wrapping
+	// tokens.ErrInvalidGrant when LWA refused the code or the code was used for
+	// another user, an EUNAVAILABLE error when LWA or the store cannot be
+	// reached, and an EINVALID error for an empty user or code.
 	Exchange(ctx context.Context, userID string, code tokens.Secret, region string) (*tokens.Link, error)
 }
+
+var _ Exchanger = (*tokens.Service)(nil)
 
 // Service checks and carries out hand-overs. It is safe for concurrent use.
 type Service struct {
@@ -55,9 +64,12 @@ func NewService(tokens Exchanger, clients []string) *Service {
 
 // Request is one hand-over, in either form.
 type Request struct {
+	// GrantType is the form's grant_type: GrantType or GrantTypeIETF.
 	GrantType string
-	Code      tokens.Secret
-	ClientID  string
+	// Code is the LWA authorization code Alexa hands over.
+	Code tokens.Secret
+	// ClientID is the client id the partner issued to Alexa.
+	ClientID string
 }
 
 // Validate returns an EINVALID error naming a missing field, or
@@ -80,9 +92,10 @@ func (req Request) Validate() error {
 // token, names, and stores the user's tokens; it returns within Deadline.
 //
 // It returns an EINVALID error for a missing field, ErrUnsupportedGrantType,
-// ErrInvalidClient, an error wrapping tokens.ErrInvalidGrant when LWA refused the
-// code or the code belongs to another user, and an EUNAVAILABLE error when LWA or
-// the store could not be reached in time.
+// an EUNAUTHENTICATED error when p names no user, ErrInvalidClient, an error
+// wrapping tokens.ErrInvalidGrant when LWA refused the code or the code belongs
+// to another user, and an EUNAVAILABLE error when LWA or the store could not be
+// reached in time.
 func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) error {
 	if err := req.Validate(); err != nil {
 		return err
@@ -102,26 +115,4 @@ func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) 
 		return fmt.Errorf("hand-over of user %q: %w", p.Subject, err)
 	}
 	return nil
-}
-
-// oauthError returns the RFC 6749 §5.2 error code and HTTP status of an error
-// of Authorize.
-func oauthError(err error) (code string, status int) {
-	switch {
-	case errors.Is(err, tokens.ErrInvalidGrant):
-		return "invalid_grant", 400
-	case errors.Is(err, ErrUnsupportedGrantType):
-		return "unsupported_grant_type", 400
-	case errors.Is(err, ErrInvalidClient):
-		return "invalid_client", 400
-	}
-	switch tokens.ErrorCode(err) {
-	case tokens.EINVALID:
-		return "invalid_request", 400
-	case tokens.EUNAUTHENTICATED:
-		return "invalid_token", 401
-	case tokens.EUNAVAILABLE:
-		return "temporarily_unavailable", 503
-	}
-	return "server_error", 500
 }

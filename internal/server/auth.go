@@ -12,18 +12,17 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// Scopes of the contract's "who may call what".
+// The scopes a bearer token may carry (its scope claim); policy says which
+// methods each one opens.
 const (
-	ScopeTokens   = "broker:tokens"
+	// ScopeTokens lets the companion backend fetch partner tokens and read a
+	// user's link.
+	ScopeTokens = "broker:tokens"
+	// ScopeProfiles lets the companion backend submit and read profile reports.
 	ScopeProfiles = "broker:profiles"
-	ScopeAdmin    = "broker:admin"
+	// ScopeAdmin lets operators read, list, refresh and delete links.
+	ScopeAdmin = "broker:admin"
 )
-
-// Authenticator verifies a bearer token and names its holder. gRPC and HTTP
-// callers pass the same one, in one interceptor.
-type Authenticator interface {
-	Verify(ctx context.Context, rawToken string) (auth.Principal, error)
-}
 
 // anyUser marks methods that need an authenticated caller but no scope: the
 // reciprocal hand-over, whose user token carries none.
@@ -49,8 +48,12 @@ func public(method string) bool {
 }
 
 // authInterceptor checks the bearer token of every call against policy and puts
-// the caller's Principal in the context.
-func authInterceptor(authn Authenticator) grpc.UnaryServerInterceptor {
+// the caller's Principal in the context. It is the one place where gRPC callers
+// and the gateway's HTTP callers are authenticated. It answers EPERMISSION for a
+// method policy does not list or a token without one of the method's scopes,
+// EUNAUTHENTICATED without a single bearer token, and authn's own errors
+// (EUNAUTHENTICATED, EUNAVAILABLE) unchanged.
+func authInterceptor(authn auth.Authenticator) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if public(info.FullMethod) {
 			return handler(ctx, req)

@@ -22,8 +22,9 @@ import (
 // maxGatewayBody bounds JSON request bodies on the gateway.
 const maxGatewayBody = 1 << 20
 
-// gatewayMux is the grpc-gateway mux, set up so that JSON keeps the contract's
-// shapes: proto field names, bare enum names, every field present.
+// gatewayMux is the grpc-gateway mux, set up so that JSON has the API's
+// documented shapes: proto field names, bare enum names, every field present,
+// unknown fields refused, 202 Accepted for a submitted profile report.
 func gatewayMux() *runtime.ServeMux {
 	jsonpb := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -98,6 +99,8 @@ func (s *Server) httpHandler() (http.Handler, error) {
 			promhttp.InstrumentHandlerCounter(requests.MustCurryWith(labels), h))
 	}
 
+	// Without a reciprocal handler the form endpoint still answers in its own
+	// RFC 6749 shape (see internal/reciprocal's error table), not the gateway's.
 	reciprocal := s.opts.Reciprocal
 	if reciprocal == nil {
 		reciprocal = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -150,6 +153,7 @@ type statusRecorder struct {
 	wroteHeader bool
 }
 
+// WriteHeader remembers the first status code written and passes it on.
 func (r *statusRecorder) WriteHeader(code int) {
 	if !r.wroteHeader {
 		r.status, r.wroteHeader = code, true
@@ -157,6 +161,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Write passes b on; a body written without a status code is 200 OK.
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	r.wroteHeader = true
 	return r.ResponseWriter.Write(b)

@@ -16,11 +16,14 @@ func NewProfileReportService(s *reports.Service) brokerv1.ProfileReportServiceSe
 	return &profileReportService{s: s}
 }
 
+// profileReportService accepts profile reports and answers for their delivery.
 type profileReportService struct {
 	brokerv1.UnimplementedProfileReportServiceServer
 	s *reports.Service
 }
 
+// SubmitProfileReport stores the report for delivery; errors are those of
+// reports.Service.Submit.
 func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *brokerv1.SubmitProfileReportRequest) (*brokerv1.SubmitProfileReportResponse, error) {
 	profiles := make([]reports.Profile, len(req.GetProfiles()))
 	for i, pr := range req.GetProfiles() {
@@ -45,6 +48,8 @@ func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *bro
 	return &brokerv1.SubmitProfileReportResponse{MessageId: r.MessageID, State: reportState(r.State)}, nil
 }
 
+// GetProfileReport returns a report's delivery record. It returns an EINVALID
+// error for an empty message_id, and the errors of reports.Service.Report.
 func (p *profileReportService) GetProfileReport(ctx context.Context, req *brokerv1.GetProfileReportRequest) (*brokerv1.ProfileReport, error) {
 	if req.GetMessageId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "message_id is required")
@@ -63,6 +68,8 @@ func (p *profileReportService) GetProfileReport(ctx context.Context, req *broker
 	}, nil
 }
 
+// reportState returns the API's name of s, REPORT_STATE_UNSPECIFIED for a state
+// it does not know.
 func reportState(s reports.State) brokerv1.ReportState {
 	switch s {
 	case reports.StatePending:
@@ -86,7 +93,8 @@ type ReportMetrics struct {
 
 var _ reports.Observer = (*ReportMetrics)(nil)
 
-// NewReportMetrics registers the report metrics with reg.
+// NewReportMetrics registers the report metrics with reg. It returns reg's
+// error when they cannot be registered, as when reg holds them already.
 func NewReportMetrics(reg prometheus.Registerer) (*ReportMetrics, error) {
 	m := &ReportMetrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -20,6 +20,7 @@ import (
 // gRPC metadata, so a caller can quote it and operators can find its log line.
 const requestIDHeader = "x-request-id"
 
+// requestIDKey is the context key of a request's id.
 type requestIDKey struct{}
 
 // validRequestID accepts ids a caller may choose; anything else is replaced, so

@@ -1,7 +1,9 @@
 // Package server is the broker's edge: the gRPC server with its interceptors,
-// health and reflection, the HTTP gateway in front of it, the hand-written
-// reciprocal form endpoint, metrics, and the one table where application error
-// codes become gRPC codes and HTTP statuses.
+// health and reflection, the HTTP gateway in front of it, the route of Alexa's
+// reciprocal form endpoint (served by internal/reciprocal), metrics, and the one
+// table where application error codes become gRPC codes and HTTP statuses
+// (errors.go; the reciprocal endpoint's RFC 6749 errors are the one deliberate
+// exception).
 package server
 
 import (
@@ -38,10 +40,15 @@ const ShutdownTimeout = 10 * time.Second
 // Services are the implementations of the broker's gRPC services. A nil field
 // answers UNIMPLEMENTED (HTTP 501) for its methods.
 type Services struct {
-	Reciprocal    brokerv1.ReciprocalServiceServer
+	// Reciprocal is Alexa's hand-over over gRPC (NewReciprocalService).
+	Reciprocal brokerv1.ReciprocalServiceServer
+	// PartnerTokens hands access tokens to the companion backend
+	// (NewPartnerTokenService).
 	PartnerTokens brokerv1.PartnerTokenServiceServer
-	Reports       brokerv1.ProfileReportServiceServer
-	Links         brokerv1.LinkServiceServer
+	// Reports accepts profile reports (NewProfileReportService).
+	Reports brokerv1.ProfileReportServiceServer
+	// Links lets operators manage links (NewLinkService).
+	Links brokerv1.LinkServiceServer
 }
 
 // Options configure a Server.
@@ -61,7 +68,7 @@ type Options struct {
 	Reciprocal http.Handler
 	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
 	// them all with UNAUTHENTICATED (health and reflection stay open).
-	Authenticator Authenticator
+	Authenticator auth.Authenticator
 }
 
 // NewRegistry returns a metrics registry holding the Go runtime and process
@@ -78,7 +85,7 @@ type Server struct {
 	logger   *slog.Logger
 	health   *health.Checker
 	registry *prometheus.Registry
-	authn    Authenticator
+	authn    auth.Authenticator
 
 	grpc     *grpc.Server
 	http     *http.Server
@@ -92,7 +99,9 @@ type Server struct {
 	cancel   context.CancelFunc
 }
 
-// New builds a Server; Open starts it.
+// New builds a Server; Open starts it. It returns an error when the server's
+// metrics cannot be registered with opts.Registry, as when that registry holds
+// them already.
 func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, logger: opts.Logger, health: opts.Health, registry: opts.Registry, authn: opts.Authenticator}
 	if s.authn == nil {
@@ -137,6 +146,9 @@ func New(opts Options) (*Server, error) {
 // refuseAll is the Authenticator of a server configured without one.
 type refuseAll struct{}
 
+var _ auth.Authenticator = refuseAll{}
+
+// Verify refuses every token with an EUNAUTHENTICATED error.
 func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
 	return auth.Principal{}, tokens.Errorf(tokens.EUNAUTHENTICATED, "no authenticator configured")
 }
@@ -187,7 +199,9 @@ func (s *Server) registerServices() {
 	s.health.Serving(brokerv1.LinkService_ServiceDesc.ServiceName)
 }
 
-// Open listens on both addresses and starts serving in the background.
+// Open listens on both addresses and starts serving in the background. It
+// returns an error when an address cannot be listened on or the gateway cannot
+// be set up. Close stops what Open started.
 func (s *Server) Open() (err error) {
 	if s.grpcLis, err = net.Listen("tcp", s.opts.GRPCAddr); err != nil {
 		return fmt.Errorf("listen gRPC on %s: %w", s.opts.GRPCAddr, err)
@@ -230,10 +244,10 @@ func (s *Server) Open() (err error) {
 	return nil
 }
 
-// GRPCAddr returns the address the gRPC server listens on.
+// GRPCAddr returns the address the gRPC server listens on; call it after Open.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
-// HTTPAddr returns the address the HTTP gateway listens on.
+// HTTPAddr returns the address the HTTP gateway listens on; call it after Open.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 
 // Close shuts down gracefully: health turns NOT_SERVING, the listeners close and

@@ -25,12 +25,12 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// scopesAuthn is a hand-written Authenticator: a token names its scopes
+// scopesAuthn is a hand-written auth.Authenticator: a token names its scopes
 // ("tokens", "profiles", "admin", "all"), and its holder is "user-1" of client
 // "alexa"; any other token is refused.
 type scopesAuthn struct{}
 
-var _ server.Authenticator = scopesAuthn{}
+var _ auth.Authenticator = scopesAuthn{}
 
 var tokenScopes = map[string][]string{
 	"tokens":   {server.ScopeTokens},
@@ -420,7 +420,7 @@ func waitFor(tb testing.TB, cond func() bool) {
 	}
 }
 
-// TestServer_Auth runs the contract's "who may call what" over gRPC and HTTP.
+// TestServer_Auth runs the policy of who may call what over gRPC and HTTP.
 func TestServer_Auth(t *testing.T) {
 	s := open(t, server.Options{Services: server.Services{Links: failingLinks{}}})
 	links := brokerv1.NewLinkServiceClient(dial(t, s))

@@ -13,18 +13,23 @@ import (
 )
 
 // The gRPC services below only translate between the API's messages and the
-// domain; errors go back unchanged, and errorInterceptor maps their codes.
+// domain; errors go back unchanged, and errorInterceptor maps their codes. The
+// caller has passed authInterceptor before any of them is called.
 
-// NewReciprocalService returns the gRPC face of Alexa's hand-over.
+// NewReciprocalService returns the gRPC face of Alexa's hand-over. Its errors
+// go through the broker's error table, not the form endpoint's RFC 6749 one.
 func NewReciprocalService(s *reciprocal.Service) brokerv1.ReciprocalServiceServer {
 	return &reciprocalService{s: s}
 }
 
+// reciprocalService is the gRPC face of Alexa's hand-over.
 type reciprocalService struct {
 	brokerv1.UnimplementedReciprocalServiceServer
 	s *reciprocal.Service
 }
 
+// Authorize hands the code over for the user that the caller's token names;
+// errors are those of reciprocal.Service.Authorize.
 func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.AuthorizeRequest) (*brokerv1.AuthorizeResponse, error) {
 	p, _ := auth.FromContext(ctx)
 	err := r.s.Authorize(ctx, p, reciprocal.Request{
@@ -36,17 +41,21 @@ func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.Authori
 	return &brokerv1.AuthorizeResponse{}, nil
 }
 
-// NewPartnerTokenService returns the service that hands out access tokens.
+// NewPartnerTokenService returns the service that hands out access tokens; now
+// is the clock that expires_in is counted from.
 func NewPartnerTokenService(s *tokens.Service, now func() time.Time) brokerv1.PartnerTokenServiceServer {
 	return &partnerTokenService{s: s, now: now}
 }
 
+// partnerTokenService hands the companion backend users' access tokens.
 type partnerTokenService struct {
 	brokerv1.UnimplementedPartnerTokenServiceServer
 	s   *tokens.Service
 	now func() time.Time
 }
 
+// GetPartnerToken returns the user's access token. It returns an EINVALID error
+// for an empty user_id, and the errors of tokens.Service.Token.
 func (p *partnerTokenService) GetPartnerToken(ctx context.Context, req *brokerv1.GetPartnerTokenRequest) (*brokerv1.GetPartnerTokenResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
@@ -68,11 +77,14 @@ func NewLinkService(s *tokens.Service) brokerv1.LinkServiceServer {
 	return &linkService{s: s}
 }
 
+// linkService lets operators see and manage links.
 type linkService struct {
 	brokerv1.UnimplementedLinkServiceServer
 	s *tokens.Service
 }
 
+// GetLink returns the user's link. It returns an EINVALID error for an empty
+// user_id, and the errors of tokens.Service.Link.
 func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
@@ -84,6 +96,8 @@ func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest)
 	return linkMessage(link), nil
 }
 
+// ListLinks returns one page of links. It returns an EINVALID error for a
+// negative page_size, and the errors of tokens.Service.Links.
 func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
 	if req.GetPageSize() < 0 {
 		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
@@ -99,6 +113,8 @@ func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequ
 	return resp, nil
 }
 
+// DeleteLink removes the user's link. It returns an EINVALID error for an empty
+// user_id, and the errors of tokens.Service.Delete.
 func (l *linkService) DeleteLink(ctx context.Context, req *brokerv1.DeleteLinkRequest) (*brokerv1.DeleteLinkResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
@@ -109,6 +125,8 @@ func (l *linkService) DeleteLink(ctx context.Context, req *brokerv1.DeleteLinkRe
 	return &brokerv1.DeleteLinkResponse{}, nil
 }
 
+// RefreshLink refreshes the user's tokens now. It returns an EINVALID error for
+// an empty user_id, and the errors of tokens.Service.Refresh.
 func (l *linkService) RefreshLink(ctx context.Context, req *brokerv1.RefreshLinkRequest) (*brokerv1.Link, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
@@ -136,6 +154,7 @@ func linkMessage(l *tokens.Link) *brokerv1.Link {
 	}
 }
 
+// timestamp returns t as a protobuf timestamp, nil (absent) for the zero time.
 func timestamp(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
