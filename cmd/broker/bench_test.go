@@ -20,9 +20,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
-	"github.com/reciprocal-broker/broker/internal/lwa"
-	"github.com/reciprocal-broker/broker/internal/seal"
-	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -123,7 +120,7 @@ func BenchmarkReciprocal(b *testing.B) {
 	for b.Loop() {
 		user := "user-" + strconv.Itoa(i)
 		i++
-		form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor(user)}, "client_id": {alexaClient}}
+		form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.sims.LWA.IssueCodeFor(user)}, "client_id": {alexaClient}}
 		if status, body, _ := h.authorize(form, "Bearer "+h.userToken(user)); status != 200 {
 			b.Fatalf("%d %s", status, body)
 		}
@@ -175,7 +172,7 @@ func BenchmarkDeliverProfileReports(b *testing.B) {
 		}
 	}
 	for {
-		if h.alexa.Stats().Delivered >= b.N {
+		if h.sims.Alexa.Stats().Delivered >= b.N {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -197,14 +194,7 @@ func benchReport(user string) *brokerv1.SubmitProfileReportRequest {
 // store (dynalite on loopback); compare with BenchmarkDynamo_RawGetItem, a bare
 // GetItem of the same link item on the same server.
 func BenchmarkDynamo_GetPartnerToken(b *testing.B) {
-	endpoint := dynamotest.Start(b)
-	table := dynamotest.NewTable(b, endpoint)
-	b.Setenv("AWS_REGION", "us-east-1")
-	b.Setenv("AWS_ACCESS_KEY_ID", "test")
-	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	h := newHarnessWith(b, map[string]string{
-		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
-	})
+	h, _, _ := newDynamoHarness(b)
 	h.link("bench")
 	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
 	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
@@ -225,14 +215,7 @@ func BenchmarkDynamo_GetPartnerToken(b *testing.B) {
 // BenchmarkDynamo_RawGetItem reads the link item of one user with the SDK's
 // GetItem and nothing else: the ceiling of BenchmarkDynamo_GetPartnerToken.
 func BenchmarkDynamo_RawGetItem(b *testing.B) {
-	endpoint := dynamotest.Start(b)
-	table := dynamotest.NewTable(b, endpoint)
-	b.Setenv("AWS_REGION", "us-east-1")
-	b.Setenv("AWS_ACCESS_KEY_ID", "test")
-	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	h := newHarnessWith(b, map[string]string{
-		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
-	})
+	h, endpoint, table := newDynamoHarness(b)
 	h.link("bench")
 	db := dynamotest.Client(endpoint)
 	in := &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
@@ -261,22 +244,8 @@ func BenchmarkDynamo_RawGetItem(b *testing.B) {
 func BenchmarkDynamo_Token(b *testing.B) {
 	endpoint := dynamotest.Start(b)
 	table := dynamotest.NewTable(b, endpoint)
-	lwaSim := sim.NewLWA(sim.LWAOptions{})
-	if err := lwaSim.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { lwaSim.Close() })
-	key, _ := seal.GenerateKey()
-	sealer, _ := seal.New(key)
-	store, err := dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	client, err := lwa.New(lwa.Options{TokenURL: lwaSim.TokenURL(), ClientID: lwaSim.ClientID(), ClientSecret: tokens.Secret(lwaSim.ClientSecret())})
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc := tokens.NewService(store, sealer, client)
+	lwaSim := startLWA(b, nil)
+	svc := newDynamoTokenService(b, endpoint, table, lwaSim, nil)
 	if _, err := svc.Exchange(context.Background(), "bench", tokens.Secret(lwaSim.IssueCodeFor("bench")), ""); err != nil {
 		b.Fatal(err)
 	}
