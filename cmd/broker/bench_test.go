@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -30,23 +31,40 @@ import (
 // a loopback benchmark measures scheduling latency more than work.
 const parallelism = 16
 
-// BenchmarkGetPartnerToken measures partner tokens on a fresh token over gRPC on
-// loopback, bearer JWT checked on every call. Compare with BenchmarkEcho.
-func BenchmarkGetPartnerToken(b *testing.B) {
-	h := newHarness(b)
-	h.link("bench")
-	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
-	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
-	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
+// runParallel calls call from parallelism callers per CPU, b.N times in all,
+// with the timer reset and allocations reported; an error fails the benchmark
+// and stops its caller.
+func runParallel(b *testing.B, call func() error) {
+	b.Helper()
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := client.GetPartnerToken(ctx, req); err != nil {
+			if err := call(); err != nil {
 				b.Error(err)
 				return
 			}
 		}
+	})
+}
+
+// BenchmarkGetPartnerToken measures partner tokens on a fresh token over gRPC on
+// loopback, bearer JWT checked on every call. Compare with BenchmarkEcho.
+func BenchmarkGetPartnerToken(b *testing.B) {
+	benchmarkGetPartnerToken(b, newHarness(b))
+}
+
+// benchmarkGetPartnerToken links a user on h and asks for their partner token
+// over gRPC, b.N times.
+func benchmarkGetPartnerToken(b *testing.B, h *harness) {
+	h.link("bench")
+	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
+	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
+	runParallel(b, func() error {
+		_, err := client.GetPartnerToken(ctx, req)
+		return err
 	})
 }
 
@@ -72,15 +90,9 @@ func BenchmarkEcho(b *testing.B) {
 	b.Cleanup(func() { conn.Close() })
 	client := healthpb.NewHealthClient(conn)
 	ctx := withBearer(context.Background(), token)
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
 	})
 }
 
@@ -90,24 +102,19 @@ func BenchmarkGetPartnerToken_HTTP(b *testing.B) {
 	h := newHarness(b)
 	h.link("bench")
 	token := h.clientToken("broker:tokens")
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest("POST", h.base+"/v1/partner-token", strings.NewReader(`{"user_id":"bench"}`))
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
+	runParallel(b, func() error {
+		req, _ := http.NewRequest("POST", h.base+"/v1/partner-token", strings.NewReader(`{"user_id":"bench"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
 		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
 	})
 }
 
@@ -139,16 +146,10 @@ func BenchmarkSubmitProfileReport(b *testing.B) {
 	client := brokerv1.NewProfileReportServiceClient(h.conn)
 	ctx := withBearer(context.Background(), h.clientToken("broker:profiles"))
 	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			user := "bench-" + strconv.Itoa(int(n.Add(1))%users)
-			if _, err := client.SubmitProfileReport(ctx, benchReport(user)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		user := "bench-" + strconv.Itoa(int(n.Add(1))%users)
+		_, err := client.SubmitProfileReport(ctx, benchReport(user))
+		return err
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
 }
@@ -195,21 +196,7 @@ func benchReport(user string) *brokerv1.SubmitProfileReportRequest {
 // GetItem of the same link item on the same server.
 func BenchmarkDynamo_GetPartnerToken(b *testing.B) {
 	h, _, _ := newDynamoHarness(b)
-	h.link("bench")
-	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
-	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
-	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := client.GetPartnerToken(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	benchmarkGetPartnerToken(b, h)
 }
 
 // BenchmarkDynamo_RawGetItem reads the link item of one user with the SDK's
@@ -225,16 +212,9 @@ func BenchmarkDynamo_RawGetItem(b *testing.B) {
 	if out, err := db.GetItem(context.Background(), in); err != nil || len(out.Item) == 0 {
 		b.Fatalf("GetItem of the link: %v, %d attributes", err, len(out.Item))
 	}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := db.GetItem(context.Background(), in); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := db.GetItem(context.Background(), in)
+		return err
 	})
 }
 
@@ -249,15 +229,8 @@ func BenchmarkDynamo_Token(b *testing.B) {
 	if _, err := svc.Exchange(context.Background(), "bench", tokens.Secret(lwaSim.IssueCodeFor("bench")), ""); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := svc.Token(context.Background(), "bench"); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := svc.Token(context.Background(), "bench")
+		return err
 	})
 }
