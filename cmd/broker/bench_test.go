@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,9 +21,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
-	"github.com/reciprocal-broker/broker/internal/lwa"
-	"github.com/reciprocal-broker/broker/internal/seal"
-	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -33,23 +31,40 @@ import (
 // a loopback benchmark measures scheduling latency more than work.
 const parallelism = 16
 
-// BenchmarkGetPartnerToken measures partner tokens on a fresh token over gRPC on
-// loopback, bearer JWT checked on every call. Compare with BenchmarkEcho.
-func BenchmarkGetPartnerToken(b *testing.B) {
-	h := newHarness(b)
-	h.link("bench")
-	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
-	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
-	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
+// runParallel calls call from parallelism callers per CPU, b.N times in all,
+// with the timer reset and allocations reported; an error fails the benchmark
+// and stops its caller.
+func runParallel(b *testing.B, call func() error) {
+	b.Helper()
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := client.GetPartnerToken(ctx, req); err != nil {
+			if err := call(); err != nil {
 				b.Error(err)
 				return
 			}
 		}
+	})
+}
+
+// BenchmarkGetPartnerToken measures partner tokens on a fresh token over gRPC on
+// loopback, bearer JWT checked on every call. Compare with BenchmarkEcho.
+func BenchmarkGetPartnerToken(b *testing.B) {
+	benchmarkGetPartnerToken(b, newHarness(b))
+}
+
+// benchmarkGetPartnerToken links a user on h and asks for their partner token
+// over gRPC, b.N times.
+func benchmarkGetPartnerToken(b *testing.B, h *harness) {
+	h.link("bench")
+	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
+	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
+	runParallel(b, func() error {
+		_, err := client.GetPartnerToken(ctx, req)
+		return err
 	})
 }
 
@@ -75,15 +90,9 @@ func BenchmarkEcho(b *testing.B) {
 	b.Cleanup(func() { conn.Close() })
 	client := healthpb.NewHealthClient(conn)
 	ctx := withBearer(context.Background(), token)
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
 	})
 }
 
@@ -93,24 +102,19 @@ func BenchmarkGetPartnerToken_HTTP(b *testing.B) {
 	h := newHarness(b)
 	h.link("bench")
 	token := h.clientToken("broker:tokens")
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest("POST", h.base+"/v1/partner-token", strings.NewReader(`{"user_id":"bench"}`))
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
+	runParallel(b, func() error {
+		req, _ := http.NewRequest("POST", h.base+"/v1/partner-token", strings.NewReader(`{"user_id":"bench"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
 		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
 	})
 }
 
@@ -123,7 +127,7 @@ func BenchmarkReciprocal(b *testing.B) {
 	for b.Loop() {
 		user := "user-" + strconv.Itoa(i)
 		i++
-		form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor(user)}, "client_id": {alexaClient}}
+		form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.sims.LWA.IssueCodeFor(user)}, "client_id": {alexaClient}}
 		if status, body, _ := h.authorize(form, "Bearer "+h.userToken(user)); status != 200 {
 			b.Fatalf("%d %s", status, body)
 		}
@@ -142,16 +146,10 @@ func BenchmarkSubmitProfileReport(b *testing.B) {
 	client := brokerv1.NewProfileReportServiceClient(h.conn)
 	ctx := withBearer(context.Background(), h.clientToken("broker:profiles"))
 	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			user := "bench-" + strconv.Itoa(int(n.Add(1))%users)
-			if _, err := client.SubmitProfileReport(ctx, benchReport(user)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		user := "bench-" + strconv.Itoa(int(n.Add(1))%users)
+		_, err := client.SubmitProfileReport(ctx, benchReport(user))
+		return err
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
 }
@@ -175,7 +173,7 @@ func BenchmarkDeliverProfileReports(b *testing.B) {
 		}
 	}
 	for {
-		if h.alexa.Stats().Delivered >= b.N {
+		if h.sims.Alexa.Stats().Delivered >= b.N {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -197,42 +195,14 @@ func benchReport(user string) *brokerv1.SubmitProfileReportRequest {
 // store (dynalite on loopback); compare with BenchmarkDynamo_RawGetItem, a bare
 // GetItem of the same link item on the same server.
 func BenchmarkDynamo_GetPartnerToken(b *testing.B) {
-	endpoint := dynamotest.Start(b)
-	table := dynamotest.NewTable(b, endpoint)
-	b.Setenv("AWS_REGION", "us-east-1")
-	b.Setenv("AWS_ACCESS_KEY_ID", "test")
-	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	h := newHarnessWith(b, map[string]string{
-		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
-	})
-	h.link("bench")
-	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
-	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
-	req := &brokerv1.GetPartnerTokenRequest{UserId: "bench"}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := client.GetPartnerToken(ctx, req); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	h, _, _ := newDynamoHarness(b)
+	benchmarkGetPartnerToken(b, h)
 }
 
 // BenchmarkDynamo_RawGetItem reads the link item of one user with the SDK's
 // GetItem and nothing else: the ceiling of BenchmarkDynamo_GetPartnerToken.
 func BenchmarkDynamo_RawGetItem(b *testing.B) {
-	endpoint := dynamotest.Start(b)
-	table := dynamotest.NewTable(b, endpoint)
-	b.Setenv("AWS_REGION", "us-east-1")
-	b.Setenv("AWS_ACCESS_KEY_ID", "test")
-	b.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	h := newHarnessWith(b, map[string]string{
-		"BROKER_STORE": "dynamodb:" + table, "BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
-	})
+	h, endpoint, table := newDynamoHarness(b)
 	h.link("bench")
 	db := dynamotest.Client(endpoint)
 	in := &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
@@ -242,16 +212,9 @@ func BenchmarkDynamo_RawGetItem(b *testing.B) {
 	if out, err := db.GetItem(context.Background(), in); err != nil || len(out.Item) == 0 {
 		b.Fatalf("GetItem of the link: %v, %d attributes", err, len(out.Item))
 	}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := db.GetItem(context.Background(), in); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := db.GetItem(context.Background(), in)
+		return err
 	})
 }
 
@@ -261,34 +224,13 @@ func BenchmarkDynamo_RawGetItem(b *testing.B) {
 func BenchmarkDynamo_Token(b *testing.B) {
 	endpoint := dynamotest.Start(b)
 	table := dynamotest.NewTable(b, endpoint)
-	lwaSim := sim.NewLWA(sim.LWAOptions{})
-	if err := lwaSim.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { lwaSim.Close() })
-	key, _ := seal.GenerateKey()
-	sealer, _ := seal.New(key)
-	store, err := dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	client, err := lwa.New(lwa.Options{TokenURL: lwaSim.TokenURL(), ClientID: lwaSim.ClientID(), ClientSecret: tokens.Secret(lwaSim.ClientSecret())})
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc := tokens.NewService(store, sealer, client)
+	lwaSim := startLWA(b, nil)
+	svc := newDynamoTokenService(b, endpoint, table, lwaSim, nil)
 	if _, err := svc.Exchange(context.Background(), "bench", tokens.Secret(lwaSim.IssueCodeFor("bench")), ""); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := svc.Token(context.Background(), "bench"); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	runParallel(b, func() error {
+		_, err := svc.Token(context.Background(), "bench")
+		return err
 	})
 }

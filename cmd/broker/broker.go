@@ -6,14 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"golang.org/x/term"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
@@ -113,7 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexaRegions(c.AlexaAPIURL), Now: m.Now})
+	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexa.RegionsFor(c.AlexaAPIURL), Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
@@ -167,15 +162,6 @@ func (m *Main) Run(ctx context.Context) error {
 // about to need a refresh.
 const backgroundRefreshInterval = 30 * time.Second
 
-// alexaRegions maps regions to Amazon's hosts when the broker talks to Amazon's
-// own API, and every region to base when it is pointed elsewhere (a simulator).
-func alexaRegions(base string) map[string]string {
-	if base == alexa.DefaultBaseURL {
-		return alexa.DefaultRegions()
-	}
-	return map[string]string{"NA": base, "EU": base, "FE": base}
-}
-
 // store is what the broker keeps: links and the reports outbox.
 type store interface {
 	tokens.Store
@@ -203,32 +189,14 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
 }
 
-// Settings of the KMS client that a kms:KEY_ID encryption key uses: the SDK's
-// standard retryer (exponential backoff with jitter; throttling, 5xx answers
-// and connection errors retried) with at most kmsMaxAttempts attempts per call,
-// waiting at most kmsMaxBackoff between two; and the bound on the start-up
-// GenerateDataKey call, retries included.
-const (
-	kmsMaxAttempts  = 4
-	kmsMaxBackoff   = time.Second
-	kmsStartTimeout = 20 * time.Second
-)
-
 // newSealer builds the sealer of BROKER_ENCRYPTION_KEY: a seal.Sealer for base64
-// of 32 bytes, a seal.Envelope on AWS KMS for kms:KEY_ID. The envelope asks KMS
-// for its data key now, within kmsStartTimeout, so that a missing key, missing
-// permissions or an unreachable KMS stop the broker at start-up.
+// of 32 bytes, a seal.Envelope on AWS KMS for kms:KEY_ID, whose data key is
+// asked for now, so that a KMS key the broker cannot use stops it at start-up.
 func newSealer(ctx context.Context, c config.Config) (tokens.Sealer, error) {
-	if keyID, ok := strings.CutPrefix(c.EncryptionKey.Reveal(), "kms:"); ok {
-		client, err := newKMSClient(ctx, c.KMSEndpoint)
+	if keyID, ok := c.KMSKeyID(); ok {
+		e, err := seal.OpenKMS(ctx, keyID, seal.KMSOptions{Endpoint: c.KMSEndpoint})
 		if err != nil {
 			return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
-		}
-		ctx, cancel := context.WithTimeout(ctx, kmsStartTimeout)
-		defer cancel()
-		e, err := seal.NewEnvelope(ctx, client, keyID)
-		if err != nil {
-			return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: KMS key %s: %w", keyID, err)
 		}
 		return e, nil
 	}
@@ -237,31 +205,6 @@ func newSealer(ctx context.Context, c config.Config) (tokens.Sealer, error) {
 		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
 	}
 	return seal.New(k)
-}
-
-// newKMSClient builds a KMS client from the default AWS configuration (region and
-// credentials from the environment, shared files or the instance role), pointed
-// at endpoint when it is set.
-func newKMSClient(ctx context.Context, endpoint string) (*kms.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		if endpoint == "" {
-			return nil, fmt.Errorf("no AWS region configured for KMS (set AWS_REGION)")
-		}
-		cfg.Region = "us-east-1" // local servers ignore it, but requests must be signed for one
-	}
-	return kms.NewFromConfig(cfg, func(o *kms.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = kmsMaxAttempts
-			so.MaxBackoff = kmsMaxBackoff
-		})
-	}), nil
 }
 
 // Close stops the broker gracefully, in the reverse order of start-up.

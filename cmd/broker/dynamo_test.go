@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
 	"sync"
 	"testing"
@@ -27,34 +26,10 @@ func TestDynamo_ThreeInstances(t *testing.T) {
 	table := dynamotest.NewTable(t, endpoint)
 	ctx := t.Context()
 	clk := sim.NewClock(time.Now())
-	lwaSim := sim.NewLWA(sim.LWAOptions{Now: clk.Now})
-	if err := lwaSim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lwaSim.Close() })
-	key, err := seal.ParseKey(base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	lwaSim := startLWA(t, clk.Now)
 	var instances []*tokens.Service
 	for range 3 {
-		store, err := dynamo.New(ctx, dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, err := lwa.New(lwa.Options{TokenURL: lwaSim.TokenURL(), ClientID: lwaSim.ClientID(),
-			ClientSecret: tokens.Secret(lwaSim.ClientSecret()), Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc := tokens.NewService(store, sealer, client)
-		svc.Now = clk.Now
-		instances = append(instances, svc)
+		instances = append(instances, newDynamoTokenService(t, endpoint, table, lwaSim, clk.Now))
 	}
 	if _, err := instances[0].Exchange(ctx, "shared", tokens.Secret(lwaSim.IssueCodeFor("shared")), ""); err != nil {
 		t.Fatal(err)
@@ -103,22 +78,13 @@ func TestDynamo_ThreeInstances(t *testing.T) {
 // TestDynamo_Broker boots the whole broker on BROKER_STORE=dynamodb:TABLE and
 // runs the story: hand-over, partner token with a refresh, report delivered.
 func TestDynamo_Broker(t *testing.T) {
-	endpoint := dynamotest.Start(t)
-	table := dynamotest.NewTable(t, endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	h := newHarnessWith(t, map[string]string{
-		"BROKER_STORE":                 "dynamodb:" + table,
-		"BROKER_DYNAMODB_ENDPOINT":     endpoint,
-		"BROKER_DYNAMODB_CREATE_TABLE": "true",
-	})
+	h, _, _ := newDynamoHarness(t)
 	if status, body := h.call("GET", "/readyz", "", ""); status != http.StatusOK {
 		t.Fatalf("/readyz = %d %s", status, body)
 	}
 	h.link("parent")
 	h.clock.Advance(56 * time.Minute)
-	if tok, status := transports["gRPC"](t, h, h.clientToken("broker:tokens"), "parent"); status != 200 || !h.lwa.ValidAccessToken(tok) {
+	if tok, status := transports["gRPC"](t, h, h.clientToken("broker:tokens"), "parent"); status != 200 || !h.sims.LWA.ValidAccessToken(tok) {
 		t.Fatalf("partner token: status %d", status)
 	}
 	profiles := h.clientToken("broker:profiles")
@@ -128,4 +94,50 @@ func TestDynamo_Broker(t *testing.T) {
 	if err != nil || len(resp.GetLinks()) != 1 {
 		t.Errorf("ListLinks = %v, %v; want the one link", resp, err)
 	}
+}
+
+// newDynamoHarness starts dynalite with a fresh table and boots the broker on
+// BROKER_STORE=dynamodb:TABLE there, in an AWS environment of made-up
+// credentials. It returns the harness, dynalite's endpoint and the table.
+func newDynamoHarness(tb testing.TB) (h *harness, endpoint, table string) {
+	tb.Helper()
+	endpoint = dynamotest.Start(tb)
+	table = dynamotest.NewTable(tb, endpoint)
+	fakeAWSEnv(tb)
+	h = newHarnessWith(tb, sim.SetOptions{}, map[string]string{
+		"BROKER_STORE":                 "dynamodb:" + table,
+		"BROKER_DYNAMODB_ENDPOINT":     endpoint,
+		"BROKER_DYNAMODB_CREATE_TABLE": "true",
+	})
+	return h, endpoint, table
+}
+
+// newDynamoTokenService is one broker instance's token service without the
+// broker around it: its own DynamoDB client on table, the tests' sealing key,
+// and its own LWA client of lwaSim, on the clock now (nil: time.Now).
+func newDynamoTokenService(tb testing.TB, endpoint, table string, lwaSim *sim.LWA, now func() time.Time) *tokens.Service {
+	tb.Helper()
+	if now == nil {
+		now = time.Now
+	}
+	key, err := seal.ParseKey(testKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store, err := dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client, err := lwa.New(lwa.Options{TokenURL: lwaSim.TokenURL(), ClientID: lwaSim.ClientID(),
+		ClientSecret: tokens.Secret(lwaSim.ClientSecret()), Now: now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc := tokens.NewService(store, sealer, client)
+	svc.Now = now
+	return svc
 }

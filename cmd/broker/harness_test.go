@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -16,19 +17,18 @@ import (
 
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/sim"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 )
 
 // alexaClient is the client id the partner issued to Alexa in these tests.
-const alexaClient = "alexa-skill-client"
+const alexaClient = sim.DefaultAlexaClientID
 
 // harness is one real broker, booted through Main on free loopback ports in a
-// temp dir, wired to the LWA simulator and the partner's authorization server.
+// temp dir, wired to the simulators of a sim.Set that share the harness's clock.
 type harness struct {
 	tb     testing.TB
 	clock  *sim.Clock
-	lwa    *sim.LWA
-	alexa  *sim.Alexa
-	authz  *sim.AuthServer
+	sims   *sim.Set
 	main   *Main
 	config config.Config
 	logs   *syncBuffer
@@ -41,53 +41,33 @@ type harness struct {
 // test ends.
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
-	return newHarnessWith(tb, nil)
+	return newHarnessWith(tb, sim.SetOptions{}, nil)
 }
 
-// newHarnessWith is newHarness with settings that replace the defaults, such
-// as another store.
-func newHarnessWith(tb testing.TB, settings map[string]string) *harness {
+// newHarnessWith is newHarness with simulators started by opts (its clock is
+// the harness's) and settings that replace the defaults, such as another store.
+// With opts.KMS the broker seals with the KMS simulator's key.
+func newHarnessWith(tb testing.TB, opts sim.SetOptions, settings map[string]string) *harness {
 	tb.Helper()
-	ctx := context.Background()
 	h := &harness{tb: tb, clock: sim.NewClock(time.Now()), logs: &syncBuffer{}}
-	h.lwa = sim.NewLWA(sim.LWAOptions{Now: h.clock.Now})
-	if err := h.lwa.Start(ctx); err != nil {
+	opts.Now = h.clock.Now
+	sims, err := sim.StartSet(context.Background(), opts)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { h.lwa.Close() })
-	h.alexa = sim.NewAlexa(sim.AlexaOptions{LWA: h.lwa, Now: h.clock.Now})
-	if err := h.alexa.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.alexa.Close() })
-	var err error
-	if h.authz, err = sim.NewAuthServer(sim.AuthServerOptions{}); err != nil {
-		tb.Fatal(err)
-	}
-	if err := h.authz.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.authz.Close() })
+	tb.Cleanup(func() { sims.Close() })
+	h.sims = sims
 
 	h.dbPath = filepath.Join(tb.TempDir(), "broker.db")
 	env := map[string]string{
-		"BROKER_GRPC_ADDR":         "127.0.0.1:0",
-		"BROKER_HTTP_ADDR":         "127.0.0.1:0",
-		"BROKER_STORE":             "bolt:" + h.dbPath,
-		"BROKER_LWA_CLIENT_ID":     h.lwa.ClientID(),
-		"BROKER_LWA_CLIENT_SECRET": h.lwa.ClientSecret(),
-		"BROKER_LWA_TOKEN_URL":     h.lwa.TokenURL(),
-		"BROKER_ALEXA_API_URL":     h.alexa.URL(),
-		"BROKER_ALEXA_CLIENT_IDS":  alexaClient,
-		"BROKER_JWT_ISSUER":        h.authz.Issuer(),
-		"BROKER_JWT_AUDIENCE":      h.authz.Audience(),
-		"BROKER_JWT_JWKS_URL":      h.authz.JWKSURL(),
-		"BROKER_ENCRYPTION_KEY":    testKey,
-		"BROKER_LOG_LEVEL":         "debug",
+		"BROKER_GRPC_ADDR":      "127.0.0.1:0",
+		"BROKER_HTTP_ADDR":      "127.0.0.1:0",
+		"BROKER_STORE":          "bolt:" + h.dbPath,
+		"BROKER_ENCRYPTION_KEY": testKey,
+		"BROKER_LOG_LEVEL":      "debug",
 	}
-	for k, v := range settings {
-		env[k] = v
-	}
+	maps.Copy(env, sims.BrokerEnv())
+	maps.Copy(env, settings)
 	c, err := config.Parse(nil, func(k string) string { return env[k] })
 	if err != nil {
 		tb.Fatal(err)
@@ -95,6 +75,32 @@ func newHarnessWith(tb testing.TB, settings map[string]string) *harness {
 	h.config = c
 	h.start()
 	return h
+}
+
+// startLWA starts an LWA simulator alone, on the clock now (nil: time.Now),
+// for tests of the token service without the broker around it.
+func startLWA(tb testing.TB, now func() time.Time) *sim.LWA {
+	tb.Helper()
+	l := sim.NewLWA(sim.LWAOptions{Now: now})
+	if err := l.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return l
+}
+
+// fakeAWSEnv points the AWS SDK's default configuration at a region and
+// made-up credentials, as an operator's environment would, and away from any
+// real files and instance role; dynalite and the KMS simulator check no
+// signatures.
+func fakeAWSEnv(tb testing.TB) {
+	tb.Helper()
+	tb.Setenv("AWS_REGION", dynamotest.Region)
+	tb.Setenv("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
+	tb.Setenv("AWS_SECRET_ACCESS_KEY", "simulator-secret")
+	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	tb.Setenv("AWS_CONFIG_FILE", filepath.Join(tb.TempDir(), "none"))
+	tb.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(tb.TempDir(), "none"))
 }
 
 // start boots a broker on h's configuration and store file.
@@ -134,12 +140,12 @@ func (h *harness) restart() {
 
 // clientToken is a companion-backend token with scopes, valid for an hour.
 func (h *harness) clientToken(scopes ...string) string {
-	return h.authz.ClientToken("companion-backend", scopes, time.Hour)
+	return h.sims.Auth.ClientToken("companion-backend", scopes, time.Hour)
 }
 
 // userToken is the JWT the partner's authorization server issued Alexa for user.
 func (h *harness) userToken(user string) string {
-	return h.authz.UserToken(user, alexaClient, time.Hour)
+	return h.sims.Auth.UserToken(user, alexaClient, time.Hour)
 }
 
 // withBearer puts a bearer token in the outgoing gRPC metadata.
@@ -196,7 +202,7 @@ func (h *harness) call(method, path, token, body string) (int, string) {
 // link runs Alexa's hand-over for user and fails the test unless it succeeds.
 func (h *harness) link(user string) {
 	h.tb.Helper()
-	form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor(user)}, "client_id": {alexaClient}}
+	form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.sims.LWA.IssueCodeFor(user)}, "client_id": {alexaClient}}
 	if status, body, _ := h.authorize(form, "Bearer "+h.userToken(user)); status != http.StatusOK || body != "{}" {
 		h.tb.Fatalf("hand-over of %s: %d %s", user, status, body)
 	}

@@ -14,35 +14,14 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// startKMSSim starts the KMS simulator and points the AWS SDK's default
-// configuration at made-up credentials and a region, as an operator's
-// environment would; the simulator does not check signatures.
-func startKMSSim(t *testing.T) *sim.KMS {
-	t.Helper()
-	k := sim.NewKMS(sim.KMSOptions{})
-	if err := k.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	t.Setenv("AWS_REGION", "eu-west-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "simulator-secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	return k
-}
-
 // TestKMS_EndToEnd boots the broker with BROKER_ENCRYPTION_KEY=kms:KEY_ID on
 // the KMS simulator: it links a user, hands out a refreshed partner token,
 // keeps working across a restart (a new data key, the old one unwrapped by KMS
 // once), and never writes a token in clear.
 func TestKMS_EndToEnd(t *testing.T) {
-	k := startKMSSim(t)
-	h := newHarnessWith(t, map[string]string{
-		"BROKER_ENCRYPTION_KEY": "kms:" + sim.DefaultKMSKeyID,
-		"BROKER_KMS_ENDPOINT":   k.URL(),
-	})
+	fakeAWSEnv(t)
+	h := newHarnessWith(t, sim.SetOptions{KMS: true}, nil)
+	k := h.sims.KMS
 	if got := k.Stats().GenerateDataKey; got != 1 {
 		t.Fatalf("GenerateDataKey calls at start-up = %d, want 1", got)
 	}
@@ -54,8 +33,8 @@ func TestKMS_EndToEnd(t *testing.T) {
 		t.Helper()
 		h.clock.Advance(56 * time.Minute) // within 5 min of expiry: refreshed
 		tok, status := transports["HTTP"](t, h, scope, "kms-user")
-		if status != 200 || !h.lwa.ValidAccessToken(tok) {
-			t.Fatalf("%s: partner token: status %d, valid %v", step, status, h.lwa.ValidAccessToken(tok))
+		if status != 200 || !h.sims.LWA.ValidAccessToken(tok) {
+			t.Fatalf("%s: partner token: status %d, valid %v", step, status, h.sims.LWA.ValidAccessToken(tok))
 		}
 		access = append(access, tok)
 	}
@@ -94,8 +73,9 @@ func TestKMS_EndToEnd(t *testing.T) {
 // TestKMS_StartFailure: a KMS key the broker cannot use stops it at start-up,
 // naming BROKER_ENCRYPTION_KEY.
 func TestKMS_StartFailure(t *testing.T) {
-	k := startKMSSim(t)
-	h := newHarness(t) // for a valid configuration
+	fakeAWSEnv(t)
+	h := newHarnessWith(t, sim.SetOptions{KMS: true}, nil) // for a valid configuration
+	k := h.sims.KMS
 	for _, tc := range []struct {
 		name     string
 		key      string

@@ -23,12 +23,12 @@ import (
 // POST /api/reciprocal/authorize.
 func TestReciprocal_Authorize(t *testing.T) {
 	h := newHarness(t)
-	other, err := sim.NewAuthServer(sim.AuthServerOptions{Issuer: h.authz.Issuer(), Audience: h.authz.Audience()})
+	other, err := sim.NewAuthServer(sim.AuthServerOptions{Issuer: h.sims.Auth.Issuer(), Audience: h.sims.Auth.Audience()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	form := func(user string, kv ...string) url.Values {
-		f := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor(user)}, "client_id": {alexaClient}}
+		f := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.sims.LWA.IssueCodeFor(user)}, "client_id": {alexaClient}}
 		for i := 0; i+1 < len(kv); i += 2 {
 			if kv[i+1] == "" {
 				f.Del(kv[i])
@@ -38,8 +38,8 @@ func TestReciprocal_Authorize(t *testing.T) {
 		}
 		return f
 	}
-	usedCode := h.lwa.IssueCodeFor("used-code-owner")
-	h.lwa.FailNext(0, 0, 0)
+	usedCode := h.sims.LWA.IssueCodeFor("used-code-owner")
+	h.sims.LWA.FailNext(0, 0, 0)
 	if status, body, _ := h.authorize(url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {usedCode}, "client_id": {alexaClient}},
 		"Bearer "+h.userToken("used-code-owner")); status != 200 {
 		t.Fatalf("first hand-over: %d %s", status, body)
@@ -66,10 +66,10 @@ func TestReciprocal_Authorize(t *testing.T) {
 		{"MissingGrantType", form("u1", "grant_type", ""), "Bearer " + h.userToken("u1"), 400, "invalid_request", ""},
 		{"UnsupportedGrantType", form("u1", "grant_type", "authorization_code"), "Bearer " + h.userToken("u1"), 400, "unsupported_grant_type", ""},
 		{"NoToken", form("u1"), "", 401, "invalid_token", "Bearer"},
-		{"ExpiredToken", form("u1"), "Bearer " + h.authz.UserToken("u1", alexaClient, -2*time.Minute), 401, "invalid_token", `Bearer error="invalid_token"`},
+		{"ExpiredToken", form("u1"), "Bearer " + h.sims.Auth.UserToken("u1", alexaClient, -2*time.Minute), 401, "invalid_token", `Bearer error="invalid_token"`},
 		{"ForeignToken", form("u1"), "Bearer " + other.UserToken("u1", alexaClient, time.Hour), 401, "invalid_token", `Bearer error="invalid_token"`},
-		{"ClientNotAllowed", form("u1", "client_id", "someone-else"), "Bearer " + h.authz.UserToken("u1", "someone-else", time.Hour), 400, "invalid_client", ""},
-		{"ClientDiffersFromToken", form("u1"), "Bearer " + h.authz.UserToken("u1", "other-client", time.Hour), 400, "invalid_client", ""},
+		{"ClientNotAllowed", form("u1", "client_id", "someone-else"), "Bearer " + h.sims.Auth.UserToken("u1", "someone-else", time.Hour), 400, "invalid_client", ""},
+		{"ClientDiffersFromToken", form("u1"), "Bearer " + h.sims.Auth.UserToken("u1", "other-client", time.Hour), 400, "invalid_client", ""},
 		{"TokenInHeaderAndForm", form("u1", "access_token", h.userToken("u1")), "Bearer " + h.userToken("u1"), 400, "invalid_request", ""},
 	}
 	for _, tt := range tests {
@@ -98,15 +98,15 @@ func TestReciprocal_Authorize(t *testing.T) {
 	}
 
 	t.Run("RetryMakesNoExchange", func(t *testing.T) {
-		before := h.lwa.Stats().Exchanges
+		before := h.sims.LWA.Stats().Exchanges
 		h.link("u-retry")
-		f := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.lwa.IssueCodeFor("u-retry2")}, "client_id": {alexaClient}}
+		f := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {h.sims.LWA.IssueCodeFor("u-retry2")}, "client_id": {alexaClient}}
 		for range 3 {
 			if status, body, _ := h.authorize(f, "Bearer "+h.userToken("u-retry2")); status != 200 {
 				t.Fatalf("retry: %d %s", status, body)
 			}
 		}
-		if got, want := h.lwa.Stats().Exchanges-before, 2; got != want {
+		if got, want := h.sims.LWA.Stats().Exchanges-before, 2; got != want {
 			t.Errorf("LWA exchanges = %d, want %d (one per code)", got, want)
 		}
 	})
@@ -134,8 +134,8 @@ func TestReciprocal_Authorize(t *testing.T) {
 		}
 	})
 	t.Run("LWAUnavailable", func(t *testing.T) {
-		h.lwa.FailNext(1000, http.StatusServiceUnavailable, 0)
-		defer h.lwa.ClearFaults()
+		h.sims.LWA.FailNext(1000, http.StatusServiceUnavailable, 0)
+		defer h.sims.LWA.ClearFaults()
 		start := time.Now()
 		status, body, _ := h.authorize(form("u-503"), "Bearer "+h.userToken("u-503"))
 		if status != 503 || !strings.Contains(body, "temporarily_unavailable") {
@@ -146,8 +146,8 @@ func TestReciprocal_Authorize(t *testing.T) {
 		}
 	})
 	t.Run("LWASlow", func(t *testing.T) {
-		h.lwa.SetDelay(10 * time.Second)
-		defer h.lwa.ClearFaults()
+		h.sims.LWA.SetDelay(10 * time.Second)
+		defer h.sims.LWA.ClearFaults()
 		start := time.Now()
 		status, body, _ := h.authorize(form("u-slow"), "Bearer "+h.userToken("u-slow"))
 		if status != 503 {
@@ -205,12 +205,12 @@ func TestPartnerToken(t *testing.T) {
 			h.link("parent")
 
 			t.Run("Fresh", func(t *testing.T) {
-				before := h.lwa.Stats().Refreshes
+				before := h.sims.LWA.Stats().Refreshes
 				tok, status := get(t, h, tokensScope, "parent")
-				if status != 200 || !h.lwa.ValidAccessToken(tok) {
-					t.Fatalf("status %d, valid %v", status, h.lwa.ValidAccessToken(tok))
+				if status != 200 || !h.sims.LWA.ValidAccessToken(tok) {
+					t.Fatalf("status %d, valid %v", status, h.sims.LWA.ValidAccessToken(tok))
 				}
-				if h.lwa.Stats().Refreshes != before {
+				if h.sims.LWA.Stats().Refreshes != before {
 					t.Error("a fresh token was refreshed")
 				}
 			})
@@ -230,25 +230,25 @@ func TestPartnerToken(t *testing.T) {
 				}
 			})
 			t.Run("RotationOverSeveralExpiries", func(t *testing.T) {
-				before := h.lwa.Stats().RefreshesOK
+				before := h.sims.LWA.Stats().RefreshesOK
 				seen := map[string]bool{}
 				for i := range 5 {
 					h.clock.Advance(56 * time.Minute) // within 5 min of expiry
 					tok, status := get(t, h, tokensScope, "parent")
-					if status != 200 || !h.lwa.ValidAccessToken(tok) || seen[tok] {
-						t.Fatalf("expiry %d: status %d, valid %v, repeated %v", i, status, h.lwa.ValidAccessToken(tok), seen[tok])
+					if status != 200 || !h.sims.LWA.ValidAccessToken(tok) || seen[tok] {
+						t.Fatalf("expiry %d: status %d, valid %v, repeated %v", i, status, h.sims.LWA.ValidAccessToken(tok), seen[tok])
 					}
 					seen[tok] = true
 				}
-				if got := h.lwa.Stats().RefreshesOK - before; got != 5 {
+				if got := h.sims.LWA.Stats().RefreshesOK - before; got != 5 {
 					t.Errorf("LWA refreshes = %d, want 5", got)
 				}
 			})
 			t.Run("Transient", func(t *testing.T) {
 				h.clock.Advance(56 * time.Minute)
-				h.lwa.FailNext(1000, http.StatusInternalServerError, 0)
+				h.sims.LWA.FailNext(1000, http.StatusInternalServerError, 0)
 				_, status := get(t, h, tokensScope, "parent")
-				h.lwa.ClearFaults()
+				h.sims.LWA.ClearFaults()
 				if status != 503 {
 					t.Errorf("status %d, want 503", status)
 				}
@@ -258,16 +258,16 @@ func TestPartnerToken(t *testing.T) {
 			})
 			t.Run("RelinkRequired", func(t *testing.T) {
 				h.link("revoked")
-				h.lwa.RevokeUser("revoked")
+				h.sims.LWA.RevokeUser("revoked")
 				h.clock.Advance(56 * time.Minute)
 				if _, status := get(t, h, tokensScope, "revoked"); status != 412 {
 					t.Fatalf("status %d, want 412", status)
 				}
-				before := h.lwa.Stats().Requests
+				before := h.sims.LWA.Stats().Requests
 				if _, status := get(t, h, tokensScope, "revoked"); status != 412 {
 					t.Errorf("again: status %d, want 412", status)
 				}
-				if h.lwa.Stats().Requests != before {
+				if h.sims.LWA.Stats().Requests != before {
 					t.Error("LWA was called again for a link that needs re-linking")
 				}
 				status, body := h.call("GET", "/v1/links/revoked", tokensScope, "")
@@ -289,8 +289,8 @@ func TestPartnerToken_Concurrent(t *testing.T) {
 	h := newHarness(t)
 	h.link("busy")
 	h.clock.Advance(2 * time.Hour) // expired
-	h.lwa.SetDelay(200 * time.Millisecond)
-	before := h.lwa.Stats().Refreshes
+	h.sims.LWA.SetDelay(200 * time.Millisecond)
+	before := h.sims.LWA.Stats().Refreshes
 	client := brokerv1.NewPartnerTokenServiceClient(h.conn)
 	ctx := withBearer(context.Background(), h.clientToken("broker:tokens"))
 
@@ -315,10 +315,10 @@ func TestPartnerToken_Concurrent(t *testing.T) {
 			t.Fatalf("caller %d got another token than caller 0", i)
 		}
 	}
-	if !h.lwa.ValidAccessToken(got[0]) {
+	if !h.sims.LWA.ValidAccessToken(got[0]) {
 		t.Error("the shared token is not valid at LWA")
 	}
-	if n := h.lwa.Stats().Refreshes - before; n != 1 {
+	if n := h.sims.LWA.Stats().Refreshes - before; n != 1 {
 		t.Errorf("LWA refreshes = %d, want exactly 1", n)
 	}
 }
@@ -375,10 +375,10 @@ func TestLinks(t *testing.T) {
 		}
 	})
 	t.Run("Refresh", func(t *testing.T) {
-		before := h.lwa.Stats().RefreshesOK
+		before := h.sims.LWA.Stats().RefreshesOK
 		status, body := h.call("POST", "/v1/links/b:refresh", admin, "")
-		if status != 200 || h.lwa.Stats().RefreshesOK != before+1 {
-			t.Errorf("refresh: %d %s, LWA refreshes %d", status, body, h.lwa.Stats().RefreshesOK-before)
+		if status != 200 || h.sims.LWA.Stats().RefreshesOK != before+1 {
+			t.Errorf("refresh: %d %s, LWA refreshes %d", status, body, h.sims.LWA.Stats().RefreshesOK-before)
 		}
 	})
 	t.Run("DeleteNeedsAdmin", func(t *testing.T) {
@@ -403,7 +403,7 @@ func TestLinks(t *testing.T) {
 // a secret in clear.
 func TestSecrets(t *testing.T) {
 	h := newHarness(t)
-	code := h.lwa.IssueCodeFor("secretive")
+	code := h.sims.LWA.IssueCodeFor("secretive")
 	userJWT := h.userToken("secretive")
 	f := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {code}, "client_id": {alexaClient}}
 	if status, body, _ := h.authorize(f, "Bearer "+userJWT); status != 200 {
@@ -430,7 +430,7 @@ func TestSecrets(t *testing.T) {
 	if !bytes.Contains(logs, []byte("http request")) {
 		t.Fatal("the log is empty; the test would prove nothing")
 	}
-	secrets := append([]string{code, userJWT, scope, h.lwa.ClientSecret(), testKey, "Atza|", "Atzr|"}, access...)
+	secrets := append([]string{code, userJWT, scope, h.sims.LWA.ClientSecret(), testKey, "Atza|", "Atzr|"}, access...)
 	for _, s := range secrets {
 		if bytes.Contains(db, []byte(s)) {
 			t.Errorf("the database file holds a secret in clear (%.8s…)", s)

@@ -103,7 +103,7 @@ func TestProfileReports(t *testing.T) {
 		if v.Attempts != 1 || v.DeliveredAt == nil || v.UserID != "parent" {
 			t.Errorf("report = %+v", v)
 		}
-		got := h.alexa.Received("parent")
+		got := h.sims.Alexa.Received("parent")
 		if len(got) == 0 || got[len(got)-1].MessageID != id {
 			t.Fatalf("Alexa received %+v, want %s last", got, id)
 		}
@@ -118,7 +118,7 @@ func TestProfileReports(t *testing.T) {
 		}
 	})
 	t.Run("Idempotent", func(t *testing.T) {
-		before := len(h.alexa.Received("parent"))
+		before := len(h.sims.Alexa.Received("parent"))
 		id := h.submit(tok, jenny("parent", "fixed-id-1"))
 		h.waitState(tok, id, "DELIVERED")
 		status, body := h.call("POST", "/v1/profile-reports", tok, jenny("parent", "fixed-id-1"))
@@ -130,7 +130,7 @@ func TestProfileReports(t *testing.T) {
 		if status, _ := h.call("POST", "/v1/profile-reports", tok, jenny("disabled", "fixed-id-1")); status != 404 && status != 400 {
 			t.Errorf("the message id of another user's report: status %d, want a refusal", status)
 		}
-		if got := len(h.alexa.Received("parent")) - before; got != 1 {
+		if got := len(h.sims.Alexa.Received("parent")) - before; got != 1 {
 			t.Errorf("Alexa received %d reports, want 1", got)
 		}
 	})
@@ -175,16 +175,16 @@ func TestProfileReports(t *testing.T) {
 		}
 	})
 	t.Run("TokenRejectedOnce", func(t *testing.T) {
-		refreshes := h.lwa.Stats().RefreshesOK
-		h.alexa.RejectTokenNext(1)
+		refreshes := h.sims.LWA.Stats().RefreshesOK
+		h.sims.Alexa.RejectTokenNext(1)
 		id := h.submit(tok, jenny("parent", ""))
 		h.waitState(tok, id, "DELIVERED")
-		if got := h.lwa.Stats().RefreshesOK - refreshes; got != 1 {
+		if got := h.sims.LWA.Stats().RefreshesOK - refreshes; got != 1 {
 			t.Errorf("LWA refreshes = %d, want 1 after a 401", got)
 		}
 	})
 	t.Run("ThrottledWithRetryAfter", func(t *testing.T) {
-		h.alexa.ThrottleNext(1, 30*time.Second)
+		h.sims.Alexa.ThrottleNext(1, 30*time.Second)
 		id := h.submit(tok, jenny("parent", ""))
 		h.waitAttempts(tok, id, 1)
 		if v := h.report(tok, id); v.State != "PENDING" || !strings.Contains(v.LastError, "429") {
@@ -201,8 +201,8 @@ func TestProfileReports(t *testing.T) {
 	})
 	t.Run("ServerErrorsUntilDeadline", func(t *testing.T) {
 		h.link("unlucky")
-		h.alexa.FailNext(1000, http.StatusInternalServerError, 0)
-		defer h.alexa.ClearFaults()
+		h.sims.Alexa.FailNext(1000, http.StatusInternalServerError, 0)
+		defer h.sims.Alexa.ClearFaults()
 		id := h.submit(tok, jenny("unlucky", ""))
 		for i := 1; i <= 3; i++ {
 			h.waitAttempts(tok, id, i)
@@ -216,7 +216,7 @@ func TestProfileReports(t *testing.T) {
 	})
 	t.Run("PermissionWithdrawn", func(t *testing.T) {
 		h.link("disabled")
-		h.alexa.RevokeUser("disabled")
+		h.sims.Alexa.RevokeUser("disabled")
 		id := h.submit(tok, jenny("disabled", ""))
 		v := h.waitState(tok, id, "FAILED")
 		if v.Attempts != 1 || !strings.Contains(v.LastError, "disabled") {
@@ -259,11 +259,11 @@ func TestProfileReports_Restart(t *testing.T) {
 	h := newHarness(t)
 	tok := h.clientToken("broker:profiles")
 	h.link("parent")
-	h.alexa.FailNext(1000, http.StatusServiceUnavailable, 0)
+	h.sims.Alexa.FailNext(1000, http.StatusServiceUnavailable, 0)
 	id := h.submit(tok, jenny("parent", ""))
 	h.waitAttempts(tok, id, 1)
 	h.restart()
-	h.alexa.ClearFaults()
+	h.sims.Alexa.ClearFaults()
 	h.clock.Advance(time.Hour)
 	h.waitState(tok, id, "DELIVERED")
 }
@@ -307,7 +307,7 @@ func TestProfileReports_Load(t *testing.T) {
 			}
 		}
 		last := -1
-		for _, r := range h.alexa.Received(fmt.Sprint("user-", u)) {
+		for _, r := range h.sims.Alexa.Received(fmt.Sprint("user-", u)) {
 			if order[r.MessageID] <= last {
 				t.Errorf("user-%d: Alexa received %s after a newer report", u, r.MessageID)
 			}

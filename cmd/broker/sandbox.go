@@ -4,14 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,122 +25,16 @@ const (
 	storyTimeout = 30 * time.Second
 )
 
-// simulators are the parties around the broker, as the sandbox and
-// `broker simulate` run them.
-type simulators struct {
-	lwa    *sim.LWA
-	alexa  *sim.Alexa
-	authz  *sim.AuthServer
-	faults *sim.Faults
-	admin  *http.Server
-	adminL net.Listener
-}
-
-// startSimulators starts LWA, the Alexa Health API, the partner's authorization
-// server and the admin route, each on its address ("" or port 0: a free port).
-func startSimulators(ctx context.Context, lwaAddr, alexaAddr, authAddr, adminAddr string) (*simulators, error) {
-	s := &simulators{lwa: sim.NewLWA(sim.LWAOptions{Addr: lwaAddr})}
-	if err := s.lwa.Start(ctx); err != nil {
-		return nil, fmt.Errorf("the LWA simulator: %w", err)
-	}
-	s.alexa = sim.NewAlexa(sim.AlexaOptions{Addr: alexaAddr, LWA: s.lwa})
-	if err := s.alexa.Start(ctx); err != nil {
-		s.close()
-		return nil, fmt.Errorf("the Alexa Health API simulator: %w", err)
-	}
-	var err error
-	if s.authz, err = sim.NewAuthServer(sim.AuthServerOptions{Addr: authAddr, Audience: "reciprocal-broker"}); err == nil {
-		err = s.authz.Start(ctx)
-	}
-	if err != nil {
-		s.close()
-		return nil, fmt.Errorf("authorization server simulator: %w", err)
-	}
-	s.faults = &sim.Faults{LWA: s.lwa, Alexa: s.alexa, User: demoUser}
-	mux := http.NewServeMux()
-	mux.Handle("/faults", s.faults.Handler())
-	mux.Handle("/faults/", s.faults.Handler())
-	mux.HandleFunc("POST /codes", func(w http.ResponseWriter, r *http.Request) {
-		user := r.URL.Query().Get("user")
-		if user == "" {
-			user = demoUser
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, s.lwa.IssueCodeFor(user))
-	})
-	if s.adminL, err = net.Listen("tcp", adminAddr); err != nil {
-		s.close()
-		return nil, fmt.Errorf("simulators' admin route: %w", err)
-	}
-	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go s.admin.Serve(s.adminL)
-	return s, nil
-}
-
-func (s *simulators) adminURL() string { return "http://" + s.adminL.Addr().String() }
-
-// close stops whatever of the simulators started.
-func (s *simulators) close() {
-	if s.admin != nil {
-		s.admin.Close()
-	}
-	if s.authz != nil {
-		s.authz.Close()
-	}
-	if s.alexa != nil {
-		s.alexa.Close()
-	}
-	s.lwa.Close()
-}
-
-// brokerEnv is the configuration that points a broker at the simulators.
-func (s *simulators) brokerEnv() map[string]string {
-	return map[string]string{
-		"BROKER_LWA_CLIENT_ID":     s.lwa.ClientID(),
-		"BROKER_LWA_CLIENT_SECRET": s.lwa.ClientSecret(),
-		"BROKER_LWA_TOKEN_URL":     s.lwa.TokenURL(),
-		"BROKER_ALEXA_API_URL":     s.alexa.URL(),
-		"BROKER_ALEXA_CLIENT_IDS":  demoAlexa,
-		"BROKER_JWT_ISSUER":        s.authz.Issuer(),
-		"BROKER_JWT_AUDIENCE":      s.authz.Audience(),
-		"BROKER_JWT_JWKS_URL":      s.authz.JWKSURL(),
-	}
-}
-
-// devTokens are JWTs of the simulated authorization server, valid for an hour.
-type devTokens struct{ user, tokens, profiles, admin string }
-
-func (s *simulators) devTokens() devTokens {
-	return devTokens{
-		user:     s.authz.UserToken(demoUser, demoAlexa, time.Hour),
-		tokens:   s.authz.ClientToken(demoBackend, []string{"broker:tokens"}, time.Hour),
-		profiles: s.authz.ClientToken(demoBackend, []string{"broker:profiles"}, time.Hour),
-		admin:    s.authz.ClientToken("operator", []string{"broker:admin"}, time.Hour),
-	}
-}
-
-// faultFlags collects repeated --fault flags.
-type faultFlags []string
-
-func (f *faultFlags) String() string     { return strings.Join(*f, ",") }
-func (f *faultFlags) Set(v string) error { *f = append(*f, v); return nil }
-
 // sandbox runs the real broker on the embedded store, wired to the simulators,
 // plays the mutual-linking story once, then serves until ctx ends.
 func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("broker sandbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs, faults := newSimFlagSet("broker sandbox", "before the story", stderr)
 	data := fs.String("data", "", "folder for the embedded store and the sandbox's key (default: a fresh temporary folder, removed at exit)")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9090", "broker gRPC listen address")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "broker HTTP listen address")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:8089", "simulators' admin route (faults, fresh codes)")
-	var faults faultFlags
-	fs.Var(&faults, "fault", "switch a simulator fault on before the story, repeatable: "+sim.FaultNames)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "broker sandbox: %v\n", err); return 1 }
 
@@ -161,20 +50,17 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	sims, err := startSimulators(ctx, "", "", "", *adminAddr)
+	sims, err := sim.StartSet(ctx, sim.SetOptions{AdminAddr: *adminAddr, User: demoUser, AlexaClientID: demoAlexa})
 	if err != nil {
 		return fail(err)
 	}
-	defer sims.close()
-	for _, f := range faults {
-		msg, err := sims.faults.Apply(f, 0)
-		if err != nil {
-			return fail(fmt.Errorf("--fault: %w", err))
-		}
-		fmt.Fprintf(stdout, "fault on: %s\n", msg)
+	defer sims.Close()
+	p := &printer{w: stdout}
+	if err := applyFaults(p, sims, *faults); err != nil {
+		return fail(err)
 	}
 
-	env := sims.brokerEnv()
+	env := sims.BrokerEnv()
 	env["BROKER_GRPC_ADDR"], env["BROKER_HTTP_ADDR"] = *grpcAddr, *httpAddr
 	env["BROKER_STORE"] = "bolt:" + filepath.Join(dir, "broker.db")
 	env["BROKER_ENCRYPTION_KEY"] = key
@@ -202,15 +88,14 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !temporary {
 		where = dir
 	}
-	p := &printer{w: stdout}
 	p.line("Reciprocal token broker — sandbox")
 	p.line("  data       %s", where)
 	p.line("  broker     gRPC %s · HTTP http://%s · logs %s", m.Server.GRPCAddr(), m.Server.HTTPAddr(), logPath)
-	p.line("  simulated  LWA %s · Alexa Health API %s", sims.lwa.TokenURL(), sims.alexa.URL())
-	p.line("             partner authorization server %s (JWKS %s)", sims.authz.Issuer(), sims.authz.JWKSURL())
+	p.line("  simulated  LWA %s · Alexa Health API %s", sims.LWA.TokenURL(), sims.Alexa.URL())
+	p.line("             partner authorization server %s (JWKS %s)", sims.Auth.Issuer(), sims.Auth.JWKSURL())
 	p.line("")
 
-	tok := sims.devTokens()
+	tok := newDevTokens(sims.Auth)
 	st := &story{p: p, sims: sims, tok: tok, base: "http://" + m.Server.HTTPAddr(), client: &http.Client{Timeout: 10 * time.Second}}
 	storyCtx, cancel := context.WithTimeout(ctx, storyTimeout)
 	err = st.play(storyCtx)
@@ -220,7 +105,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		p.line("  (the broker keeps serving; its log is %s)", logPath)
 	}
 	p.line("")
-	printTryIt(p, m.Server.GRPCAddr(), "http://"+m.Server.HTTPAddr(), sims.adminURL(), tok)
+	printTryIt(p, m.Server.GRPCAddr(), "http://"+m.Server.HTTPAddr(), sims.AdminURL(), tok)
 	p.line("")
 	p.line("Serving. Ctrl-C stops the broker and the simulators.")
 	<-ctx.Done()
@@ -246,172 +131,4 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return b
-}
-
-// printer writes the story for a person to read.
-type printer struct{ w io.Writer }
-
-func (p *printer) line(format string, args ...any) { fmt.Fprintf(p.w, format+"\n", args...) }
-
-// story plays mutual linking once against the running broker.
-type story struct {
-	p      *printer
-	sims   *simulators
-	tok    devTokens
-	base   string
-	client *http.Client
-}
-
-func (s *story) play(ctx context.Context) error {
-	p := s.p
-	p.line("The story of one mutual linking, as it happens:")
-
-	s.sims.lwa.SetAccessTokenLifetime(shortLived) // the code's token will be short-lived
-	code := s.sims.lwa.IssueCodeFor(demoUser)
-	p.line("1. Alexa: %s linked the skill; Alexa hands the broker an LWA authorization code", demoUser)
-	form := url.Values{"grant_type": {"reciprocal_authorization_code"}, "code": {code}, "client_id": {demoAlexa}}
-	status, body, err := s.do(ctx, "POST", "/api/reciprocal/authorize", "application/x-www-form-urlencoded", s.tok.user, form.Encode())
-	s.sims.lwa.SetAccessTokenLifetime(0)
-	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("reciprocal authorize answered %d %s %v", status, body, err)
-	}
-	p.line("   POST /api/reciprocal/authorize  (user's JWT as bearer) → %d %s", status, body)
-
-	var link struct {
-		State     string `json:"state"`
-		ExpiresAt string `json:"access_token_expires_at"`
-	}
-	if err := s.getJSON(ctx, "/v1/links/"+demoUser, s.tok.tokens, &link); err != nil {
-		return err
-	}
-	p.line("2. Broker: exchanged the code with LWA (%d exchange) and sealed the tokens at rest", s.sims.lwa.Stats().ExchangesOK)
-	p.line("   link %s, access token expires at %s (in %s: short-lived)", link.State, link.ExpiresAt, untilRFC3339(link.ExpiresAt))
-
-	refreshes := s.sims.lwa.Stats().RefreshesOK
-	var pt struct {
-		TokenType string `json:"token_type"`
-		ExpiresAt string `json:"expires_at"`
-		ExpiresIn int    `json:"expires_in"`
-	}
-	status, body, err = s.do(ctx, "POST", "/v1/partner-token", "application/json", s.tok.tokens, `{"user_id":"`+demoUser+`"}`)
-	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("partner token answered %d %s %v", status, body, err)
-	}
-	_ = json.Unmarshal([]byte(body), &pt)
-	p.line("3. Companion backend: POST /v1/partner-token → %d, a %s token valid until %s (%ds)", status, pt.TokenType, pt.ExpiresAt, pt.ExpiresIn)
-	p.line("4. Broker: the stored token had less than the 5m refresh-ahead left, so it refreshed first:")
-	p.line("   LWA refreshes %d → %d; the rotated refresh token was stored before the answer", refreshes, s.sims.lwa.Stats().RefreshesOK)
-
-	status, body, err = s.do(ctx, "POST", "/v1/profile-reports", "application/json", s.tok.profiles, jennyReport)
-	var sub struct {
-		MessageID string `json:"message_id"`
-		State     string `json:"state"`
-	}
-	if err != nil || status != http.StatusAccepted || json.Unmarshal([]byte(body), &sub) != nil {
-		return fmt.Errorf("profile report answered %d %s %v", status, body, err)
-	}
-	p.line("5. Companion backend: POST /v1/profile-reports (baby \"Jenny\") → %d %s, message %s", status, sub.State, sub.MessageID)
-
-	for {
-		var r struct {
-			State     string `json:"state"`
-			Attempts  int    `json:"attempts"`
-			LastError string `json:"last_error"`
-		}
-		if err := s.getJSON(ctx, "/v1/profile-reports/"+sub.MessageID, s.tok.profiles, &r); err != nil {
-			return err
-		}
-		if r.State == "DELIVERED" {
-			p.line("6. Broker: report %s DELIVERED after %d attempt(s)", sub.MessageID, r.Attempts)
-			for _, got := range s.sims.alexa.Received(demoUser) {
-				if got.MessageID == sub.MessageID {
-					p.line("   the simulated Alexa Health API received messageId %s with profiles %v", got.MessageID, got.ProfileIDs)
-				}
-			}
-			return nil
-		}
-		if r.State == "FAILED" {
-			return fmt.Errorf("report FAILED: %s", r.LastError)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("report still %s after %s (last error: %s)", r.State, storyTimeout, r.LastError)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (s *story) do(ctx context.Context, method, path, contentType, token, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b)), err
-}
-
-func (s *story) getJSON(ctx context.Context, path, token string, v any) error {
-	status, body, err := s.do(ctx, "GET", path, "", token, "")
-	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("GET %s answered %d %s %v", path, status, body, err)
-	}
-	return json.Unmarshal([]byte(body), v)
-}
-
-func untilRFC3339(s string) string {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return "?"
-	}
-	return time.Until(t).Round(time.Second).String()
-}
-
-// jennyReport is the sandbox's profile report, as in the contract's sample.
-const jennyReport = `{"user_id":"demo-parent","profiles":[{"profileId":"baby-7f3c",` +
-	`"name":{"firstName":"Jennifer","lastName":"Doe","nickNames":["Baby","Jenny"]},"capabilities":[` +
-	`{"name":"Alexa.Health.DiaperChange","type":"AlexaInterface","version":"1","supportedOperations":["Add","Delete","Get"]},` +
-	`{"name":"Alexa.Health.Sleep","type":"AlexaInterface","version":"1","supportedOperations":["Add","Delete","Get","Start","Stop","Cancel","Resume","Pause"]}]}]}`
-
-// printTryIt prints copy-paste commands for every route of the contract.
-func printTryIt(p *printer, grpcAddr, base, admin string, tok devTokens) {
-	p.line("Try it yourself. Development tokens (valid for an hour):")
-	p.line("  export ALEXA_USER_JWT='%s'", tok.user)
-	p.line("  export TOKENS_JWT='%s'", tok.tokens)
-	p.line("  export PROFILES_JWT='%s'", tok.profiles)
-	p.line("  export ADMIN_JWT='%s'", tok.admin)
-	p.line("  export BROKER=%s SIM_ADMIN=%s", base, admin)
-	p.line("")
-	p.line("HTTP (curl):")
-	p.line(`  curl -s -X POST "$BROKER/api/reciprocal/authorize" -H "Authorization: Bearer $ALEXA_USER_JWT" -d grant_type=reciprocal_authorization_code -d client_id=%s -d code="$(curl -s -X POST "$SIM_ADMIN/codes?user=%s")"`, demoAlexa, demoUser)
-	p.line(`  curl -s -X POST "$BROKER/v1/partner-token" -H "Authorization: Bearer $TOKENS_JWT" -d '{"user_id":"%s"}'`, demoUser)
-	p.line(`  curl -s -X POST "$BROKER/v1/profile-reports" -H "Authorization: Bearer $PROFILES_JWT" -d '%s'`, jennyReport)
-	p.line(`  curl -s "$BROKER/v1/profile-reports/MESSAGE_ID" -H "Authorization: Bearer $PROFILES_JWT"`)
-	p.line(`  curl -s "$BROKER/v1/links/%s" -H "Authorization: Bearer $TOKENS_JWT"`, demoUser)
-	p.line(`  curl -s "$BROKER/v1/links?page_size=10" -H "Authorization: Bearer $ADMIN_JWT"`)
-	p.line(`  curl -s -X POST "$BROKER/v1/links/%s:refresh" -H "Authorization: Bearer $ADMIN_JWT"`, demoUser)
-	p.line(`  curl -s -X DELETE "$BROKER/v1/links/%s" -H "Authorization: Bearer $ADMIN_JWT"`, demoUser)
-	p.line(`  curl -s "$BROKER/healthz"; curl -s "$BROKER/readyz"; curl -s "$BROKER/metrics" | grep broker_`)
-	p.line("")
-	p.line("gRPC (grpcurl; scripts/tools.sh builds it into .bin/):")
-	p.line(`  grpcurl -plaintext %s list`, grpcAddr)
-	p.line(`  grpcurl -plaintext %s grpc.health.v1.Health/Check`, grpcAddr)
-	p.line(`  grpcurl -plaintext -H "authorization: Bearer $TOKENS_JWT" -d '{"user_id":"%s"}' %s broker.v1.PartnerTokenService/GetPartnerToken`, demoUser, grpcAddr)
-	p.line(`  grpcurl -plaintext -H "authorization: Bearer $ADMIN_JWT" -d '{"page_size":10}' %s broker.v1.LinkService/ListLinks`, grpcAddr)
-	p.line(`  grpcurl -plaintext -H "authorization: Bearer $ADMIN_JWT" -d '{"user_id":"%s"}' %s broker.v1.LinkService/RefreshLink`, demoUser, grpcAddr)
-	p.line("")
-	p.line("Failure handling (the simulators' admin route; or start with --fault):")
-	p.line(`  curl -s -X POST "$SIM_ADMIN/faults/alexa/429"      # then submit a report: retried after Retry-After`)
-	p.line(`  curl -s -X POST "$SIM_ADMIN/faults/lwa/5xx?count=2" # then refresh: LWA retried within the deadline`)
-	p.line(`  curl -s -X POST "$SIM_ADMIN/faults/lwa/invalid_grant" # then refresh: 412, the link needs re-linking`)
-	p.line(`  curl -s -X DELETE "$SIM_ADMIN/faults"`)
-	p.line("  known faults: %s", sim.FaultNames)
 }

@@ -2,7 +2,9 @@
 // a user's baby-activity profile report with that user's LWA access token to the
 // API host of the user's region, and turns the answer into the outcome the
 // report deliverer acts on (delivered, token rejected, permission withdrawn,
-// retry later, or refused for good).
+// retry later, or refused for good). RegionsFor decides which host serves each
+// region: Amazon's regional hosts when the broker talks to Amazon's API, the one
+// configured host otherwise.
 //
 // It makes exactly one request per Send and never retries: the deliverer owns
 // the retry schedule, so that it can persist attempts and honour Retry-After
@@ -49,16 +51,6 @@ const maxBody = 64 << 10
 // maxExcerpt is the most characters of an error answer quoted in an error.
 const maxExcerpt = 160
 
-// DefaultRegions returns the Alexa API hosts of Amazon's three regions, keyed
-// "NA", "EU" and "FE". The map is new on every call; the caller may change it.
-func DefaultRegions() map[string]string {
-	return map[string]string{
-		"NA": "https://api.amazonalexa.com",
-		"EU": "https://api.eu.amazonalexa.com",
-		"FE": "https://api.fe.amazonalexa.com",
-	}
-}
-
 // Options configures a Client. The zero value posts everything to
 // DefaultBaseURL.
 type Options struct {
@@ -67,8 +59,7 @@ type Options struct {
 	BaseURL string
 	// Regions maps a region name, such as "EU", to its API base URL; names
 	// match without regard to case. Nil means no regional hosts: every report
-	// goes to BaseURL, which is what tests and the sandbox want. Production
-	// passes DefaultRegions().
+	// goes to BaseURL. The broker passes RegionsFor(BaseURL).
 	Regions map[string]string
 	// HTTPClient makes the requests; its Timeout bounds each one. Nil means a
 	// client with DefaultHTTPTimeout that does not follow redirects.

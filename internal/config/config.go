@@ -330,8 +330,8 @@ func (c *Config) problems() []string {
 	switch key := c.EncryptionKey.Reveal(); {
 	case key == "":
 		add("BROKER_ENCRYPTION_KEY", "required")
-	case strings.HasPrefix(key, "kms:"):
-		if strings.TrimPrefix(key, "kms:") == "" {
+	case strings.HasPrefix(key, kmsKeyPrefix):
+		if id, _ := c.KMSKeyID(); id == "" {
 			add("BROKER_ENCRYPTION_KEY", "kms: needs a key id")
 		}
 	default:
@@ -364,6 +364,19 @@ func (c *Config) problems() []string {
 	}
 	return p
 }
+
+// KMSKeyID returns the AWS KMS key id of a kms:KEY_ID encryption key, and
+// false when BROKER_ENCRYPTION_KEY is a static key (base64 of 32 bytes).
+func (c *Config) KMSKeyID() (string, bool) {
+	id, ok := strings.CutPrefix(c.EncryptionKey.Reveal(), kmsKeyPrefix)
+	if !ok {
+		return "", false
+	}
+	return id, true
+}
+
+// kmsKeyPrefix marks a BROKER_ENCRYPTION_KEY that names an AWS KMS key.
+const kmsKeyPrefix = "kms:"
 
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)

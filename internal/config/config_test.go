@@ -156,6 +156,29 @@ func TestParse_Invalid(t *testing.T) {
 	}
 }
 
+func TestConfig_KMSKeyID(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, wantID string
+		wantOK            bool
+	}{
+		{"KMS", "kms:alias/broker", "alias/broker", true},
+		{"KMSARN", "kms:arn:aws:kms:eu-west-1:111122223333:key/1234", "arn:aws:kms:eu-west-1:111122223333:key/1234", true},
+		{"Static", encryptionKey, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := validEnv()
+			env["BROKER_ENCRYPTION_KEY"] = tc.key
+			c, err := config.Parse(nil, getenv(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, ok := c.KMSKeyID(); id != tc.wantID || ok != tc.wantOK {
+				t.Errorf("KMSKeyID() = %q, %v; want %q, %v", id, ok, tc.wantID, tc.wantOK)
+			}
+		})
+	}
+}
+
 func TestParse_ReportsEveryProblem(t *testing.T) {
 	_, err := config.Parse(nil, getenv(map[string]string{}))
 	if err == nil {

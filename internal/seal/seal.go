@@ -20,7 +20,8 @@
 //
 // Sealer holds static keys (BROKER_ENCRYPTION_KEY=base64). Envelope writes the
 // same format under a data key from AWS KMS (BROKER_ENCRYPTION_KEY=kms:KEY_ID),
-// with the data key, wrapped by KMS, as the record's key id.
+// with the data key, wrapped by KMS, as the record's key id. NewKMSClient builds
+// the KMS client from the AWS configuration, and OpenKMS the Envelope on it.
 package seal
 
 import (

@@ -1,7 +1,24 @@
-// Package sim simulates the parties around the broker that tests and the sandbox
-// cannot reach: Login with Amazon's token endpoint, the Alexa Health profile API,
-// and the partner's own authorization server. Each simulator is a real HTTP server
-// on 127.0.0.1 that behaves like the service it stands for, faults included
-// (invalid_grant, 429 with Retry-After, 5xx, slow answers), so the broker's real
-// HTTP clients are exercised end to end.
+// Package sim simulates the parties around the broker that tests, `broker
+// sandbox` and `broker simulate` cannot reach:
+//
+//   - LWA: Login with Amazon's token endpoint (code exchange and refresh, with
+//     refresh-token rotation and revocation);
+//   - Alexa: the Alexa Health profile API, which accepts LWA's access tokens;
+//   - AuthServer: the partner's authorization server, which publishes a JWKS
+//     and mints the JWT access tokens that Alexa and the companion backend
+//     present to the broker;
+//   - KMS: the two operations of AWS KMS that envelope encryption uses,
+//     GenerateDataKey and Decrypt, over the protocol the AWS SDK speaks.
+//
+// Each simulator is a real HTTP server on a loopback address (an http.Handler
+// too) that behaves like the service it stands for, faults included
+// (invalid_grant, 401, 403, 429 with Retry-After, 5xx, slow answers), so that
+// the broker's real clients are exercised end to end. Faults switches them on
+// by name (FaultNames), and Clock is a settable clock for their Now options.
+//
+// Set starts LWA, the Alexa Health API, the authorization server, KMS when
+// asked, and an admin route for faults and fresh codes, all at once: on free
+// ports for tests and the sandbox, on fixed ones for `broker simulate`. It
+// gives the settings that point a broker at them and stops them with one
+// Close.
 package sim

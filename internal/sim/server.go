@@ -31,6 +31,12 @@ func (s *server) start(ctx context.Context, name, addr string, h http.Handler) e
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("sim: %s: address %q is not a loopback address", name, addr)
 	}
+	return s.listen(ctx, name, addr, h)
+}
+
+// listen is start without the loopback check: the admin route of a Set listens
+// wherever its caller says, as `broker sandbox --admin-addr` always has.
+func (s *server) listen(ctx context.Context, name, addr string, h http.Handler) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv != nil {

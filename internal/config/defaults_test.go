@@ -1,0 +1,59 @@
+package config_test
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/reciprocal-broker/broker/internal/alexa"
+	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/lwa"
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// TestDefaults_MatchOwners is the drift guard: each default the broker's
+// settings give equals the constant of the package that owns the value, so
+// that `broker --help` and the owners cannot tell two stories. (The listen
+// addresses, the store, the background-refresh window and the log level have
+// no owner's constant: they are the configuration's own.)
+func TestDefaults_MatchOwners(t *testing.T) {
+	c, err := config.Parse(nil, getenv(validEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"BROKER_LWA_TOKEN_URL", c.LWATokenURL, lwa.DefaultTokenURL},
+		{"BROKER_ALEXA_API_URL", c.AlexaAPIURL, alexa.DefaultBaseURL},
+		{"BROKER_REFRESH_AHEAD", c.RefreshAhead, tokens.DefaultRefreshAhead},
+		{"BROKER_REPORT_DEADLINE", c.ReportDeadline, reports.DefaultDeadline},
+		{"BROKER_REPORT_RETENTION", c.ReportRetention, reports.DefaultRetention},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("%s defaults to %v, its owner's constant is %v", tc.name, tc.got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAlexaRegion_MatchesOwner: BROKER_ALEXA_REGION accepts every region the
+// alexa package knows (TestParse_Invalid refuses one it does not).
+func TestAlexaRegion_MatchesOwner(t *testing.T) {
+	for _, region := range slices.Sorted(maps.Keys(alexa.DefaultRegions())) {
+		t.Run(region, func(t *testing.T) {
+			env := validEnv()
+			env["BROKER_ALEXA_REGION"] = region
+			c, err := config.Parse(nil, getenv(env))
+			if err != nil {
+				t.Fatalf("BROKER_ALEXA_REGION=%s refused: %v", region, err)
+			}
+			if c.AlexaRegion != region {
+				t.Errorf("AlexaRegion = %q, want %q", c.AlexaRegion, region)
+			}
+		})
+	}
+}
