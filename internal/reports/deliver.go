@@ -4,42 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
 
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // Defaults of a Deliverer.
 const (
-	DefaultDeadline    = 24 * time.Hour
-	DefaultRetention   = 7 * 24 * time.Hour
+	// DefaultDeadline is the default of Deliverer.Deadline.
+	DefaultDeadline = 24 * time.Hour
+	// DefaultRetention is the default of Deliverer.Retention.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultConcurrency is the default of Deliverer.Concurrency.
 	DefaultConcurrency = 8
 	// sendTimeout bounds one call to the Alexa Health API.
 	sendTimeout = 15 * time.Second
 	// claimTTL is how long an attempt holds its report: two sends (the second
 	// after a token refresh) and the refresh itself.
 	claimTTL = 3*sendTimeout + 30*time.Second
+	// sweepInterval is how often Run removes finished reports.
+	sweepInterval = time.Hour
 )
 
 // Deliverer sends pending reports to the Alexa Health API in the background:
-// at most one report of a user at a time, the user's newest first (each report
-// is the user's whole profile set, so a newer one supersedes older ones), with
-// exponential backoff and jitter that honours Retry-After, until Deadline.
+// at most one report of a user at a time and at most Concurrency users at once;
+// the user's newest report first (each report is the user's whole profile set,
+// so once the newest is delivered the older ones are SUPERSEDED, never sent); a
+// failure that may pass is retried after an exponential backoff with jitter,
+// never sooner than Retry-After, until Deadline. Before each attempt it claims
+// the report in the store, so that several processes can share one outbox.
+// Set its fields before Run.
 type Deliverer struct {
 	service *Service
 	sender  Sender
 
 	// Deadline is how long after submission a report is retried before FAILED.
 	Deadline time.Duration
-	// Retention is how long finished reports are kept before removal.
+	// Retention is how long finished reports are kept: Run removes them once
+	// an hour.
 	Retention time.Duration
-	// Concurrency bounds the users served at once.
+	// Concurrency bounds the users served at once; zero or less means one.
 	Concurrency int
 	// PollInterval is how often the outbox is looked at when nothing wakes the
-	// deliverer.
+	// deliverer; it must be positive.
 	PollInterval time.Duration
 	// MinBackoff and MaxBackoff shape the wait between attempts: it doubles
 	// from MinBackoff up to MaxBackoff, then ±50 % jitter spreads it.
@@ -63,7 +72,10 @@ func NewDeliverer(s *Service, sender Sender) *Deliverer {
 	return d
 }
 
-// Run delivers until ctx ends, then waits for sends in flight to finish.
+// Run delivers until ctx ends, then waits for sends in flight to finish. It
+// looks at the outbox every PollInterval and whenever Submit stores a report,
+// and removes the reports finished more than Retention ago once an hour. Run
+// it once per Deliverer.
 func (d *Deliverer) Run(ctx context.Context) {
 	sem := make(chan struct{}, max(1, d.Concurrency))
 	var wg sync.WaitGroup
@@ -73,7 +85,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	lastSweep := time.Time{}
 	for {
 		now := d.service.Now()
-		if now.Sub(lastSweep) > time.Hour {
+		if now.Sub(lastSweep) > sweepInterval {
 			lastSweep = now
 			if n, err := d.service.store.DeleteFinishedReports(ctx, now.Add(-d.Retention)); err != nil {
 				d.service.Logger.WarnContext(ctx, "removing finished reports failed", "err", err.Error())
@@ -81,7 +93,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				d.service.Logger.InfoContext(ctx, "removed finished reports", "count", n)
 			}
 		}
-		due, err := d.service.store.PendingReports(ctx, now, 1000)
+		due, err := d.service.store.PendingReports(ctx, now, MaxPendingLimit)
 		if err != nil && ctx.Err() == nil {
 			d.service.Logger.WarnContext(ctx, "reading the outbox failed", "err", err.Error())
 		}
@@ -168,10 +180,10 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
 	case err == nil:
 		r.DeliveredAt = s.Now()
 		if d.finish(ctx, r, StateDelivered, "") {
-			s.Observer.Delivered(r.DeliveredAt.Sub(r.SubmittedAt))
+			s.observer().Delivered(r.DeliveredAt.Sub(r.SubmittedAt))
 			for _, old := range pending[:len(pending)-1] {
 				if d.finish(ctx, old, StateSuperseded, "a newer report of the user was delivered") {
-					s.Observer.Superseded()
+					s.observer().Superseded()
 				}
 			}
 		}
@@ -191,7 +203,7 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
 		}
 		r.NextAttemptAt = s.Now().Add(max(after, d.backoff(r.Attempts)))
 		if d.put(ctx, r) {
-			s.Observer.Retried()
+			s.observer().Retried()
 			s.Logger.InfoContext(ctx, "report delivery will be retried", "message_id", r.MessageID, "user_id", user,
 				"attempts", r.Attempts, "next_attempt_at", r.NextAttemptAt, "err", r.LastError)
 		}
@@ -232,16 +244,26 @@ func (d *Deliverer) send(ctx context.Context, region string, token tokens.Secret
 	return d.sender.Send(ctx, region, token, r)
 }
 
-// backoff returns the wait before attempt n+1: exponential from MinBackoff up
-// to MaxBackoff, with ±50 % jitter.
+// backoff returns the wait after a report's attempts-th failed attempt: the
+// interval MinBackoff·2^(attempts−1), capped at MaxBackoff, spread by ±50 %
+// jitter, drawn uniformly from [interval/2, interval·3/2].
+//
+// This is the attempts-th NextBackOff of a new backoff.ExponentialBackOff
+// (github.com/cenkalti/backoff/v5) with InitialInterval MinBackoff, Multiplier
+// 2, RandomizationFactor 0.5 and MaxInterval MaxBackoff. The library has no
+// closed form for it: its interval is hidden state that only NextBackOff
+// advances, one step and one random draw per call, while a report keeps only
+// its count of attempts (the next attempt may be another process's). So the
+// formula is written here, once.
 func (d *Deliverer) backoff(attempts int) time.Duration {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = d.MinBackoff, d.MaxBackoff, 2, 0.5
-	wait := b.NextBackOff()
-	for i := 1; i < min(attempts, 32); i++ {
-		wait = b.NextBackOff()
+	interval := d.MaxBackoff
+	if doublings := min(max(attempts-1, 0), 62); d.MinBackoff <= d.MaxBackoff>>doublings {
+		interval = d.MinBackoff << doublings // no overflow: it is at most MaxBackoff
 	}
-	return wait
+	if interval <= 0 {
+		return 0
+	}
+	return interval/2 + rand.N(interval+1)
 }
 
 // finish moves r to an end state; it reports whether the write succeeded.
@@ -256,7 +278,7 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	s := d.service
 	switch state {
 	case StateFailed:
-		s.Observer.Failed()
+		s.observer().Failed()
 		s.Logger.WarnContext(ctx, "report failed", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts, "reason", reason)
 	case StateDelivered:
 		s.Logger.InfoContext(ctx, "report delivered", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts)

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/store/storetest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -61,8 +63,8 @@ func (s *memReports) CreateReport(ctx context.Context, r *reports.Report) (*repo
 	if err := unavailable(ctx); err != nil {
 		return nil, false, err
 	}
-	if r.MessageID == "" || r.UserID == "" {
-		return nil, false, tokens.Errorf(tokens.EINVALID, "memreports: report needs a message id and a user id")
+	if err := r.CheckStorable(); err != nil {
+		return nil, false, fmt.Errorf("memreports: create: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,6 +95,9 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report) error {
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
+	if err := r.CheckStorable(); err != nil {
+		return fmt.Errorf("memreports: put: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.reports[r.MessageID]
@@ -118,6 +123,7 @@ func (s *memReports) PendingReports(ctx context.Context, now time.Time, limit in
 	if err := unavailable(ctx); err != nil {
 		return nil, err
 	}
+	limit = reports.PendingLimit(limit)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*reports.Report
@@ -162,6 +168,10 @@ func (s *memReports) DeleteFinishedReports(ctx context.Context, before time.Time
 		}
 	}
 	return n, nil
+}
+
+func TestMemReports(t *testing.T) {
+	storetest.RunReports(t, func(t *testing.T) reports.Store { return newMemReports() })
 }
 
 // len returns how many reports the store holds.

@@ -1,7 +1,15 @@
 // Package reports carries baby-activity profile reports from the companion
-// backend to the Alexa Health profile API: it checks a report as the API
-// expects it, keeps it in the store's outbox before acknowledging it, and
-// delivers it in the background with retries, at least once, in order per user.
+// backend to the Alexa Health profile API. Service checks a report as the API
+// expects it and keeps it in the outbox (Store) before acknowledging it;
+// Deliverer sends it in the background through a Sender, at least once, with
+// backoff and retries until a deadline. A user's reports are sent one at a
+// time and never an older one after a newer: each report is the user's whole
+// set of profiles, so delivering the newest supersedes the older ones still
+// pending.
+//
+// The doc comments of Store, Sender and Tokens are the specification of their
+// adapters (the bbolt and DynamoDB stores, the Alexa client, the token
+// service); storetest.RunReports holds every Store to it.
 package reports
 
 import (
@@ -42,11 +50,14 @@ func (s State) String() string {
 	return "UNKNOWN"
 }
 
+// states lists every State.
+var states = []State{StatePending, StateDelivered, StateFailed, StateSuperseded}
+
 // ParseState returns the state whose wire name is name, as String spells it, or
 // an EINVALID error for any other name. Stores keep states by name, so that
 // renumbering State cannot change stored reports.
 func ParseState(name string) (State, error) {
-	for _, s := range []State{StatePending, StateDelivered, StateFailed, StateSuperseded} {
+	for _, s := range states {
 		if s.String() == name {
 			return s, nil
 		}
@@ -86,18 +97,25 @@ type Report struct {
 	// MessageID identifies the report; the caller's, or a new UUID.
 	MessageID string
 	// UserID is the partner's user whose link carries the report.
-	UserID   string
+	UserID string
+	// Profiles is the user's whole set of profiles.
 	Profiles []Profile
 	// Seq orders a user's reports: a later submission has a higher Seq.
 	Seq int64
 
-	State       State
-	Attempts    int
-	LastError   string
+	// State is where the report stands.
+	State State
+	// Attempts counts the attempts at sending the report.
+	Attempts int
+	// LastError says why the last attempt failed, or why the report failed.
+	LastError string
+	// SubmittedAt is when the report was accepted.
 	SubmittedAt time.Time
-	// NextAttemptAt is when the deliverer may try again.
+	// NextAttemptAt is when the deliverer may try again; while an attempt is
+	// under way, it holds the report until the attempt's claim runs out.
 	NextAttemptAt time.Time
-	DeliveredAt   time.Time
+	// DeliveredAt is when the Alexa Health API accepted the report.
+	DeliveredAt time.Time
 	// FinishedAt is when the report reached an end state; it is removed a
 	// retention period later.
 	FinishedAt time.Time
@@ -120,13 +138,17 @@ var Operations = []string{"Add", "Delete", "Get", "Start", "Stop", "Pause", "Res
 
 // Limits on what one report may hold.
 const (
-	MaxProfiles     = 50
+	// MaxProfiles is the most profiles one report holds.
+	MaxProfiles = 50
+	// MaxMessageIDLen is the length in bytes of the longest message id.
 	MaxMessageIDLen = 128
-	maxTextLen      = 256
+	// maxTextLen is the length in bytes of the longest profile id.
+	maxTextLen = 256
 )
 
 // Validate returns an EINVALID error naming the first field that the Alexa
-// Health API would refuse, such as "profiles[0].name.nickNames".
+// Health API would refuse, such as "profiles[0].name.nickNames". An empty
+// MessageID passes: Service.Submit gives such a report a new one.
 func (r *Report) Validate() error {
 	invalid := func(field, why string) error {
 		return tokens.Errorf(tokens.EINVALID, "%s: %s", field, why)

@@ -11,11 +11,19 @@ import (
 // Sender delivers one report to the Alexa Health profile API with the user's LWA
 // access token. Implementations are safe for concurrent use.
 type Sender interface {
-	// Send posts r to the API host of region ("" for the default host). It
-	// returns nil when the API answered 2xx; ErrTokenRejected (wrapped) on 401;
-	// ErrPermissionWithdrawn (wrapped) on 403; a *RetryError on 429, 5xx,
-	// time-outs and network failures; and an EINVALID error for any other
-	// refusal, which retrying cannot cure.
+	// Send posts r to the API host of region, once; "" or a region it does not
+	// know means the default host. It returns:
+	//   - nil when the API answered 2xx;
+	//   - ErrTokenRejected (wrapped) on 401, and when accessToken is empty;
+	//   - ErrPermissionWithdrawn (wrapped) on 403;
+	//   - a *RetryError, not wrapped, for a failure that may pass: 429 and 5xx
+	//     (with the Retry-After wait), and, with Status 0, a time-out, a
+	//     network failure or ctx ending;
+	//   - an EINVALID error for r nil and for any other answer, which retrying
+	//     cannot cure.
+	//
+	// It never returns an EUNAVAILABLE error: an API that cannot be reached is
+	// a *RetryError.
 	Send(ctx context.Context, region string, accessToken tokens.Secret, r *Report) error
 }
 
@@ -30,7 +38,8 @@ var (
 )
 
 // RetryError is a failure that may pass: throttling (429), a server error
-// (5xx), a time-out or a network failure.
+// (5xx), a time-out or a network failure. The Deliverer tries again no sooner
+// than After.
 type RetryError struct {
 	// Status is the HTTP status, or 0 when no answer came.
 	Status int

@@ -12,25 +12,42 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// Tokens is what reports need of the token service.
+// Tokens is what reports need of the token service (tokens.Service).
+// Implementations are safe for concurrent use. Every method may return an
+// EUNAVAILABLE error when the store or Login with Amazon cannot be reached:
+// the Deliverer then tries the report again later, while any other error of
+// Link, Token or Refresh fails it.
 type Tokens interface {
-	// Link returns the user's link, or tokens.ErrLinkNotFound.
+	// Link returns the user's link, or tokens.ErrLinkNotFound (wrapped).
 	Link(ctx context.Context, userID string) (*tokens.Link, error)
-	// Token returns a fresh access token of the user.
+	// Token returns an access token of the user that is fresh, refreshing it
+	// first when needed. It returns tokens.ErrLinkNotFound (wrapped) when the
+	// user has no link, and an ERELINK error when the user must link the skill
+	// again.
 	Token(ctx context.Context, userID string) (tokens.Token, error)
-	// Refresh refreshes the user's tokens now.
+	// Refresh refreshes the user's tokens now, even when they are fresh.
+	// Errors are as for Token.
 	Refresh(ctx context.Context, userID string) (*tokens.Link, error)
-	// RequireRelink marks the user's link as needing a new hand-over.
+	// RequireRelink marks the user's link as needing a new hand-over, so that
+	// Token and Refresh answer ERELINK until then. It returns
+	// tokens.ErrLinkNotFound (wrapped) when the user has no link.
 	RequireRelink(ctx context.Context, userID string) error
 }
 
 // Observer is told what happens to reports, for metrics. Its methods must be
 // quick and safe for concurrent use.
 type Observer interface {
+	// Accepted is called when Submit stored a new report.
 	Accepted()
+	// Delivered is called when a report was delivered, sinceSubmitted after
+	// it was accepted.
 	Delivered(sinceSubmitted time.Duration)
+	// Failed is called when a report failed for good.
 	Failed()
+	// Retried is called when an attempt failed and will be retried.
 	Retried()
+	// Superseded is called for each older report made moot by the delivery
+	// of a newer one.
 	Superseded()
 }
 
@@ -43,15 +60,18 @@ func (nopObserver) Failed()                 {}
 func (nopObserver) Retried()                {}
 func (nopObserver) Superseded()             {}
 
-// Service accepts reports and answers for them; a Deliverer sends them.
+// Service accepts reports and answers for them; a Deliverer sends them. It is
+// safe for concurrent use once its fields are set.
 type Service struct {
 	store  Store
 	tokens Tokens
 	// Now returns the current time; tests set it.
 	Now func() time.Time
-	// Observer is told of accepted reports; nil observes nothing.
+	// Observer is told what happens to reports, here and in the Deliverer;
+	// nil observes nothing.
 	Observer Observer
-	// Logger receives what happens to reports.
+	// Logger receives what happens to reports; it must not be nil. NewService
+	// sets one that discards.
 	Logger *slog.Logger
 	// wake, when set, is signalled after each new report so delivery starts at once.
 	wake chan<- struct{}
@@ -62,10 +82,19 @@ func NewService(store Store, tokens Tokens) *Service {
 	return &Service{store: store, tokens: tokens, Now: time.Now, Observer: nopObserver{}, Logger: slog.New(slog.DiscardHandler)}
 }
 
-// Submit checks r and stores it as PENDING before returning, so that it is
-// delivered even if the process stops next. An empty MessageID gets a new
-// UUID. Submitting a message id again returns the report stored first and does
-// not deliver it twice.
+// observer returns s.Observer, or one that observes nothing.
+func (s *Service) observer() Observer {
+	if s.Observer == nil {
+		return nopObserver{}
+	}
+	return s.Observer
+}
+
+// Submit checks the report of userID's profiles under messageID and stores it
+// as PENDING before returning, so that it is delivered even if the process
+// stops next. An empty messageID gets a new UUID. Submitting a message id again
+// returns the report stored first, as it stands now, and does not deliver it
+// twice.
 //
 // It returns an EINVALID error naming the field the Alexa Health API would
 // refuse (or a message id already used for another user), tokens.ErrLinkNotFound
@@ -96,7 +125,7 @@ func (s *Service) Submit(ctx context.Context, userID, messageID string, profiles
 		}
 		return existing, nil
 	}
-	s.Observer.Accepted()
+	s.observer().Accepted()
 	s.Logger.InfoContext(ctx, "report accepted", "message_id", r.MessageID, "user_id", userID, "profiles", len(profiles))
 	if s.wake != nil {
 		select {
@@ -107,7 +136,9 @@ func (s *Service) Submit(ctx context.Context, userID, messageID string, profiles
 	return r, nil
 }
 
-// Report returns the report with messageID, or ErrReportNotFound.
+// Report returns the report with messageID. It returns ErrReportNotFound
+// (wrapped) when there is none, and an EUNAVAILABLE error when the store cannot
+// be reached.
 func (s *Service) Report(ctx context.Context, messageID string) (*Report, error) {
 	return s.store.GetReport(ctx, messageID)
 }

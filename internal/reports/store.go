@@ -2,12 +2,15 @@ package reports
 
 import (
 	"context"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// Sentinel errors of the outbox, possibly wrapped with context.
+// Sentinel errors of the outbox, possibly wrapped with context. errors.Is
+// matches them by identity.
 var (
 	// ErrReportNotFound is returned when no report has the message id asked for.
 	ErrReportNotFound = &tokens.Error{Code: tokens.ENOTFOUND, Message: "report not found"}
@@ -19,24 +22,108 @@ var (
 // Store is the outbox: it keeps reports durably from acceptance until they are
 // removed after their retention. Implementations are safe for concurrent use,
 // also by several processes sharing the same storage.
+//
+// Every method may return an EUNAVAILABLE error when the storage cannot be
+// reached, and an EINTERNAL error when a stored record is corrupt; each method
+// names its other errors. Reports given to a Store are not kept by it, and
+// reports it returns are the caller's: changing one afterwards changes nothing
+// stored. The conformance suite, storetest.RunReports, holds every
+// implementation to this.
 type Store interface {
-	// CreateReport stores r, whose Version is 0, unless a report with its
-	// MessageID exists: then it stores nothing and returns the existing report
-	// with created false. On creation it sets r.Seq, higher than the Seq of every
-	// report created before, and r.Version.
+	// CreateReport stores r unless a report with its MessageID exists: then it
+	// stores nothing and returns the existing report with created false (the
+	// existing report may belong to another user). On creation it sets r.Seq,
+	// higher than the Seq of every report created before (there may be gaps),
+	// and r.Version, and returns r with created true; r.Version is not read. Of
+	// concurrent calls with one message id, exactly one creates.
+	//
+	// It returns an EINVALID error when r fails CheckStorable, or holds a key
+	// longer than the storage can keep.
 	CreateReport(ctx context.Context, r *Report) (existing *Report, created bool, err error)
-	// GetReport returns the report with messageID, or ErrReportNotFound.
+	// GetReport returns the report with messageID. It returns ErrReportNotFound
+	// (wrapped) when there is none, which is so for every message id that
+	// CheckMessageID refuses, such as "".
 	GetReport(ctx context.Context, messageID string) (*Report, error)
 	// PutReport writes r when the stored version equals r.Version, then sets
-	// r.Version to the new version. It returns ErrVersionConflict when
-	// another writer came first, and ErrReportNotFound when r was removed.
+	// r.Version to the new version; r.MessageID, r.UserID and r.Seq must be the
+	// stored ones. On any error it leaves r as it was; on the errors below, the
+	// stored report too.
+	//
+	// It returns an EINVALID error when r fails CheckStorable,
+	// ErrVersionConflict (wrapped) when another writer came first, and
+	// ErrReportNotFound (wrapped) when no report has r's message id.
 	PutReport(ctx context.Context, r *Report) error
-	// PendingReports returns up to limit PENDING reports whose NextAttemptAt is
-	// not after now, in no promised order.
+	// PendingReports returns up to PendingLimit(limit) PENDING reports whose
+	// NextAttemptAt is not after now, in no promised order: a limit of zero or
+	// less asks for DefaultPendingLimit. A report written a moment ago may be
+	// missing or stale in the answer; PutReport's version check catches that.
 	PendingReports(ctx context.Context, now time.Time, limit int) ([]*Report, error)
-	// UserPendingReports returns every PENDING report of userID, by Seq.
+	// UserPendingReports returns every PENDING report of userID, by Seq, whether
+	// due or not. It returns none for a user without pending reports, such as
+	// "".
 	UserPendingReports(ctx context.Context, userID string) ([]*Report, error)
-	// DeleteFinishedReports removes reports that reached an end state before
-	// before, and returns how many.
+	// DeleteFinishedReports removes the reports in an end state whose
+	// FinishedAt is before before, and returns how many it removed. Reports the
+	// storage removed by itself (a time to live) are not counted. When it fails,
+	// the reports removed until then may stay removed.
 	DeleteFinishedReports(ctx context.Context, before time.Time) (int, error)
+}
+
+// Limits of Store.PendingReports.
+const (
+	// DefaultPendingLimit is how many reports PendingReports returns at most
+	// when asked for a limit of zero or less.
+	DefaultPendingLimit = 100
+	// MaxPendingLimit is the most reports one call of PendingReports returns.
+	MaxPendingLimit = 1000
+)
+
+// PendingLimit returns how many reports Store.PendingReports returns at most
+// when limit is asked for: DefaultPendingLimit for zero or less, at most
+// MaxPendingLimit. Every Store applies it.
+func PendingLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPendingLimit
+	case limit > MaxPendingLimit:
+		return MaxPendingLimit
+	}
+	return limit
+}
+
+// CheckMessageID returns an EINVALID error unless id can name a stored report:
+// it is not empty, at most MaxMessageIDLen bytes long and UTF-8. No report has
+// an id it refuses, so Store.GetReport answers ErrReportNotFound for one
+// without asking the storage.
+func CheckMessageID(id string) error {
+	switch {
+	case id == "":
+		return tokens.Errorf(tokens.EINVALID, "report message id is empty")
+	case len(id) > MaxMessageIDLen:
+		return tokens.Errorf(tokens.EINVALID, "report message id is longer than %d bytes", MaxMessageIDLen)
+	case !utf8.ValidString(id):
+		return tokens.Errorf(tokens.EINVALID, "report message id is not UTF-8")
+	}
+	return nil
+}
+
+// CheckStorable returns an EINVALID error when r cannot be stored: its message
+// id fails CheckMessageID, it has no user id, or its State is not one of the
+// four states. Store.CreateReport and Store.PutReport call it first, so that every
+// store refuses the same reports. It does not look at the profiles, which
+// Validate checks before a report is accepted.
+func (r *Report) CheckStorable() error {
+	if r == nil {
+		return tokens.Errorf(tokens.EINVALID, "no report")
+	}
+	if err := CheckMessageID(r.MessageID); err != nil {
+		return err
+	}
+	switch {
+	case r.UserID == "":
+		return tokens.Errorf(tokens.EINVALID, "report %q has no user id", r.MessageID)
+	case !slices.Contains(states, r.State):
+		return tokens.Errorf(tokens.EINVALID, "report %q has no known state (%d)", r.MessageID, r.State)
+	}
+	return nil
 }

@@ -32,14 +32,7 @@ type reportRecord struct {
 	Version       int64             `json:"version"`
 }
 
-var reportStates = map[string]reports.State{}
-
-func init() {
-	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
-		reportStates[st.String()] = st
-	}
-}
-
+// encodeReport encodes r, with version, as a report record.
 func encodeReport(r *reports.Report, version int64) ([]byte, error) {
 	b, err := json.Marshal(reportRecord{
 		Format: recordFormat, MessageID: r.MessageID, UserID: r.UserID, Profiles: r.Profiles, Seq: r.Seq,
@@ -53,14 +46,20 @@ func encodeReport(r *reports.Report, version int64) ([]byte, error) {
 	return b, nil
 }
 
+// decodeReport decodes a report record into a new Report. Its errors carry no
+// code: they are EINTERNAL, a corrupt record.
 func decodeReport(v []byte) (*reports.Report, error) {
 	var rec reportRecord
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("bolt: decode report: %w", err)
 	}
-	state, ok := reportStates[rec.State]
-	if rec.Format != recordFormat || !ok {
-		return nil, fmt.Errorf("bolt: decode report %q: unknown format %d or state %q", rec.MessageID, rec.Format, rec.State)
+	if rec.Format != recordFormat {
+		return nil, fmt.Errorf("bolt: decode report %q: unknown record format %d", rec.MessageID, rec.Format)
+	}
+	state, err := reports.ParseState(rec.State)
+	if err != nil {
+		// A stored record that does not decode is corrupt: internal, not the caller's.
+		return nil, fmt.Errorf("bolt: decode report %q: unknown state %q", rec.MessageID, rec.State)
 	}
 	r := &reports.Report{
 		MessageID: rec.MessageID, UserID: rec.UserID, Profiles: rec.Profiles, Seq: rec.Seq,
@@ -70,7 +69,6 @@ func decodeReport(v []byte) (*reports.Report, error) {
 		dst *time.Time
 		s   string
 	}{{&r.SubmittedAt, rec.SubmittedAt}, {&r.NextAttemptAt, rec.NextAttemptAt}, {&r.DeliveredAt, rec.DeliveredAt}, {&r.FinishedAt, rec.FinishedAt}} {
-		var err error
 		if *t.dst, err = parseTime(t.s); err != nil {
 			return nil, fmt.Errorf("bolt: decode report %q: %w", rec.MessageID, err)
 		}
@@ -84,13 +82,20 @@ func pendingKey(userID string, seq int64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(userID), 0), uint64(seq))
 }
 
-// CreateReport stores r unless a report with its message id exists, which it
-// returns instead with created false. It sets r.Seq from the file's report
-// sequence and r.Version. It returns an EINVALID error for an empty or too long
-// message id, and an EUNAVAILABLE error when the database cannot be written.
+// maxReportUserIDLen is the length in bytes of the longest user id whose
+// pending key (the id, a zero byte and eight bytes of Seq) bbolt can keep.
+const maxReportUserIDLen = bbolt.MaxKeySize - 9
+
+// CreateReport stores r as reports.Store.CreateReport says, in one transaction.
+// It takes r.Seq and r.Version from the bucket's sequence, so both grow without
+// gaps. Beyond the port's errors, it returns an EINVALID error for a user id
+// longer than maxReportUserIDLen bytes.
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
-	if r.MessageID == "" || len(r.MessageID) > bbolt.MaxKeySize || r.UserID == "" {
-		return nil, false, tokens.Errorf(tokens.EINVALID, "report needs a message id and a user id")
+	if err := r.CheckStorable(); err != nil {
+		return nil, false, fmt.Errorf("bolt: create report: %w", err)
+	}
+	if len(r.UserID) > maxReportUserIDLen {
+		return nil, false, tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", maxReportUserIDLen)
 	}
 	var existing *reports.Report
 	var seq, version int64
@@ -141,13 +146,13 @@ func (s *Store) putReport(tx *bbolt.Tx, r *reports.Report, version int64) error 
 	return nil
 }
 
-// GetReport returns the report with messageID, or reports.ErrReportNotFound.
+// GetReport returns the report with messageID as reports.Store.GetReport says.
 func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Report, error) {
 	var r *reports.Report
 	err := s.view(ctx, "get report", func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketReports).Get([]byte(messageID))
 		if v == nil {
-			return reports.ErrReportNotFound
+			return fmt.Errorf("bolt: get report %q: %w", messageID, reports.ErrReportNotFound)
 		}
 		var err error
 		r, err = decodeReport(v)
@@ -156,17 +161,19 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 	return r, err
 }
 
-// PutReport writes r when the stored version equals r.Version, then sets
-// r.Version. It returns reports.ErrVersionConflict (wrapped) when it differs,
-// reports.ErrReportNotFound when the report is gone, and an EUNAVAILABLE error
-// when the database cannot be written.
+// PutReport writes r as reports.Store.PutReport says, in one transaction that
+// compares the versions, writes the report and keeps the pending index in
+// step. The new version comes from the bucket's sequence.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+	if err := r.CheckStorable(); err != nil {
+		return fmt.Errorf("bolt: put report: %w", err)
+	}
 	var version int64
 	err := s.update(ctx, "put report", func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketReports)
 		v := b.Get([]byte(r.MessageID))
 		if v == nil {
-			return reports.ErrReportNotFound
+			return fmt.Errorf("bolt: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
 		}
 		old, err := decodeReport(v)
 		if err != nil {
@@ -189,33 +196,30 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	return nil
 }
 
-// PendingReports returns up to limit PENDING reports due at now.
+// PendingReports returns due reports as reports.Store.PendingReports says: it
+// walks the pending index, by user and Seq, and stops at the limit.
 func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+	limit = reports.PendingLimit(limit)
 	var due []*reports.Report
 	err := s.view(ctx, "pending reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)
-		return tx.Bucket(bucketPending).ForEach(func(_, id []byte) error {
-			if len(due) >= limit {
-				return nil
-			}
-			v := rb.Get(id)
-			if v == nil {
-				return nil
-			}
-			r, err := decodeReport(v)
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, id := c.First(); k != nil && len(due) < limit; k, id = c.Next() {
+			r, err := indexedReport(rb, id)
 			if err != nil {
 				return err
 			}
-			if !r.NextAttemptAt.After(now) {
+			if r != nil && !r.NextAttemptAt.After(now) {
 				due = append(due, r)
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 	return due, err
 }
 
-// UserPendingReports returns the PENDING reports of userID by Seq.
+// UserPendingReports returns the pending reports of userID as
+// reports.Store.UserPendingReports says, from one range of the pending index.
 func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
 	var out []*reports.Report
 	err := s.view(ctx, "user pending reports", func(tx *bbolt.Tx) error {
@@ -223,22 +227,32 @@ func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*repor
 		prefix := append([]byte(userID), 0)
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, id := c.Seek(prefix); k != nil && len(k) == len(prefix)+8 && string(k[:len(prefix)]) == string(prefix); k, id = c.Next() {
-			v := rb.Get(id)
-			if v == nil {
-				continue
-			}
-			r, err := decodeReport(v)
+			r, err := indexedReport(rb, id)
 			if err != nil {
 				return err
 			}
-			out = append(out, r)
+			if r != nil {
+				out = append(out, r)
+			}
 		}
 		return nil
 	})
 	return out, err
 }
 
-// DeleteFinishedReports removes reports that reached an end state before before.
+// indexedReport returns the report with the message id that the pending index
+// holds, from the reports bucket rb, or nil when there is none.
+func indexedReport(rb *bbolt.Bucket, id []byte) (*reports.Report, error) {
+	v := rb.Get(id)
+	if v == nil {
+		return nil, nil
+	}
+	return decodeReport(v)
+}
+
+// DeleteFinishedReports removes finished reports as
+// reports.Store.DeleteFinishedReports says, in one transaction: all of them or,
+// when it fails, none.
 func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (int, error) {
 	var n int
 	err := s.update(ctx, "delete finished reports", func(tx *bbolt.Tx) error {

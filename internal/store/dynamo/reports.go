@@ -11,25 +11,17 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
-	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// CreateReport stores r unless a report with its message id exists, which it
-// returns instead with created false. It takes r.Seq from the report counter
-// (so a duplicate may use up a number: Seq grows, with gaps), sets r.Version, and
-// writes the report with the condition that its key is free; when that fails, a
-// consistent read returns the report that holds it.
-//
-// It returns an EINVALID error when the message id is empty or longer than
-// reports.MaxMessageIDLen, or the user id is empty, longer than MaxUserIDLen
-// bytes or not UTF-8; an EUNAVAILABLE error when DynamoDB cannot be reached; and
-// an EINTERNAL error when the existing report is corrupt.
+// CreateReport stores r as reports.Store.CreateReport says. It takes r.Seq from
+// the report counter (so a duplicate may use up a number: Seq grows, with gaps),
+// sets r.Version, and writes the report with the condition that its key is
+// free; when that fails, a consistent read returns the report that holds it.
+// Beyond the port's errors, it returns an EINVALID error for a user id longer
+// than MaxUserIDLen bytes or not UTF-8.
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
-	switch {
-	case r.MessageID == "" || r.UserID == "":
-		return nil, false, tokens.Errorf(tokens.EINVALID, "report needs a message id and a user id")
-	case len(r.MessageID) > reports.MaxMessageIDLen:
-		return nil, false, tokens.Errorf(tokens.EINVALID, "message id longer than %d bytes", reports.MaxMessageIDLen)
+	if err := r.CheckStorable(); err != nil {
+		return nil, false, fmt.Errorf("dynamo: create report: %w", err)
 	}
 	if err := checkUserID(r.UserID); err != nil {
 		return nil, false, err
@@ -67,11 +59,13 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 	return nil, false, fmt.Errorf("dynamo: create report %q: the report kept changing: %w", r.MessageID, errUnavailable)
 }
 
-// GetReport returns the report with messageID, read with a strongly consistent
-// read. It returns reports.ErrReportNotFound (wrapped) when there is none, an
-// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
-// the stored item is corrupt.
+// GetReport returns the report with messageID as reports.Store.GetReport says,
+// with a strongly consistent read. A message id that reports.CheckMessageID
+// refuses is not looked up: DynamoDB would refuse some as keys.
 func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Report, error) {
+	if reports.CheckMessageID(messageID) != nil {
+		return nil, fmt.Errorf("dynamo: get report %q: %w", messageID, reports.ErrReportNotFound)
+	}
 	r, err := s.getReport(ctx, "get report", messageID)
 	switch {
 	case err != nil:
@@ -91,15 +85,16 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 	return decodeReport(item)
 }
 
-// PutReport writes r when the stored version equals r.Version, in one
-// conditional write, then sets r.Version to the stored version plus one. It
-// keeps the index in step: a PENDING report is listed under its user, a report
-// in an end state under its FinishedAt, with a time to live thirty days after
-// it. When the condition fails, a consistent read tells why: it returns
-// reports.ErrVersionConflict (wrapped) when another writer came first, and
-// reports.ErrReportNotFound (wrapped) when the report is gone. It returns an
-// EUNAVAILABLE error when DynamoDB cannot be reached.
+// PutReport writes r as reports.Store.PutReport says, in one write on the
+// condition that the stored version equals r.Version, then sets r.Version to
+// the stored version plus one. It keeps the index in step: a PENDING report is
+// listed under its user, a report in an end state under its FinishedAt, with a
+// time to live thirty days after it. When the condition fails, a consistent
+// read tells a version conflict from a report that is gone.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+	if err := r.CheckStorable(); err != nil {
+		return fmt.Errorf("dynamo: put report: %w", err)
+	}
 	version := r.Version + 1
 	item, err := encodeReport(r, version, s.now())
 	if err != nil {
@@ -123,17 +118,12 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, reports.ErrVersionConflict)
 }
 
-// PendingReports returns up to limit PENDING reports whose NextAttemptAt is not
-// after now, in the order of their users and Seq, from the index IndexGSI1: a
-// report written a moment ago may be missing or stale there, which PutReport's
-// version check catches. It filters on DynamoDB's side, reading the pending
-// reports that are not due on the way. It returns an EUNAVAILABLE error when
-// DynamoDB cannot be reached, and an EINTERNAL error when a stored item is
-// corrupt.
+// PendingReports returns due reports as reports.Store.PendingReports says, in
+// the order of their users and Seq, from the index IndexGSI1, which is
+// eventually consistent. It filters on DynamoDB's side, reading the pending
+// reports that are not due on the way.
 func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
+	limit = reports.PendingLimit(limit)
 	due := expression.Or(
 		expression.AttributeNotExists(expression.Name(attrNextAttemptAt)),
 		expression.Name(attrNextAttemptAt).LessThanEqual(expression.Value(unixNanos(now))),
@@ -145,10 +135,9 @@ func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([
 	return decodeReports(items)
 }
 
-// UserPendingReports returns every PENDING report of userID by Seq, from the
-// index IndexGSI1 (see PendingReports on consistency). It returns an
-// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
-// a stored item is corrupt.
+// UserPendingReports returns the pending reports of userID as
+// reports.Store.UserPendingReports says, from the index IndexGSI1, which is
+// eventually consistent.
 func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
 	if checkUserID(userID) != nil {
 		return nil, nil // no report of such a user can be stored
@@ -162,12 +151,12 @@ func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*repor
 	return decodeReports(items)
 }
 
-// DeleteFinishedReports removes the reports that reached an end state before
-// before, found in the index IndexGSI1 and each removed (up to
-// deleteConcurrency at a time) with the condition that it is still finished
-// before before, and returns how many it removed. Reports that DynamoDB's time to
-// live removed first are not counted. It returns an EUNAVAILABLE error when
-// DynamoDB cannot be reached; the reports removed until then stay removed.
+// DeleteFinishedReports removes finished reports as
+// reports.Store.DeleteFinishedReports says: it finds them in the index
+// IndexGSI1 and removes each (up to deleteConcurrency at a time) with the
+// condition that it is still finished before before. Reports that DynamoDB's
+// time to live removed first are not counted. When it fails, the reports
+// removed until then stay removed.
 func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (int, error) {
 	end := expression.Value(sortable(unixNanos(before)))
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Key(AttrGSI1SK).LessThan(end))

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,17 +11,53 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // RunReports runs the conformance suite of the reports outbox (reports.Store)
-// against the stores that open returns, new and empty for each subtest.
+// against the stores that open returns. open is called once per subtest and
+// must return a new, empty store that is ready for use; it registers whatever
+// cleanup the store needs with t.Cleanup.
+//
+// Beyond the doc comments of reports.Store, the suite pins down:
+//
+//   - Reports round-trip field by field, times to the nanosecond as instants.
+//   - A failed PutReport leaves r.Version and the stored report as they were.
+//   - Every rule the domain states once is kept by every store:
+//     reports.(*Report).CheckStorable in CreateReport and PutReport,
+//     reports.CheckMessageID in GetReport, reports.PendingLimit in
+//     PendingReports.
 func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	t.Helper()
-	t0 := time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+	t.Run("CreateReport", func(t *testing.T) { testCreateReport(t, open) })
+	t.Run("GetReport", func(t *testing.T) { testGetReport(t, open) })
+	t.Run("PutReport", func(t *testing.T) { testPutReport(t, open) })
+	t.Run("PendingReports", func(t *testing.T) { testPendingReports(t, open) })
+	t.Run("UserPendingReports", func(t *testing.T) { testUserPendingReports(t, open) })
+	t.Run("DeleteFinishedReports", func(t *testing.T) { testDeleteFinishedReports(t, open) })
+}
 
-	t.Run("CreateAndGet", func(t *testing.T) {
+// reportT0 is the time the suite's reports are submitted at: nanoseconds set,
+// so that a store that rounds times fails.
+var reportT0 = time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+
+// unstorable lists reports that fail reports.(*Report).CheckStorable, by name.
+var unstorable = []struct {
+	name   string
+	change func(r *reports.Report)
+}{
+	{"EmptyMessageID", func(r *reports.Report) { r.MessageID = "" }},
+	{"MessageIDTooLong", func(r *reports.Report) { r.MessageID = strings.Repeat("m", reports.MaxMessageIDLen+1) }},
+	{"MessageIDNotUTF8", func(r *reports.Report) { r.MessageID = "m\xff" }},
+	{"NoUserID", func(r *reports.Report) { r.UserID = "" }},
+	{"NoState", func(r *reports.Report) { r.State = 0 }},
+	{"UnknownState", func(r *reports.Report) { r.State = reports.StateSuperseded + 1 }},
+}
+
+func testCreateReport(t *testing.T, open func(t *testing.T) reports.Store) {
+	t.Run("RoundTrip", func(t *testing.T) {
 		s := open(t)
-		r := NewReport("m1", "u1", t0)
+		r := NewReport("m1", "u1", reportT0)
 		got, created, err := s.CreateReport(t.Context(), r)
 		if err != nil || !created || got != r {
 			t.Fatalf("CreateReport = %v, %v, %v; want the report, created", got, created, err)
@@ -28,24 +65,13 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 		if r.Seq <= 0 || r.Version <= 0 {
 			t.Errorf("Seq %d, Version %d; want both set", r.Seq, r.Version)
 		}
-		stored, err := s.GetReport(t.Context(), "m1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(r, stored); diff != "" {
-			t.Errorf("stored report differs (-want +got):\n%s", diff)
-		}
+		assertStoredReport(t, s, r)
 	})
-	t.Run("GetMissing", func(t *testing.T) {
-		if _, err := open(t).GetReport(t.Context(), "nope"); !errors.Is(err, reports.ErrReportNotFound) {
-			t.Errorf("err = %v, want ErrReportNotFound", err)
-		}
-	})
-	t.Run("CreateExisting", func(t *testing.T) {
-		s := open(t)
-		first := NewReport("m1", "u1", t0)
-		mustCreate(t, s, first)
-		again := NewReport("m1", "u2", t0.Add(time.Hour))
+
+	t.Run("Existing", func(t *testing.T) {
+		first := NewReport("m1", "u1", reportT0)
+		s := openWith(t, open, first)
+		again := NewReport("m1", "u2", reportT0.Add(time.Hour))
 		got, created, err := s.CreateReport(t.Context(), again)
 		if err != nil || created {
 			t.Fatalf("second CreateReport: created %v, err %v; want the existing report", created, err)
@@ -53,12 +79,14 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 		if got.UserID != "u1" || got.Seq != first.Seq {
 			t.Errorf("returned %+v, want the first report", got)
 		}
+		assertStoredReport(t, s, first)
 	})
+
 	t.Run("SeqGrows", func(t *testing.T) {
 		s := open(t)
 		var last int64
 		for i := range 5 {
-			r := NewReport(fmt.Sprint("m", i), "u1", t0)
+			r := NewReport(fmt.Sprint("m", i), "u1", reportT0)
 			mustCreate(t, s, r)
 			if r.Seq <= last {
 				t.Fatalf("Seq %d after %d; want it to grow", r.Seq, last)
@@ -66,96 +94,15 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 			last = r.Seq
 		}
 	})
-	t.Run("PutVersions", func(t *testing.T) {
-		s := open(t)
-		r := NewReport("m1", "u1", t0)
-		mustCreate(t, s, r)
-		stale := *r
-		r.Attempts, r.LastError = 1, "503"
-		if err := s.PutReport(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.PutReport(t.Context(), &stale); !errors.Is(err, reports.ErrVersionConflict) {
-			t.Errorf("stale PutReport: %v, want ErrVersionConflict", err)
-		}
-		missing := NewReport("gone", "u1", t0)
-		missing.Version = 1
-		if err := s.PutReport(t.Context(), missing); !errors.Is(err, reports.ErrReportNotFound) {
-			t.Errorf("PutReport of a missing report: %v, want ErrReportNotFound", err)
-		}
-	})
-	t.Run("Pending", func(t *testing.T) {
-		s := open(t)
-		a1, a2, b1 := NewReport("a1", "a", t0), NewReport("a2", "a", t0), NewReport("b1", "b", t0)
-		later := NewReport("c1", "c", t0)
-		later.NextAttemptAt = t0.Add(time.Hour)
-		for _, r := range []*reports.Report{a1, a2, b1, later} {
-			mustCreate(t, s, r)
-		}
-		due, err := s.PendingReports(t.Context(), t0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := ids(due); len(got) != 3 || !got["a1"] || !got["a2"] || !got["b1"] {
-			t.Errorf("due = %v, want a1 a2 b1", got)
-		}
-		if due, _ := s.PendingReports(t.Context(), t0, 2); len(due) != 2 {
-			t.Errorf("limit 2 gave %d reports", len(due))
-		}
-		b1.State, b1.FinishedAt = reports.StateDelivered, t0
-		if err := s.PutReport(t.Context(), b1); err != nil {
-			t.Fatal(err)
-		}
-		due, _ = s.PendingReports(t.Context(), t0.Add(2*time.Hour), 100)
-		if got := ids(due); len(got) != 3 || got["b1"] {
-			t.Errorf("after delivering b1, due = %v, want a1 a2 c1", got)
-		}
-		user, err := s.UserPendingReports(t.Context(), "a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(user) != 2 || user[0].MessageID != "a1" || user[1].MessageID != "a2" {
-			t.Errorf("user a pending = %v, want a1 then a2", ids(user))
-		}
-		if user, _ := s.UserPendingReports(t.Context(), "b"); len(user) != 0 {
-			t.Errorf("user b pending = %v, want none", ids(user))
-		}
-	})
-	t.Run("DeleteFinished", func(t *testing.T) {
-		s := open(t)
-		old, recent, pending := NewReport("old", "u", t0), NewReport("recent", "u", t0), NewReport("pending", "u", t0)
-		for _, r := range []*reports.Report{old, recent, pending} {
-			mustCreate(t, s, r)
-		}
-		for r, at := range map[*reports.Report]time.Time{old: t0, recent: t0.Add(48 * time.Hour)} {
-			r.State, r.FinishedAt = reports.StateFailed, at
-			if err := s.PutReport(t.Context(), r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n, err := s.DeleteFinishedReports(t.Context(), t0.Add(24*time.Hour))
-		if err != nil || n != 1 {
-			t.Fatalf("DeleteFinishedReports = %d, %v; want 1", n, err)
-		}
-		if _, err := s.GetReport(t.Context(), "old"); !errors.Is(err, reports.ErrReportNotFound) {
-			t.Errorf("old report still there: %v", err)
-		}
-		for _, id := range []string{"recent", "pending"} {
-			if _, err := s.GetReport(t.Context(), id); err != nil {
-				t.Errorf("%s: %v", id, err)
-			}
-		}
-	})
-	t.Run("ConcurrentCreate", func(t *testing.T) {
+
+	t.Run("Concurrent", func(t *testing.T) {
 		s := open(t)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		created := 0
 		for range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, ok, err := s.CreateReport(t.Context(), NewReport("same", "u", t0))
+			wg.Go(func() {
+				_, ok, err := s.CreateReport(t.Context(), NewReport("same", "u", reportT0))
 				if err != nil {
 					t.Error(err)
 				}
@@ -164,12 +111,252 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 					created++
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		if created != 1 {
 			t.Errorf("%d creations of one message id, want 1", created)
 		}
+	})
+
+	t.Run("LongestMessageID", func(t *testing.T) {
+		r := NewReport(strings.Repeat("m", reports.MaxMessageIDLen), "u1", reportT0)
+		s := openWith(t, open, r)
+		assertStoredReport(t, s, r)
+	})
+
+	t.Run("NotKept", func(t *testing.T) {
+		r := NewReport("m1", "u1", reportT0)
+		s := openWith(t, open, r)
+		want := *r
+		want.Profiles = NewReport("m1", "u1", reportT0).Profiles
+		r.Attempts = 9
+		r.Profiles[0].Name.NickNames[0] = "changed"
+		assertStoredReport(t, s, &want)
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		for _, tt := range unstorable {
+			t.Run(tt.name, func(t *testing.T) {
+				s := open(t)
+				r := NewReport("m1", "u1", reportT0)
+				tt.change(r)
+				_, created, err := s.CreateReport(t.Context(), r)
+				assertReportCode(t, "CreateReport", err, tokens.EINVALID)
+				if created {
+					t.Errorf("CreateReport of an invalid report: created")
+				}
+				if due, err := s.PendingReports(t.Context(), reportT0, 0); err != nil || len(due) != 0 {
+					t.Errorf("after refusing a report, PendingReports = %v, %v; want none", ids(due), err)
+				}
+			})
+		}
+	})
+}
+
+func testGetReport(t *testing.T, open func(t *testing.T) reports.Store) {
+	for _, tt := range []struct{ name, id string }{
+		{"NotFound", "nope"},
+		{"EmptyID", ""},
+		{"IDTooLong", strings.Repeat("m", reports.MaxMessageIDLen+1)},
+		{"IDLongerThanAnyKey", strings.Repeat("m", 4096)},
+		{"IDNotUTF8", "m\xff"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := open(t).GetReport(t.Context(), tt.id)
+			if !errors.Is(err, reports.ErrReportNotFound) {
+				t.Fatalf("GetReport(%.20q) = %v, %v; want ErrReportNotFound", tt.id, r, err)
+			}
+			assertReportCode(t, "GetReport", err, tokens.ENOTFOUND)
+		})
+	}
+
+	t.Run("ReturnsCopy", func(t *testing.T) {
+		r := NewReport("m1", "u1", reportT0)
+		s := openWith(t, open, r)
+		got := mustGetReport(t, s, "m1")
+		got.State, got.Attempts = reports.StateFailed, 3
+		got.Profiles[0].ProfileID = "changed"
+		got.Profiles[0].Capabilities[0].SupportedOperations[0] = "changed"
+		assertStoredReport(t, s, r)
+	})
+}
+
+func testPutReport(t *testing.T, open func(t *testing.T) reports.Store) {
+	t.Run("RoundTrip", func(t *testing.T) {
+		r := NewReport("m1", "u1", reportT0)
+		s := openWith(t, open, r)
+		created := r.Version
+		r.State, r.Attempts, r.LastError = reports.StateDelivered, 2, "Alexa Health API answered 503: Service Unavailable"
+		r.NextAttemptAt = reportT0.Add(time.Minute + time.Nanosecond)
+		r.DeliveredAt, r.FinishedAt = reportT0.Add(2*time.Minute+3), reportT0.Add(2*time.Minute+4)
+		mustPutReport(t, s, r)
+		if r.Version == created {
+			t.Errorf("Version %d after PutReport, want a new one", r.Version)
+		}
+		assertStoredReport(t, s, r)
+	})
+
+	t.Run("VersionConflict", func(t *testing.T) {
+		r := NewReport("m1", "u1", reportT0)
+		s := openWith(t, open, r)
+		stale := *r
+		r.Attempts, r.LastError = 1, "503"
+		mustPutReport(t, s, r)
+		stale.Attempts = 2
+		staleVersion := stale.Version
+		err := s.PutReport(t.Context(), &stale)
+		if !errors.Is(err, reports.ErrVersionConflict) {
+			t.Fatalf("stale PutReport: %v, want ErrVersionConflict", err)
+		}
+		assertReportCode(t, "PutReport", err, tokens.ECONFLICT)
+		if got, want := stale.Version, staleVersion; got != want {
+			t.Errorf("failed PutReport changed Version to %d, want %d", got, want)
+		}
+		assertStoredReport(t, s, r)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := open(t)
+		missing := NewReport("gone", "u1", reportT0)
+		missing.Version = 1
+		err := s.PutReport(t.Context(), missing)
+		if !errors.Is(err, reports.ErrReportNotFound) {
+			t.Fatalf("PutReport of a missing report: %v, want ErrReportNotFound", err)
+		}
+		assertReportCode(t, "PutReport", err, tokens.ENOTFOUND)
+		if missing.Version != 1 {
+			t.Errorf("failed PutReport changed Version to %d, want 1", missing.Version)
+		}
+		if _, err := s.GetReport(t.Context(), "gone"); !errors.Is(err, reports.ErrReportNotFound) {
+			t.Errorf("after PutReport of a missing report, GetReport error = %v, want ErrReportNotFound", err)
+		}
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		for _, tt := range unstorable {
+			t.Run(tt.name, func(t *testing.T) {
+				stored := NewReport("m1", "u1", reportT0)
+				s := openWith(t, open, stored)
+				r := *stored
+				r.Profiles = NewReport("m1", "u1", reportT0).Profiles
+				tt.change(&r)
+				assertReportCode(t, "PutReport", s.PutReport(t.Context(), &r), tokens.EINVALID)
+				if r.Version != stored.Version {
+					t.Errorf("failed PutReport changed Version to %d, want %d", r.Version, stored.Version)
+				}
+				assertStoredReport(t, s, stored)
+			})
+		}
+	})
+}
+
+func testPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
+	// openPending returns a store holding a1, a2 (user a) and b1 (user b), due
+	// at reportT0, and c1 (user c), due an hour later; and b1.
+	openPending := func(t *testing.T) (s reports.Store, b1 *reports.Report) {
+		t.Helper()
+		b1, c1 := NewReport("b1", "b", reportT0), NewReport("c1", "c", reportT0)
+		c1.NextAttemptAt = reportT0.Add(time.Hour)
+		return openWith(t, open, NewReport("a1", "a", reportT0), NewReport("a2", "a", reportT0), b1, c1), b1
+	}
+
+	t.Run("Due", func(t *testing.T) {
+		s, _ := openPending(t)
+		assertPending(t, s, reportT0, 100, "a1", "a2", "b1")
+		assertPending(t, s, reportT0.Add(-time.Nanosecond), 100)
+		assertPending(t, s, reportT0.Add(time.Hour), 100, "a1", "a2", "b1", "c1")
+	})
+
+	t.Run("NotFinished", func(t *testing.T) {
+		s, b1 := openPending(t)
+		mustFinish(t, s, b1, reports.StateDelivered, reportT0)
+		assertPending(t, s, reportT0.Add(2*time.Hour), 100, "a1", "a2", "c1")
+	})
+
+	t.Run("Limit", func(t *testing.T) {
+		s, _ := openPending(t)
+		due, err := s.PendingReports(t.Context(), reportT0, 2)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("PendingReports(limit 2) = %v, %v; want 2 reports", ids(due), err)
+		}
+		for _, r := range due {
+			if r.MessageID != "a1" && r.MessageID != "a2" && r.MessageID != "b1" {
+				t.Errorf("PendingReports(limit 2) returned %s, which is not due", r.MessageID)
+			}
+		}
+	})
+
+	t.Run("DefaultLimit", func(t *testing.T) {
+		s := open(t)
+		for i := range reports.DefaultPendingLimit + 1 {
+			mustCreate(t, s, NewReport(fmt.Sprint("m", i), fmt.Sprint("u", i%7), reportT0))
+		}
+		for _, limit := range []int{0, -1} {
+			due, err := s.PendingReports(t.Context(), reportT0, limit)
+			if err != nil || len(due) != reports.DefaultPendingLimit {
+				t.Errorf("PendingReports(limit %d) = %d reports, %v; want %d", limit, len(due), err, reports.DefaultPendingLimit)
+			}
+		}
+	})
+}
+
+func testUserPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
+	t.Run("BySeq", func(t *testing.T) {
+		a1, a2, a3, b1 := NewReport("a1", "a", reportT0), NewReport("a2", "a", reportT0), NewReport("a3", "a", reportT0), NewReport("b1", "b", reportT0)
+		a3.NextAttemptAt = reportT0.Add(time.Hour) // not due: listed all the same
+		s := openWith(t, open, a1, a2, b1, a3)
+		user, err := s.UserPendingReports(t.Context(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]*reports.Report{a1, a2, a3}, user); diff != "" {
+			t.Errorf("user a's pending reports differ (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("None", func(t *testing.T) {
+		b1 := NewReport("b1", "b", reportT0)
+		s := openWith(t, open, b1, NewReport("c1", "c", reportT0))
+		mustFinish(t, s, b1, reports.StateDelivered, reportT0)
+		for _, user := range []string{"b", "nobody", "", "c\x00"} {
+			got, err := s.UserPendingReports(t.Context(), user)
+			if err != nil || len(got) != 0 {
+				t.Errorf("UserPendingReports(%q) = %v, %v; want none", user, ids(got), err)
+			}
+		}
+	})
+}
+
+func testDeleteFinishedReports(t *testing.T, open func(t *testing.T) reports.Store) {
+	t.Run("Before", func(t *testing.T) {
+		old, recent, pending := NewReport("old", "u", reportT0), NewReport("recent", "u", reportT0), NewReport("pending", "u", reportT0)
+		s := openWith(t, open, old, recent, pending)
+		for r, at := range map[*reports.Report]time.Time{old: reportT0, recent: reportT0.Add(48 * time.Hour)} {
+			mustFinish(t, s, r, reports.StateFailed, at)
+		}
+		if n, err := s.DeleteFinishedReports(t.Context(), reportT0); err != nil || n != 0 {
+			t.Errorf("DeleteFinishedReports(the finish time) = %d, %v; want 0: only earlier ones go", n, err)
+		}
+		n, err := s.DeleteFinishedReports(t.Context(), reportT0.Add(24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteFinishedReports = %d, %v; want 1", n, err)
+		}
+		if _, err := s.GetReport(t.Context(), "old"); !errors.Is(err, reports.ErrReportNotFound) {
+			t.Errorf("old report still there: %v", err)
+		}
+		assertStoredReport(t, s, recent)
+		assertStoredReport(t, s, pending)
+	})
+
+	t.Run("ZeroTime", func(t *testing.T) {
+		r := NewReport("m1", "u", reportT0)
+		s := openWith(t, open, r)
+		mustFinish(t, s, r, reports.StateDelivered, reportT0)
+		if n, err := s.DeleteFinishedReports(t.Context(), time.Time{}); err != nil || n != 0 {
+			t.Errorf("DeleteFinishedReports(zero time) = %d, %v; want 0", n, err)
+		}
+		assertStoredReport(t, s, r)
 	})
 }
 
@@ -189,10 +376,77 @@ func NewReport(messageID, userID string, at time.Time) *reports.Report {
 	}
 }
 
+// openWith returns a new store from open that holds rs, created in turn.
+func openWith(t *testing.T, open func(t *testing.T) reports.Store, rs ...*reports.Report) reports.Store {
+	t.Helper()
+	s := open(t)
+	for _, r := range rs {
+		mustCreate(t, s, r)
+	}
+	return s
+}
+
 func mustCreate(tb testing.TB, s reports.Store, r *reports.Report) {
 	tb.Helper()
 	if _, created, err := s.CreateReport(tb.Context(), r); err != nil || !created {
 		tb.Fatalf("CreateReport(%s): created %v, err %v", r.MessageID, created, err)
+	}
+}
+
+func mustPutReport(tb testing.TB, s reports.Store, r *reports.Report) {
+	tb.Helper()
+	if err := s.PutReport(tb.Context(), r); err != nil {
+		tb.Fatalf("PutReport(%s) error = %v", r.MessageID, err)
+	}
+}
+
+// mustFinish moves the stored r to the end state state, finished at at.
+func mustFinish(tb testing.TB, s reports.Store, r *reports.Report, state reports.State, at time.Time) {
+	tb.Helper()
+	r.State, r.FinishedAt = state, at
+	mustPutReport(tb, s, r)
+}
+
+func mustGetReport(tb testing.TB, s reports.Store, messageID string) *reports.Report {
+	tb.Helper()
+	r, err := s.GetReport(tb.Context(), messageID)
+	if err != nil {
+		tb.Fatalf("GetReport(%s) error = %v", messageID, err)
+	}
+	return r
+}
+
+// assertStoredReport fails the test unless the store holds want, field by
+// field; times are compared as instants.
+func assertStoredReport(tb testing.TB, s reports.Store, want *reports.Report) {
+	tb.Helper()
+	if diff := cmp.Diff(want, mustGetReport(tb, s, want.MessageID)); diff != "" {
+		tb.Errorf("stored report %s differs (-want +got):\n%s", want.MessageID, diff)
+	}
+}
+
+// assertPending fails the test unless PendingReports(now, limit) returns the
+// reports with ids want, in any order.
+func assertPending(tb testing.TB, s reports.Store, now time.Time, limit int, want ...string) {
+	tb.Helper()
+	due, err := s.PendingReports(tb.Context(), now, limit)
+	if err != nil {
+		tb.Fatalf("PendingReports(%v, %d) error = %v", now, limit, err)
+	}
+	wantIDs := map[string]bool{}
+	for _, id := range want {
+		wantIDs[id] = true
+	}
+	if diff := cmp.Diff(wantIDs, ids(due)); diff != "" || len(due) != len(want) {
+		tb.Errorf("PendingReports(%v, %d) = %d reports, ids differ (-want +got):\n%s", now, limit, len(due), diff)
+	}
+}
+
+// assertReportCode fails the test unless err has code want.
+func assertReportCode(tb testing.TB, call string, err error, want tokens.Code) {
+	tb.Helper()
+	if got := tokens.ErrorCode(err); got != want {
+		tb.Errorf("%s error = %v (code %q), want code %q", call, err, got, want)
 	}
 }
 
