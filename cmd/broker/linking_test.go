@@ -19,7 +19,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/sim"
 )
 
-// TestReciprocal_Authorize covers every row of the contract's table for
+// TestReciprocal_Authorize covers every row of the README's reciprocal error table for
 // POST /api/reciprocal/authorize.
 func TestReciprocal_Authorize(t *testing.T) {
 	h := newHarness(t)
@@ -181,7 +181,7 @@ var transports = map[string]partnerTokenCall{
 		_ = json.Unmarshal([]byte(body), &got)
 		if status == 200 {
 			if got.TokenType != "bearer" || got.ExpiresIn < 300 || got.ExpiresAt == "" || strings.Contains(body, "refresh") {
-				t.Errorf("partner token body %s lacks the contract's fields", body)
+				t.Errorf("partner token body %s lacks the API's fields", body)
 			}
 			if _, err := time.Parse(time.RFC3339, got.ExpiresAt); err != nil {
 				t.Errorf("expires_at %q is not RFC 3339", got.ExpiresAt)

@@ -15,7 +15,7 @@ import (
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 )
 
-// jenny is a valid profile report body for user, in the contract's JSON.
+// jenny is a valid profile report body for user, in the API's JSON.
 func jenny(user, messageID string) string {
 	id := ""
 	if messageID != "" {

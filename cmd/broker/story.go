@@ -140,7 +140,7 @@ func untilRFC3339(s string) string {
 	return time.Until(t).Round(time.Second).String()
 }
 
-// jennyReport is the sandbox's profile report, as in the contract's sample.
+// jennyReport is the sandbox's profile report, a whole profile set as the Alexa Health API takes it.
 const jennyReport = `{"user_id":"demo-parent","profiles":[{"profileId":"baby-7f3c",` +
 	`"name":{"firstName":"Jennifer","lastName":"Doe","nickNames":["Baby","Jenny"]},"capabilities":[` +
 	`{"name":"Alexa.Health.DiaperChange","type":"AlexaInterface","version":"1","supportedOperations":["Add","Delete","Get"]},` +

@@ -18,7 +18,7 @@ func newDevTokens(authz *sim.AuthServer) devTokens {
 	}
 }
 
-// printTryIt prints copy-paste commands for every route of the contract.
+// printTryIt prints copy-paste commands for every route of the API.
 func printTryIt(p *printer, grpcAddr, base, admin string, tok devTokens) {
 	p.line("Try it yourself. Development tokens (valid for an hour):")
 	p.line("  export ALEXA_USER_JWT='%s'", tok.user)

@@ -91,7 +91,7 @@ func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
-// settings lists every setting of the contract, in the order --help shows them.
+// settings lists every setting of the broker, in the order --help shows them.
 var settings = []setting{
 	{flag: "grpc-addr", env: "BROKER_GRPC_ADDR", def: "127.0.0.1:9090", usage: "gRPC listen address",
 		bind: str(func(c *Config) *string { return &c.GRPCAddr })},

@@ -54,7 +54,7 @@ const sampleReport = `{
   }
 }`
 
-// sample returns the contract's sample report, for user u1.
+// sample returns a valid sample report as the Alexa Health API takes it, for user u1.
 func sample(tb testing.TB) *reports.Report {
 	tb.Helper()
 	var wire struct {
