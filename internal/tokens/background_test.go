@@ -35,8 +35,7 @@ func TestService_RefreshInBackground(t *testing.T) {
 
 	t.Run("UsedLinks", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t)
-			h.useTime(time.Now)
+			h := newBubbleHarness(t)
 			begin := time.Now()
 			// alice is asked for at 0 and 90m, carol at 0 only; bob was linked
 			// by another instance and never asked for.
@@ -116,8 +115,7 @@ func TestService_RefreshInBackground(t *testing.T) {
 
 	t.Run("AheadOfUse", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t)
-			h.useTime(time.Now)
+			h := newBubbleHarness(t)
 			h.mustLink(t, "alice")
 			h.mustToken(t, "alice")
 			background(t, h.svc, window, interval)
@@ -139,8 +137,7 @@ func TestService_RefreshInBackground(t *testing.T) {
 
 	t.Run("LinkedNeverAsked", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t)
-			h.useTime(time.Now)
+			h := newBubbleHarness(t)
 			h.mustLink(t, "dave")
 			background(t, h.svc, window, interval)
 			time.Sleep(2 * window)
@@ -153,8 +150,7 @@ func TestService_RefreshInBackground(t *testing.T) {
 
 	t.Run("Cancel", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t)
-			h.useTime(time.Now)
+			h := newBubbleHarness(t)
 			h.mustLink(t, "alice")
 			h.mustToken(t, "alice")
 			stop := background(t, h.svc, window, interval)
@@ -179,8 +175,7 @@ func TestService_RefreshInBackground(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					h := newHarness(t)
-					h.useTime(time.Now)
+					h := newBubbleHarness(t)
 					h.mustLink(t, "alice")
 					h.mustToken(t, "alice")
 					done := make(chan struct{})

@@ -72,6 +72,15 @@ func newHarness(tb testing.TB) *harness {
 	return h
 }
 
+// newBubbleHarness returns a harness on the clock of the synctest bubble it is
+// called in, time.Now, rather than the fake clock.
+func newBubbleHarness(tb testing.TB) *harness {
+	tb.Helper()
+	h := newHarness(tb)
+	h.useTime(time.Now)
+	return h
+}
+
 // newService returns another Service over the harness's store, sealer and LWA,
 // logging to the same buffer: another broker instance.
 func (h *harness) newService() *tokens.Service {

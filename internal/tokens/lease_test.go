@@ -32,8 +32,7 @@ func TestService_Lease(t *testing.T) {
 // broker instance beside h.svc.
 func newLeaseHarness(t *testing.T) (h *harness, other *tokens.Service) {
 	t.Helper()
-	h = newHarness(t)
-	h.useTime(time.Now)
+	h = newBubbleHarness(t)
 	h.mustLink(t, "alice")
 	time.Sleep(ttl)
 	return h, h.newService()
@@ -56,12 +55,47 @@ func holdLease(t *testing.T, h *harness) (release func(), first <-chan tokenResu
 	return release, first
 }
 
-// assertWaiting fails the test when c has an answer already.
-func assertWaiting(t *testing.T, what string, c <-chan tokenResult) {
+// newCrashedLease returns a lease harness in which a broker instance that has
+// crashed holds alice's lease for left from start, now: it never refreshes, and
+// never releases the lease.
+func newCrashedLease(t *testing.T, left time.Duration) (h *harness, start time.Time) {
+	t.Helper()
+	h, _ = newLeaseHarness(t)
+	start = time.Now()
+	if held, err := h.store.AcquireLease(t.Context(), "alice", "crashed", start, start.Add(left)); err != nil || !held {
+		t.Fatalf("AcquireLease(crashed) = %v, %v", held, err)
+	}
+	return h, start
+}
+
+// newLeaseRace returns a lease harness in which h.svc holds alice's lease and
+// waits at LWA, and another instance waits for the lease: release lets LWA
+// answer the holder, whose answer first receives, and second receives the
+// waiter's.
+func newLeaseRace(t *testing.T) (h *harness, release func(), first, second <-chan tokenResult) {
+	t.Helper()
+	h, other := newLeaseHarness(t)
+	release, first = holdLease(t, h)
+	return h, release, first, waitBehind(t, h, other)
+}
+
+// waitBehind has other ask for alice's token while h.svc holds her lease, and
+// returns the channel of other's answer once other waits for the lease.
+func waitBehind(t *testing.T, h *harness, other *tokens.Service) <-chan tokenResult {
+	t.Helper()
+	c := h.goToken(t.Context(), other, "alice")
+	synctest.Wait()
+	assertWaiting(t, c)
+	return c
+}
+
+// assertWaiting fails the test when the waiting instance, whose answer c
+// receives, has answered already.
+func assertWaiting(t *testing.T, c <-chan tokenResult) {
 	t.Helper()
 	select {
 	case r := <-c:
-		t.Fatalf("%s answered %v, %v while the lease is held; want it to wait", what, r.tok, r.err)
+		t.Fatalf("the waiting instance answered %v, %v while the lease is held; want it to wait", r.tok, r.err)
 	default:
 	}
 }
@@ -78,12 +112,10 @@ func assertNoLease(t *testing.T, h *harness) {
 // another waits for its result and hands out the same token: LWA is asked once.
 func testLeaseOneRefreshesOtherWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, other := newLeaseHarness(t)
-		release, first := holdLease(t, h)
-		second := h.goToken(t.Context(), other, "alice")
+		h, release, first, second := newLeaseRace(t)
 		time.Sleep(5 * time.Second) // the other instance polls meanwhile
 		synctest.Wait()
-		assertWaiting(t, "the other instance", second)
+		assertWaiting(t, second)
 		assertCount(t, "LWA refreshes while the lease is held", h.lwa.refreshes.Load(), 1)
 
 		release()
@@ -104,12 +136,8 @@ func testLeaseOneRefreshesOtherWaits(t *testing.T) {
 // and so never releases it, is taken over by a waiter once it has run out.
 func testLeaseCrashedHolderRunsOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, _ := newLeaseHarness(t)
-		start := time.Now()
 		const left = 5 * time.Second // of the crashed holder's lease
-		if held, err := h.store.AcquireLease(t.Context(), "alice", "crashed", start, start.Add(left)); err != nil || !held {
-			t.Fatalf("AcquireLease(crashed) = %v, %v", held, err)
-		}
+		h, start := newCrashedLease(t, left)
 		tok := h.mustToken(t, "alice")
 		if waited := time.Since(start); waited <= left || waited > left+tokens.LeasePoll {
 			t.Errorf("Token answered after %v, want after the lease ran out at %v, within %v", waited, left, tokens.LeasePoll)
@@ -128,11 +156,7 @@ func testLeaseCrashedHolderRunsOut(t *testing.T) {
 // refreshes.
 func testLeaseCrashedHolderOutlastsRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, _ := newLeaseHarness(t)
-		start := time.Now()
-		if held, err := h.store.AcquireLease(t.Context(), "alice", "crashed", start, start.Add(tokens.LeaseTTL)); err != nil || !held {
-			t.Fatalf("AcquireLease(crashed) = %v, %v", held, err)
-		}
+		h, start := newCrashedLease(t, tokens.LeaseTTL)
 		_, err := h.token(t.Context(), "alice")
 		assertCode(t, err, tokens.EUNAVAILABLE)
 		if got, want := time.Since(start), tokens.RefreshTimeout; got != want {
@@ -184,11 +208,7 @@ func testLeaseWaiterDeadline(t *testing.T) {
 // the waiter sees the link marked RELINK_REQUIRED without asking LWA itself.
 func testLeaseRelinkWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, other := newLeaseHarness(t)
-		release, first := holdLease(t, h)
-		second := h.goToken(t.Context(), other, "alice")
-		synctest.Wait()
-		assertWaiting(t, "the other instance", second)
+		h, release, first, second := newLeaseRace(t)
 
 		h.lwa.setRefreshErr(errRefused)
 		release()
@@ -206,10 +226,7 @@ func testLeaseRelinkWhileWaiting(t *testing.T) {
 // its next look when the link is marked RELINK_REQUIRED meanwhile.
 func testLeaseRequireRelinkWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, other := newLeaseHarness(t)
-		release, first := holdLease(t, h)
-		second := h.goToken(t.Context(), other, "alice")
-		synctest.Wait()
+		h, release, first, second := newLeaseRace(t)
 		if err := h.newService().RequireRelink(t.Context(), "alice"); err != nil {
 			t.Fatalf("RequireRelink error = %v", err)
 		}
@@ -229,10 +246,7 @@ func testLeaseRequireRelinkWhileWaiting(t *testing.T) {
 // link stays deleted.
 func testLeaseDeletedWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, other := newLeaseHarness(t)
-		release, first := holdLease(t, h)
-		second := h.goToken(t.Context(), other, "alice")
-		synctest.Wait()
+		h, release, first, second := newLeaseRace(t)
 		if err := h.svc.Delete(t.Context(), "alice"); err != nil {
 			t.Fatalf("Delete error = %v", err)
 		}
@@ -255,10 +269,7 @@ func testLeaseDeletedWhileWaiting(t *testing.T) {
 // releases the lease again.
 func testLeaseDeletedWhenFreed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, other := newLeaseHarness(t)
-		release, first := holdLease(t, h)
-		second := h.goToken(t.Context(), other, "alice")
-		synctest.Wait()
+		h, release, first, second := newLeaseRace(t)
 		h.lwa.setRefreshErr(errTransient)
 		if err := h.svc.Delete(t.Context(), "alice"); err != nil {
 			t.Fatalf("Delete error = %v", err)

@@ -122,8 +122,7 @@ func TestService_RequireRelink(t *testing.T) {
 
 	t.Run("StopsBackgroundRefresh", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t)
-			h.useTime(time.Now)
+			h := newBubbleHarness(t)
 			h.mustLink(t, "alice")
 			h.mustToken(t, "alice")
 			if err := h.svc.RequireRelink(t.Context(), "alice"); err != nil {

@@ -25,11 +25,11 @@ type Store interface {
 	// Versions only grow: a link deleted and created again never takes a version
 	// that a reader of the old link could still hold.
 	//
-	// It returns an EINVALID error when link.Validate fails or the store cannot
-	// keep link.UserID (too long for its keys), and ErrVersionConflict (possibly
-	// wrapped) when another writer came first: the stored version differs, or
-	// the link to update is gone. On any error nothing is written and
-	// link.Version is left unchanged.
+	// link must not be nil. It returns an EINVALID error when link.Validate fails
+	// or the store cannot keep link.UserID (too long for its keys), and
+	// ErrVersionConflict (possibly wrapped) when another writer came first: the
+	// stored version differs, or the link to update is gone. On any error nothing
+	// is written and link.Version is left unchanged.
 	PutLink(ctx context.Context, link *Link) error
 
 	// DeleteLink removes the link of userID. It returns ErrLinkNotFound (possibly

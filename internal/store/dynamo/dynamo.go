@@ -298,32 +298,38 @@ func (s *Store) ensureTable(ctx context.Context) error {
 	return s.waitActive(ctx)
 }
 
-// waitActive polls DescribeTable until the table is ACTIVE, at most
-// TableWaitTimeout, starting at 5 ms between polls and doubling up to 50 ms.
+// Delays between two looks of waitActive at a table being created: the SDK's
+// waiter starts at the first and backs off, with jitter, up to the second. A
+// local server creates a table in milliseconds, DynamoDB in seconds.
+const (
+	tableWaitMinDelay = 5 * time.Millisecond
+	tableWaitMaxDelay = 50 * time.Millisecond
+)
+
+// waitActive waits with the SDK's TableExistsWaiter until the table is ACTIVE,
+// at most TableWaitTimeout. A table that does not show yet is waited for, as
+// one just created may not. It returns an EUNAVAILABLE error when the table is
+// not ACTIVE in time or ctx ends, and the classified error of DescribeTable when
+// DynamoDB answers anything else.
 func (s *Store) waitActive(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, TableWaitTimeout)
-	defer cancel()
-	pause := 5 * time.Millisecond
-	for {
-		out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table})
-		var notFound *types.ResourceNotFoundException
-		switch {
-		case errors.As(err, &notFound):
-			// Just created: DynamoDB may not show it yet.
-		case err != nil:
-			return s.fail("wait for table "+*s.table, err)
-		case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
-			return checkTable(out.Table)
+	var failed error // DescribeTable's error that ended the wait, if one did
+	w := dynamodb.NewTableExistsWaiter(s.client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = tableWaitMinDelay, tableWaitMaxDelay
+		retryable := o.Retryable
+		o.Retryable = func(ctx context.Context, in *dynamodb.DescribeTableInput, out *dynamodb.DescribeTableOutput, err error) (bool, error) {
+			retry, err := retryable(ctx, in, out, err)
+			failed = err
+			return retry, err
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("dynamo: table %s did not become ACTIVE: %w: %w", *s.table, errUnavailable, ctx.Err())
-		case <-t.C:
-		}
-		pause = min(2*pause, 50*time.Millisecond)
+	})
+	out, err := w.WaitForOutput(ctx, &dynamodb.DescribeTableInput{TableName: s.table}, TableWaitTimeout)
+	switch {
+	case err == nil:
+		return checkTable(out.Table)
+	case failed != nil:
+		return s.fail("wait for table "+*s.table, failed)
 	}
+	return fmt.Errorf("dynamo: table %s did not become ACTIVE within %s: %w: %w", *s.table, TableWaitTimeout, errUnavailable, err)
 }
 
 // checkTable returns an EINTERNAL error when the table lacks the index that
