@@ -1,9 +1,3 @@
-// Package tokens is the broker's domain: a user's link to Login with Amazon, the
-// sealed tokens it holds, the store that keeps links, and the service that exchanges
-// authorization codes and hands out fresh access tokens.
-//
-// The package imports only the standard library. Adapters (the LWA client, the
-// stores, the sealer) satisfy the small interfaces declared here.
 package tokens
 
 import (

@@ -1,14 +1,24 @@
-// Package bolt is the broker's embedded store: a tokens.Store and the reports
-// outbox (reports.Store) kept in one bbolt file on local disk. It is the default store (BROKER_STORE=bolt:PATH) and fits a single
-// broker process; several instances sharing links need the DynamoDB store.
+// Package bolt is the broker's embedded store: links, code claims and refresh
+// leases (tokens.Store and tokens.Leaser) and the reports outbox (reports.Store),
+// kept in one bbolt file on local disk. It is the default store
+// (BROKER_STORE=bolt:PATH) and fits a single broker process: bbolt's file lock
+// keeps other processes out, so several instances sharing links need the
+// DynamoDB store.
 //
-// The file holds two buckets: "links", keyed by user id, whose values are versioned
-// link records, and "codes", keyed by authorization-code hash, whose values record
-// who claimed the code and until when; "reports", keyed by message id, holds the
-// outbox, and "pending" indexes its PENDING reports by user id and sequence.
-// Records are the package's own JSON forms,
-// never tokens.Link marshalled directly, so that the domain type can change without
-// changing the file. Tokens arrive sealed; the store never sees them in clear.
+// The file holds five buckets:
+//
+//	links     user id → link record
+//	codes     code hash → code claim: who claimed the code, and until when
+//	leases    user id → refresh lease: who holds it, and until when
+//	reports   message id → report
+//	pending   user id, a zero byte, big-endian sequence → message id of a PENDING report
+//
+// Records are the package's own forms, never domain types marshalled directly,
+// so that the domain types can change without changing the file: a link record
+// is a compact binary form that starts with its format byte (see linkFormat),
+// since links are read on every partner-token call; claims, leases and reports
+// are JSON objects with a "format" field (see recordFormat). Each change is one
+// bbolt transaction. Tokens arrive sealed; the store never sees them in clear.
 package bolt
 
 import (
@@ -41,8 +51,11 @@ var (
 // locked by another process, or its file cannot be read or written.
 var errUnavailable = &tokens.Error{Code: tokens.EUNAVAILABLE, Message: "link store unavailable"}
 
-// Store is a tokens.Store in a bbolt file. It is safe for concurrent use by many
-// goroutines; bbolt's file lock keeps other processes out while it is open.
+// Store is the bbolt store: a tokens.Store, a tokens.Leaser and a reports.Store
+// in one file. It is safe for concurrent use by many goroutines; bbolt's file
+// lock keeps other processes out while it is open. Its methods return the
+// errors their ports specify; the database closed, locked or failing to read or
+// write is an EUNAVAILABLE error.
 type Store struct {
 	db   *bbolt.DB
 	path string
@@ -94,9 +107,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// GetLink returns the link of userID, a copy that the caller may change freely. It
-// returns ErrLinkNotFound when there is none, an EUNAVAILABLE error when the
-// database cannot be read, and an EINTERNAL error when the stored record is corrupt.
+// GetLink returns the link of userID, as tokens.Store specifies: a copy, or
+// ErrLinkNotFound. It returns an EUNAVAILABLE error when the database cannot be
+// read, and an EINTERNAL error when the stored record is corrupt.
 func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error) {
 	var link *tokens.Link
 	err := s.view(ctx, "get link", func(tx *bbolt.Tx) error {
@@ -114,16 +127,15 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	return link, nil
 }
 
-// PutLink writes link when the stored version equals link.Version (0: no link of
-// link.UserID may exist yet) and then sets link.Version to the new version. The
-// comparison and the write happen in one bbolt write transaction. Versions come
-// from one sequence per file, so a link deleted and created again never takes a
-// version that a stale reader could still hold.
+// PutLink writes link as tokens.Store specifies, comparing versions and writing
+// in one bbolt write transaction. Versions come from the links bucket's sequence,
+// one per file, so a link deleted and created again never takes a version that a
+// stale reader could still hold.
 //
-// It returns an EINVALID error when link.Validate fails or the user id is too long
-// for a key, ErrVersionConflict (wrapped) when the stored version differs, and an
-// EUNAVAILABLE error when the database cannot be written. On any error link is left
-// unchanged and nothing is written.
+// It returns an EINVALID error when link.Validate fails or the user id is longer
+// than a bbolt key (bbolt.MaxKeySize), ErrVersionConflict (wrapped) when the
+// stored version differs, and an EUNAVAILABLE error when the database cannot be
+// written. On any error link is left unchanged and nothing is written.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 	if err := link.Validate(); err != nil {
 		return err
@@ -168,8 +180,10 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 	return nil
 }
 
-// DeleteLink removes the link of userID. It returns ErrLinkNotFound when there is
-// none, and an EUNAVAILABLE error when the database cannot be written.
+// DeleteLink removes the link of userID, as tokens.Store specifies. It returns
+// ErrLinkNotFound when there is none, and an EUNAVAILABLE error when the
+// database cannot be written. The user's refresh lease, if any, stays until it is
+// taken over.
 func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 	return s.update(ctx, "delete link", func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
@@ -184,11 +198,9 @@ func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 	})
 }
 
-// ListLinks returns up to limit links ordered by user id (as bytes), starting after
-// the user id in cursor ("" for the first page), all read in one transaction. A
-// page holds tokens.PageSize(limit) links at most. Next is the last user id of the page when more links follow,
-// else "". It returns an EUNAVAILABLE error when the database cannot be read, and
-// an EINTERNAL error when a stored record is corrupt.
+// ListLinks returns a page of links as tokens.Store specifies, all read in one
+// transaction. It returns an EUNAVAILABLE error when the database cannot be read,
+// and an EINTERNAL error when a stored record is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
 	limit = tokens.PageSize(limit)
 	var page tokens.LinkPage
@@ -220,22 +232,20 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 	return page, nil
 }
 
-// ClaimCode records that the authorization code with codeHash was presented for
-// userID, and returns its owner: userID when the code is new, already claimed by
-// userID, or its earlier claim expired before now; else the user who claimed it
-// first. A claim that is taken over, or renewed by its owner after it expired, gets
-// the new expires. It returns an EINVALID error when codeHash or userID is empty or
-// codeHash is too long for a key, and an EUNAVAILABLE error when the database cannot
-// be written.
-//
+// ClaimCode records a claim of the code with codeHash for userID, and returns
+// the code's owner, as tokens.Store specifies, in one write transaction. A claim
+// that stands is left as it is, also when its owner claims it again; a claim that
+// is taken over, or renewed by its owner after it expired, gets the new expires.
 // Expired claims stay in the file until they are claimed again.
+//
+// It returns an EINVALID error when tokens.ValidateClaim refuses the arguments or
+// codeHash is longer than a bbolt key, an EUNAVAILABLE error when the database
+// cannot be written, and an EINTERNAL error when the stored claim is corrupt.
 func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires time.Time) (string, error) {
-	switch {
-	case codeHash == "":
-		return "", tokens.Errorf(tokens.EINVALID, "no code hash to claim")
-	case userID == "":
-		return "", tokens.Errorf(tokens.EINVALID, "no user id to claim the code for")
-	case len(codeHash) > bbolt.MaxKeySize:
+	if err := tokens.ValidateClaim(codeHash, userID); err != nil {
+		return "", err
+	}
+	if len(codeHash) > bbolt.MaxKeySize {
 		return "", tokens.Errorf(tokens.EINVALID, "code hash longer than %d bytes", bbolt.MaxKeySize)
 	}
 	var owner string
@@ -268,8 +278,8 @@ func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires 
 	return owner, nil
 }
 
-// Ping reads the database in a transaction. It returns an EUNAVAILABLE error when
-// the database is closed or cannot be read.
+// Ping reads the database in a transaction, as tokens.Store specifies. It
+// returns an EUNAVAILABLE error when the database is closed or cannot be read.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.view(ctx, "ping", func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketLinks) == nil || tx.Bucket(bucketCodes) == nil {
@@ -279,11 +289,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// view runs fn in a read transaction. Errors of fn are returned as they are; errors
-// of bbolt itself (closed database, failed read) become EUNAVAILABLE errors.
+// view runs fn in a read transaction unless ctx has ended. Errors of fn are
+// returned as they are; ctx having ended and errors of bbolt itself (closed
+// database, failed read) become EUNAVAILABLE errors.
 func (s *Store) view(ctx context.Context, op string, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, err)
+		return fmt.Errorf("bolt: %s: %w: %w", op, errUnavailable, err)
 	}
 	var fnErr error
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -297,7 +308,7 @@ func (s *Store) view(ctx context.Context, op string, fn func(*bbolt.Tx) error) e
 // back otherwise. Errors are as for view.
 func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, err)
+		return fmt.Errorf("bolt: %s: %w: %w", op, errUnavailable, err)
 	}
 	var fnErr error
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -307,6 +318,8 @@ func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) error)
 	return s.classify(op, err, fnErr)
 }
 
+// classify returns fnErr, the error of a transaction's function, as it is, and
+// marks an error of bbolt itself (err) as EUNAVAILABLE.
 func (s *Store) classify(op string, err, fnErr error) error {
 	switch {
 	case fnErr != nil:

@@ -22,22 +22,19 @@ type leaseRecord struct {
 	Until  string `json:"until"`
 }
 
-// AcquireLease takes the refresh lease of userID for owner until until, when
-// nobody holds it, its holder's lease ended before now, or owner holds it (which
-// extends it), in one write transaction. It reports whether owner holds the
-// lease. In one process bbolt's lock already serializes writers; the lease keeps
-// the store interchangeable with the shared ones.
+// AcquireLease takes the refresh lease of userID for owner, as tokens.Leaser
+// specifies, in one write transaction. In one process bbolt's lock already
+// serializes writers; the lease keeps the store interchangeable with the shared
+// ones.
 //
-// It returns an EINVALID error when userID or owner is empty or userID is too
-// long for a key, an EUNAVAILABLE error when the database cannot be written, and
-// an EINTERNAL error when the stored lease is corrupt.
+// It returns an EINVALID error when tokens.ValidateLease refuses the arguments or
+// userID is longer than a bbolt key, an EUNAVAILABLE error when the database
+// cannot be written, and an EINTERNAL error when the stored lease is corrupt.
 func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, until time.Time) (bool, error) {
-	switch {
-	case userID == "":
-		return false, tokens.Errorf(tokens.EINVALID, "no user id to lease")
-	case owner == "":
-		return false, tokens.Errorf(tokens.EINVALID, "no owner to hold the lease")
-	case len(userID) > bbolt.MaxKeySize:
+	if err := tokens.ValidateLease(userID, owner); err != nil {
+		return false, err
+	}
+	if len(userID) > bbolt.MaxKeySize {
 		return false, tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", bbolt.MaxKeySize)
 	}
 	var held bool
@@ -66,10 +63,10 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 	return held, err
 }
 
-// ReleaseLease removes the refresh lease of userID if owner holds it; when
-// another owner holds it, or nobody, it does nothing and returns nil. It returns
-// an EUNAVAILABLE error when the database cannot be written, and an EINTERNAL
-// error when the stored lease is corrupt.
+// ReleaseLease removes the refresh lease of userID if owner holds it, as
+// tokens.Leaser specifies, in one write transaction. It returns an EUNAVAILABLE
+// error when the database cannot be written, and an EINTERNAL error when the
+// stored lease is corrupt.
 func (s *Store) ReleaseLease(ctx context.Context, userID, owner string) error {
 	return s.update(ctx, "release lease", func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLeases)

@@ -11,14 +11,18 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// recordFormat is the version of the record forms below. A change that old code
-// could misread takes a new number; decoding refuses numbers it does not know.
+// recordFormat is the "format" field of the package's JSON records: code claims
+// (claimRecord), refresh leases (leaseRecord) and reports (reportRecord). A
+// change that old code could misread takes a new number; decoding refuses
+// numbers it does not know. Link records are binary and have their own format
+// byte, linkFormat.
 const recordFormat = 1
 
 // linkFormat is the first byte of a link record: links are read on every
 // partner-token call, so they are kept in a compact binary form rather than
-// JSON (decoding JSON was most of GetLink's cost). After the format byte come,
-// in order: user id, state name, region, code hash, key id and sealed tokens as
+// JSON (decoding JSON was most of GetLink's cost; format 1 was that JSON form,
+// which decodeLink no longer reads). After the format byte come, in order:
+// user id, state name, region, code hash, key id and sealed tokens as
 // uvarint-length-prefixed bytes; linked_at, last_refreshed_at and
 // access_token_expires_at as a presence byte and varint Unix nanoseconds; the
 // version as a varint. The state is its wire name, so that renumbering
@@ -38,6 +42,7 @@ type codeClaim struct {
 	Expires time.Time
 }
 
+// encodeLink returns the link record of l with version in place of l.Version.
 func encodeLink(l *tokens.Link, version int64) ([]byte, error) {
 	b := make([]byte, 0, 64+len(l.UserID)+len(l.Region)+len(l.CodeHash)+len(l.Tokens.KeyID)+len(l.Tokens.Ciphertext))
 	b = append(b, linkFormat)
@@ -105,7 +110,8 @@ func (r *linkReader) time() time.Time {
 }
 
 // decodeLink decodes a link record into a new Link that shares no memory with v,
-// which bbolt owns only for the length of its transaction.
+// which bbolt owns only for the length of its transaction. A record that does
+// not decode is corrupt: its error carries no tokens.Error, so it is EINTERNAL.
 func decodeLink(v []byte) (*tokens.Link, error) {
 	if len(v) == 0 || v[0] != linkFormat {
 		return nil, errors.New("bolt: decode link: unknown record format")
@@ -123,12 +129,12 @@ func decodeLink(v []byte) (*tokens.Link, error) {
 	}
 	var err error
 	if l.State, err = tokens.ParseState(state); err != nil {
-		// A stored record that does not decode is corrupt: internal, not the caller's.
 		return nil, fmt.Errorf("bolt: decode link of %q: unknown state %q", user, state)
 	}
 	return l, nil
 }
 
+// encodeClaim returns the claim record of c.
 func encodeClaim(c codeClaim) ([]byte, error) {
 	b, err := json.Marshal(claimRecord{Format: recordFormat, UserID: c.UserID, Expires: formatTime(c.Expires)})
 	if err != nil {
@@ -137,6 +143,7 @@ func encodeClaim(c codeClaim) ([]byte, error) {
 	return b, nil
 }
 
+// decodeClaim decodes a claim record; one that does not decode is corrupt.
 func decodeClaim(v []byte) (codeClaim, error) {
 	var r claimRecord
 	if err := json.Unmarshal(v, &r); err != nil {
@@ -152,6 +159,8 @@ func decodeClaim(v []byte) (codeClaim, error) {
 	return codeClaim{UserID: r.UserID, Expires: expires}, nil
 }
 
+// formatTime is how the JSON records keep times: RFC 3339 in UTC with
+// nanoseconds, and "" for the zero time.
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -159,6 +168,7 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// parseTime is the inverse of formatTime.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil

@@ -104,10 +104,6 @@ const (
 	MaxBackoff  = 2 * time.Second
 )
 
-// TableWaitTimeout bounds how long New waits for a table it creates to become
-// ACTIVE, unless ctx ends sooner.
-const TableWaitTimeout = 2 * time.Minute
-
 // MaxUserIDLen is the length in bytes of the longest user id the store keeps
 // links, leases and reports of. User ids are parts of keys: escaped, a user id
 // of this length still fits DynamoDB's 1024-byte sort keys in the index.
@@ -249,92 +245,6 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 		}
 	}
 	return s, nil
-}
-
-// CreateTableInput returns the request that creates the store's table under
-// name, on demand (PAY_PER_REQUEST): its key schema, attribute definitions and
-// index are the table design of the package documentation. The time-to-live
-// setting on AttrTTL is not part of it: DynamoDB sets it with a separate call.
-func CreateTableInput(name string) *dynamodb.CreateTableInput {
-	str := func(name string) types.AttributeDefinition {
-		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
-	}
-	keys := func(hash, rng string) []types.KeySchemaElement {
-		return []types.KeySchemaElement{
-			{AttributeName: aws.String(hash), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(rng), KeyType: types.KeyTypeRange},
-		}
-	}
-	return &dynamodb.CreateTableInput{
-		TableName:            aws.String(name),
-		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{str(AttrPK), str(AttrSK), str(AttrGSI1PK), str(AttrGSI1SK)},
-		KeySchema:            keys(AttrPK, AttrSK),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName:  aws.String(IndexGSI1),
-			KeySchema:  keys(AttrGSI1PK, AttrGSI1SK),
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		}},
-	}
-}
-
-// ensureTable creates the table unless it exists, and waits until it is ACTIVE.
-// Several processes may race to create it: all of them wait for the one table.
-func (s *Store) ensureTable(ctx context.Context) error {
-	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table})
-	var notFound *types.ResourceNotFoundException
-	switch {
-	case errors.As(err, &notFound):
-		_, err = s.client.CreateTable(ctx, CreateTableInput(*s.table))
-		var inUse *types.ResourceInUseException
-		if err != nil && !errors.As(err, &inUse) {
-			return s.fail("create table "+*s.table, err)
-		}
-	case err != nil:
-		return s.fail("describe table "+*s.table, err)
-	case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
-		return checkTable(out.Table)
-	}
-	return s.waitActive(ctx)
-}
-
-// waitActive polls DescribeTable until the table is ACTIVE, at most
-// TableWaitTimeout, starting at 5 ms between polls and doubling up to 50 ms.
-func (s *Store) waitActive(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, TableWaitTimeout)
-	defer cancel()
-	pause := 5 * time.Millisecond
-	for {
-		out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table})
-		var notFound *types.ResourceNotFoundException
-		switch {
-		case errors.As(err, &notFound):
-			// Just created: DynamoDB may not show it yet.
-		case err != nil:
-			return s.fail("wait for table "+*s.table, err)
-		case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
-			return checkTable(out.Table)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("dynamo: table %s did not become ACTIVE: %w: %w", *s.table, errUnavailable, ctx.Err())
-		case <-t.C:
-		}
-		pause = min(2*pause, 50*time.Millisecond)
-	}
-}
-
-// checkTable returns an EINTERNAL error when the table lacks the index that
-// the store queries.
-func checkTable(t *types.TableDescription) error {
-	for _, gsi := range t.GlobalSecondaryIndexes {
-		if aws.ToString(gsi.IndexName) == IndexGSI1 {
-			return nil
-		}
-	}
-	return fmt.Errorf("dynamo: table %s has no index %s: %w", aws.ToString(t.TableName), IndexGSI1, errRejected)
 }
 
 // Ping describes the table. It returns an EUNAVAILABLE error when DynamoDB does

@@ -13,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
@@ -401,99 +399,6 @@ func TestStore_UserIDsInKeys(t *testing.T) {
 			t.Errorf("CreateReport for the longest user id, all separators: %v", err)
 		}
 	})
-}
-
-// TestStore_Errors checks how the client's errors become error codes, with a
-// stand-in for DynamoDB that fails every call.
-func TestStore_Errors(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		err  error
-		want tokens.Code
-	}{
-		{"Throttled", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}, tokens.EUNAVAILABLE},
-		{"RequestLimit", &types.RequestLimitExceeded{Message: aws.String("slow down")}, tokens.EUNAVAILABLE},
-		{"ServerError", &types.InternalServerError{Message: aws.String("oops")}, tokens.EUNAVAILABLE},
-		{"UnmodeledServerError", &smithy.GenericAPIError{Code: "ServiceUnavailable", Fault: smithy.FaultServer}, tokens.EUNAVAILABLE},
-		{"MissingTable", &types.ResourceNotFoundException{Message: aws.String("no table")}, tokens.EUNAVAILABLE},
-		{"Network", &smithyhttp.RequestSendError{Err: errors.New("connection refused")}, tokens.EUNAVAILABLE},
-		{"Canceled", fmt.Errorf("operation error: %w", context.Canceled), tokens.EUNAVAILABLE},
-		{"DeadlineExceeded", fmt.Errorf("operation error: %w", context.DeadlineExceeded), tokens.EUNAVAILABLE},
-		{"Validation", &smithy.GenericAPIError{Code: "ValidationException", Fault: smithy.FaultClient}, tokens.EINTERNAL},
-		{"AccessDenied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, tokens.EINTERNAL},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := dynamo.New(t.Context(), dynamo.Options{Table: "broker", Client: failingClient{tt.err}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := time.Now()
-			for _, c := range []struct {
-				name string
-				call func() error
-				want tokens.Code
-			}{
-				{"Ping", func() error { return s.Ping(t.Context()) }, tokens.EUNAVAILABLE},
-				{"GetLink", func() error { _, err := s.GetLink(t.Context(), "u"); return err }, tt.want},
-				{"PutLink", func() error { return s.PutLink(t.Context(), storetest.NewLink("u")) }, tt.want},
-				{"DeleteLink", func() error { return s.DeleteLink(t.Context(), "u") }, tt.want},
-				{"ListLinks", func() error { _, err := s.ListLinks(t.Context(), "", 0); return err }, tt.want},
-				{"ClaimCode", func() error { _, err := s.ClaimCode(t.Context(), "c", "u", now); return err }, tt.want},
-				{"AcquireLease", func() error { _, err := s.AcquireLease(t.Context(), "u", "o", now, now); return err }, tt.want},
-				{"ReleaseLease", func() error { return s.ReleaseLease(t.Context(), "u", "o") }, tt.want},
-				{"CreateReport", func() error { _, _, err := s.CreateReport(t.Context(), storetest.NewReport("m", "u", now)); return err }, tt.want},
-				{"PendingReports", func() error { _, err := s.PendingReports(t.Context(), now, 10); return err }, tt.want},
-				{"DeleteFinishedReports", func() error { _, err := s.DeleteFinishedReports(t.Context(), now); return err }, tt.want},
-			} {
-				err := c.call()
-				if got := tokens.ErrorCode(err); got != c.want {
-					t.Errorf("%s: error = %v (code %q), want code %q", c.name, err, got, c.want)
-				}
-				if !errors.Is(err, tt.err) && !errors.As(err, new(smithy.APIError)) && !errors.As(err, new(*smithyhttp.RequestSendError)) {
-					t.Errorf("%s: error = %v, want it to wrap the client's error", c.name, err)
-				}
-			}
-		})
-	}
-
-	t.Run("CreateTableRefused", func(t *testing.T) {
-		c := failingClient{&smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}}
-		_, err := dynamo.New(t.Context(), dynamo.Options{Table: "broker", Client: c, CreateTable: true})
-		if got, want := tokens.ErrorCode(err), tokens.EINTERNAL; got != want {
-			t.Errorf("New error = %v (code %q), want code %q", err, got, want)
-		}
-	})
-}
-
-// failingClient stands in for DynamoDB, and fails every call with err.
-type failingClient struct{ err error }
-
-func (c failingClient) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
-	return nil, c.err
-}
-
-func (c failingClient) CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error) {
-	return nil, c.err
 }
 
 func BenchmarkStore_GetLink(b *testing.B) {

@@ -9,21 +9,17 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// AcquireLease takes the refresh lease of userID for owner until until, in one
-// conditional write that succeeds when no lease item exists, its until is before
-// now, or owner holds it (which extends it). It reports whether owner holds the
-// lease; a refused write is the answer false, not an error. Lease items carry a
-// time to live one day after until.
+// AcquireLease takes the refresh lease of userID for owner as tokens.Leaser
+// specifies, in one conditional write that succeeds when no lease item exists,
+// its until is before now, or owner holds it; a refused write is the answer
+// false, not an error. Lease items carry a time to live one day after until.
 //
-// It returns an EINVALID error when userID or owner is empty, or userID is longer
-// than MaxUserIDLen bytes or not UTF-8, and an EUNAVAILABLE error when DynamoDB
-// cannot be reached.
+// It returns an EINVALID error when tokens.ValidateLease refuses the arguments or
+// userID is longer than MaxUserIDLen bytes or not UTF-8, and an EUNAVAILABLE
+// error when DynamoDB cannot be reached.
 func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, until time.Time) (bool, error) {
-	switch {
-	case userID == "":
-		return false, tokens.Errorf(tokens.EINVALID, "no user id to lease")
-	case owner == "":
-		return false, tokens.Errorf(tokens.EINVALID, "no owner to hold the lease")
+	if err := tokens.ValidateLease(userID, owner); err != nil {
+		return false, err
 	}
 	if err := checkUserID(userID); err != nil {
 		return false, err
@@ -42,9 +38,9 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 	))
 }
 
-// ReleaseLease removes the refresh lease of userID if owner holds it, in one
-// conditional write; when another owner holds it, or nobody, it does nothing and
-// returns nil. It returns an EUNAVAILABLE error when DynamoDB cannot be reached.
+// ReleaseLease removes the refresh lease of userID if owner holds it, as
+// tokens.Leaser specifies, in one conditional write. It returns an EUNAVAILABLE
+// error when DynamoDB cannot be reached.
 func (s *Store) ReleaseLease(ctx context.Context, userID, owner string) error {
 	_, err := s.remove(ctx, "release lease", pkUser+userID, skLease,
 		expression.Name(attrOwner).Equal(expression.Value(owner)))

@@ -14,10 +14,11 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// GetLink returns the link of userID, a copy that the caller may change freely,
-// read with a strongly consistent read. It returns ErrLinkNotFound (wrapped) when
-// there is none (always for a user id that is not UTF-8, which PutLink refuses), an EUNAVAILABLE error when DynamoDB cannot be reached, and an
-// EINTERNAL error when the stored item is corrupt.
+// GetLink returns the link of userID as tokens.Store specifies, read with a
+// strongly consistent read. It returns ErrLinkNotFound (wrapped) when there is
+// none (always for a user id that is not UTF-8, which PutLink refuses), an
+// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
+// the stored item is corrupt.
 func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error) {
 	if !utf8.ValidString(userID) {
 		return nil, fmt.Errorf("dynamo: get link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
@@ -32,15 +33,14 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	return decodeLink(item)
 }
 
-// PutLink writes link when the stored version equals link.Version (0: no link of
-// link.UserID may exist yet), in one conditional write, and then sets
-// link.Version to the new version: the next value of the link counter shifted
-// left by 24 bits for a new link, the stored version plus one for an update.
+// PutLink writes link as tokens.Store specifies, in one conditional write. The
+// new version is the next value of the link counter shifted left by 24 bits for
+// a new link, the stored version plus one for an update.
 //
 // It returns an EINVALID error when link.Validate fails or the user id is longer
 // than MaxUserIDLen bytes or not UTF-8, ErrVersionConflict (wrapped) when the
-// stored version differs or the link to update is gone, and an EUNAVAILABLE error when DynamoDB cannot
-// be reached. On any error link is left unchanged.
+// stored version differs or the link to update is gone, and an EUNAVAILABLE
+// error when DynamoDB cannot be reached. On any error link is left unchanged.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 	if err := link.Validate(); err != nil {
 		return err
@@ -77,10 +77,10 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 	return nil
 }
 
-// DeleteLink removes the link of userID in one conditional write. It returns
-// ErrLinkNotFound (wrapped) when there is none, and an EUNAVAILABLE error when
-// DynamoDB cannot be reached. The user's refresh lease, if any, stays until it
-// expires.
+// DeleteLink removes the link of userID as tokens.Store specifies, in one
+// conditional write. It returns ErrLinkNotFound (wrapped) when there is none,
+// and an EUNAVAILABLE error when DynamoDB cannot be reached. The user's refresh
+// lease, if any, stays until it expires.
 func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 	if !utf8.ValidString(userID) {
 		return fmt.Errorf("dynamo: delete link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
@@ -95,13 +95,11 @@ func (s *Store) DeleteLink(ctx context.Context, userID string) error {
 	return nil
 }
 
-// ListLinks returns up to limit links ordered by user id (as bytes), starting
-// after the user id in cursor ("" for the first page), from the index
-// IndexGSI1: a link written a moment ago may be missing or stale. A page
-// holds tokens.PageSize(limit) links at most. Next is the last user id of the page when more links follow,
-// else "". It returns an EINVALID error when cursor cannot be a user id (longer
-// than 1024 bytes or not UTF-8), an EUNAVAILABLE error when DynamoDB cannot be
-// reached, and an EINTERNAL error when a stored item is corrupt.
+// ListLinks returns a page of links as tokens.Store specifies, from the index
+// IndexGSI1: a link written a moment ago may be missing or stale. It returns an
+// EINVALID error when cursor cannot be a user id (longer than 1024 bytes or not
+// UTF-8), an EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL
+// error when a stored item is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
 	limit = tokens.PageSize(limit)
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiLinks))
@@ -174,24 +172,21 @@ func (s *Store) query(ctx context.Context, op string, kc expression.KeyCondition
 	}
 }
 
-// ClaimCode records that the authorization code with codeHash was presented for
-// userID, and returns its owner: userID when the code is new, already claimed by
-// userID, or its earlier claim expired before now (the store's clock); else the
-// user who claimed it first. The claim is one conditional write; when its
-// condition fails, a consistent read names the owner. A claim that userID makes
-// again, or takes over, gets the new expires. Claims carry a time to live one day
-// after expires.
+// ClaimCode records a claim of the code with codeHash for userID, and returns
+// the code's owner, as tokens.Store specifies. The claim is one conditional
+// write; when its condition fails, a consistent read names the owner. A claim
+// that userID makes again, or takes over, gets the new expires. Claims carry a
+// time to live one day after expires.
 //
-// It returns an EINVALID error when codeHash or userID is empty, longer than
-// 2000 or MaxUserIDLen bytes, or not UTF-8; an EUNAVAILABLE error when DynamoDB
-// cannot be reached; and an EINTERNAL error when the stored claim is corrupt.
+// It returns an EINVALID error when tokens.ValidateClaim refuses the arguments,
+// or codeHash or userID is longer than 2000 or MaxUserIDLen bytes or not UTF-8;
+// an EUNAVAILABLE error when DynamoDB cannot be reached; and an EINTERNAL error
+// when the stored claim is corrupt.
 func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires time.Time) (string, error) {
-	switch {
-	case codeHash == "":
-		return "", tokens.Errorf(tokens.EINVALID, "no code hash to claim")
-	case userID == "":
-		return "", tokens.Errorf(tokens.EINVALID, "no user id to claim the code for")
-	case len(pkCode)+len(codeHash) > maxPartitionKey || !utf8.ValidString(codeHash):
+	if err := tokens.ValidateClaim(codeHash, userID); err != nil {
+		return "", err
+	}
+	if len(pkCode)+len(codeHash) > maxPartitionKey || !utf8.ValidString(codeHash) {
 		return "", tokens.Errorf(tokens.EINVALID, "code hash longer than %d bytes or not UTF-8", maxPartitionKey-len(pkCode))
 	}
 	if err := checkUserID(userID); err != nil {

@@ -53,7 +53,8 @@ const (
 	reportTTL = 30 * 24 * time.Hour
 )
 
-// linkItem is how a tokens.Link is kept.
+// linkItem is how a tokens.Link is kept: its state by wire name, its times as
+// Unix nanoseconds (absent for the zero time), its sealed tokens as Binary.
 type linkItem struct {
 	PK                   string `dynamodbav:"pk"`
 	SK                   string `dynamodbav:"sk"`
@@ -136,6 +137,8 @@ func unmarshal(item map[string]types.AttributeValue, v any) error {
 	return attributevalue.UnmarshalMap(item, v)
 }
 
+// encodeLink returns the item of l with version in place of l.Version, keyed
+// and indexed as the package documentation's table design says.
 func encodeLink(l *tokens.Link, version int64) (map[string]types.AttributeValue, error) {
 	return marshal("put link", linkItem{
 		PK: pkUser + l.UserID, SK: skLink, GSI1PK: gsiLinks, GSI1SK: l.UserID,

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,7 +18,10 @@ import (
 //
 //   - The leaser compares the times it is given, never its own clock: a lease
 //     that ends at until is held at now == until, and free at any now after it.
-//   - AcquireLease with an empty user id or owner is an EINVALID error.
+//   - AcquireLease refuses what tokens.ValidateLease refuses, with its EINVALID
+//     error, and records nothing; ReleaseLease with an empty user id or owner
+//     releases nothing and returns nil.
+//   - A context that has ended is an EUNAVAILABLE error from both methods.
 //   - Leases of different users are independent.
 func RunLeases(t *testing.T, open func(t *testing.T) tokens.Leaser) {
 	t.Helper()
@@ -146,13 +150,53 @@ func RunLeases(t *testing.T, open func(t *testing.T) tokens.Leaser) {
 		for _, tt := range []struct{ name, user, owner string }{
 			{"NoUserID", "", "a"},
 			{"NoOwner", user, ""},
+			{"Neither", "", ""},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := open(t).AcquireLease(t.Context(), tt.user, tt.owner, t0, at(30*time.Second))
+				l := open(t)
+				_, err := l.AcquireLease(t.Context(), tt.user, tt.owner, t0, at(30*time.Second))
 				if got, want := tokens.ErrorCode(err), tokens.EINVALID; got != want {
 					t.Errorf("AcquireLease(%q, %q) error = %v (code %q), want code %q", tt.user, tt.owner, err, got, want)
 				}
+				assertRule(t, err, tokens.ValidateLease(tt.user, tt.owner))
+				if tt.user == "" {
+					return
+				}
+				// The refused lease recorded nothing: the lease is still free.
+				if held, err := l.AcquireLease(t.Context(), tt.user, "b", t0, at(30*time.Second)); err != nil || !held {
+					t.Errorf("AcquireLease(%q, b) after the refused lease = %v, %v; want true, nil", tt.user, held, err)
+				}
 			})
+		}
+	})
+
+	t.Run("ReleaseEmpty", func(t *testing.T) {
+		l := open(t)
+		if held, err := l.AcquireLease(t.Context(), user, "a", t0, at(30*time.Second)); err != nil || !held {
+			t.Fatalf("AcquireLease(a) = %v, %v; want true, nil", held, err)
+		}
+		for _, tt := range []struct{ user, owner string }{{"", "a"}, {user, ""}, {"", ""}} {
+			if err := l.ReleaseLease(t.Context(), tt.user, tt.owner); err != nil {
+				t.Errorf("ReleaseLease(%q, %q) error = %v, want nil", tt.user, tt.owner, err)
+			}
+		}
+		if held, err := l.AcquireLease(t.Context(), user, "b", at(time.Second), at(31*time.Second)); err != nil || held {
+			t.Errorf("AcquireLease(b) = %v, %v; want a's lease still held", held, err)
+		}
+	})
+
+	t.Run("ContextEnded", func(t *testing.T) {
+		l := open(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := l.AcquireLease(ctx, user, "a", t0, at(30*time.Second)); tokens.ErrorCode(err) != tokens.EUNAVAILABLE {
+			t.Errorf("AcquireLease(ended context) error = %v, want code %q", err, tokens.EUNAVAILABLE)
+		}
+		if err := l.ReleaseLease(ctx, user, "a"); tokens.ErrorCode(err) != tokens.EUNAVAILABLE {
+			t.Errorf("ReleaseLease(ended context) error = %v, want code %q", err, tokens.EUNAVAILABLE)
+		}
+		if held, err := l.AcquireLease(t.Context(), user, "b", t0, at(30*time.Second)); err != nil || !held {
+			t.Errorf("AcquireLease(b) = %v, %v; want true, nil: the ended lease must record nothing", held, err)
 		}
 	})
 }

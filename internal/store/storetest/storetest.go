@@ -1,6 +1,9 @@
-// Package storetest is the specification of tokens.Store: one conformance suite that
-// every adapter (the embedded bbolt store, DynamoDB) runs from its own tests, so that
-// all stores behave alike and the domain can rely on exactly what is written here.
+// Package storetest is the specification of tokens.Store and tokens.Leaser made
+// executable: one conformance suite that every adapter (the embedded bbolt store,
+// DynamoDB, the domain's hand-written fake) runs from its own tests, so that all
+// stores behave alike and the domain can rely on exactly what the ports' doc
+// comments say. Run checks a Store, RunLeases a Leaser, RunReports a
+// reports.Store.
 //
 // Beyond the doc comments of tokens.Store, the suite pins down:
 //
@@ -8,25 +11,20 @@
 //     location need not be kept), zero times stay zero, and every time between 1970
 //     and 2200 is kept exactly.
 //   - Sealed bytes and key ids round-trip byte for byte.
-//   - PutLink leaves link.Version untouched when it fails; versions only grow.
-//   - Links given to and returned by the store are not shared with it: changing one
-//     afterwards does not change what is stored.
-//   - ListLinks orders by user id as bytes; a limit of zero or less means the store's
-//     default page size; the page after the last one has Next "".
-//   - ClaimCode with an empty code hash or user id is an EINVALID error.
+//   - The empty-argument rules are the domain's: a store refuses what
+//     Link.Validate, tokens.ValidateClaim and tokens.ValidateLease refuse, with
+//     their EINVALID errors, and records nothing.
+//   - A context that has ended is an EUNAVAILABLE error from every method.
 //
 // The suite needs no database of its own and no time to pass: expired code claims are
 // made with expiry times in the past.
 package storetest
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,9 +44,20 @@ func Run(t *testing.T, open func(t *testing.T) tokens.Store) {
 	t.Run("ListLinks", func(t *testing.T) { testListLinks(t, open) })
 	t.Run("ClaimCode", func(t *testing.T) { testClaimCode(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
+	t.Run("ContextEnded", func(t *testing.T) { testContextEnded(t, open) })
 }
 
+// testGetLink checks that a link is read back as stored, as a copy, and that a
+// missing link is ErrLinkNotFound.
 func testGetLink(t *testing.T, open func(t *testing.T) tokens.Store) {
+	t.Run("EmptyUserID", func(t *testing.T) {
+		s := open(t)
+		MustPut(t, s, NewLink("user-1"))
+		if _, err := s.GetLink(t.Context(), ""); !errors.Is(err, tokens.ErrLinkNotFound) {
+			t.Errorf("GetLink(\"\") error = %v, want ErrLinkNotFound", err)
+		}
+	})
+
 	t.Run("NotFound", func(t *testing.T) {
 		s := open(t)
 		l, err := s.GetLink(t.Context(), "nobody")
@@ -93,264 +102,18 @@ func testGetLink(t *testing.T, open func(t *testing.T) tokens.Store) {
 	})
 }
 
-func testPutLink(t *testing.T, open func(t *testing.T) tokens.Store) {
-	t.Run("Create", func(t *testing.T) {
-		allBytes := make([]byte, 256)
-		for i := range allBytes {
-			allBytes[i] = byte(i)
-		}
-		for _, tt := range []struct {
-			name string
-			link func() *tokens.Link
-		}{
-			{"Full", func() *tokens.Link { return NewLink("user-1") }},
-			{"Minimal", func() *tokens.Link {
-				return &tokens.Link{
-					UserID: "user-1",
-					State:  tokens.StateLinked,
-					Tokens: tokens.Sealed{Ciphertext: []byte{0}},
-				}
-			}},
-			{"RelinkRequired", func() *tokens.Link {
-				l := NewLink("user-1")
-				l.State = tokens.StateRelinkRequired
-				return l
-			}},
-			{"AllByteValues", func() *tokens.Link {
-				l := NewLink("user-1")
-				l.Tokens.Ciphertext = allBytes
-				return l
-			}},
-			{"UnusualUserID", func() *tokens.Link {
-				return NewLink("amzn1.account/Ünïcode user+id=1 \"quoted\"")
-			}},
-			{"FarTimes", func() *tokens.Link {
-				l := NewLink("user-1")
-				l.LinkedAt = time.Date(1970, 1, 1, 0, 0, 0, 1, time.UTC)
-				l.LastRefreshedAt = time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC)
-				return l
-			}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				s := open(t)
-				link := tt.link()
-				want := clone(link)
-				if err := s.PutLink(t.Context(), link); err != nil {
-					t.Fatalf("PutLink(new) error = %v", err)
-				}
-				if link.Version <= 0 {
-					t.Fatalf("PutLink(new) set Version = %d, want > 0", link.Version)
-				}
-				want.Version = link.Version
-
-				assertLink(t, MustGet(t, s, want.UserID), want)
-			})
-		}
-	})
-
-	t.Run("CreateConflict", func(t *testing.T) {
-		s := open(t)
-		first := NewLink("user-1")
-		MustPut(t, s, first)
-
-		second := NewLink("user-1")
-		second.Region = "FE"
-		err := s.PutLink(t.Context(), second)
-		assertConflict(t, err)
-		if got, want := second.Version, int64(0); got != want {
-			t.Errorf("Version after failed create = %d, want %d", got, want)
-		}
-		assertLink(t, MustGet(t, s, "user-1"), first)
-	})
-
-	t.Run("Update", func(t *testing.T) {
-		s := open(t)
-		link := NewLink("user-1")
-		MustPut(t, s, link)
-		created := link.Version
-
-		update := MustGet(t, s, "user-1")
-		update.State = tokens.StateRelinkRequired
-		update.Region = "FE"
-		update.LastRefreshedAt = update.LastRefreshedAt.Add(time.Minute + time.Nanosecond)
-		update.Tokens = tokens.Sealed{KeyID: "key-2", Ciphertext: []byte("new sealed bytes")}
-		want := clone(update)
-		if err := s.PutLink(t.Context(), update); err != nil {
-			t.Fatalf("PutLink(update) error = %v", err)
-		}
-		if update.Version <= created {
-			t.Fatalf("Version after update = %d, want > %d", update.Version, created)
-		}
-		want.Version = update.Version
-		assertLink(t, MustGet(t, s, "user-1"), want)
-
-		// And again, from the version just returned.
-		update.Region = "NA"
-		want.Region = "NA"
-		second := update.Version
-		if err := s.PutLink(t.Context(), update); err != nil {
-			t.Fatalf("second PutLink(update) error = %v", err)
-		}
-		if update.Version <= second {
-			t.Fatalf("Version after second update = %d, want > %d", update.Version, second)
-		}
-		want.Version = update.Version
-		assertLink(t, MustGet(t, s, "user-1"), want)
-	})
-
-	t.Run("StaleVersion", func(t *testing.T) {
+// testDeleteLink checks that a deleted link is gone for good: not found, not
+// updatable, and created anew only from version 0.
+func testDeleteLink(t *testing.T, open func(t *testing.T) tokens.Store) {
+	t.Run("EmptyUserID", func(t *testing.T) {
 		s := open(t)
 		MustPut(t, s, NewLink("user-1"))
-		stale := MustGet(t, s, "user-1")
-		winner := MustGet(t, s, "user-1")
-
-		winner.Region = "FE"
-		MustPut(t, s, winner)
-
-		stale.Region = "EU"
-		stale.Tokens.Ciphertext = []byte("stale sealed bytes")
-		staleVersion := stale.Version
-		assertConflict(t, s.PutLink(t.Context(), stale))
-		if got, want := stale.Version, staleVersion; got != want {
-			t.Errorf("Version after conflict = %d, want unchanged %d", got, want)
+		if err := s.DeleteLink(t.Context(), ""); !errors.Is(err, tokens.ErrLinkNotFound) {
+			t.Errorf("DeleteLink(\"\") error = %v, want ErrLinkNotFound", err)
 		}
-		assertLink(t, MustGet(t, s, "user-1"), winner)
+		MustGet(t, s, "user-1")
 	})
 
-	t.Run("FutureVersion", func(t *testing.T) {
-		s := open(t)
-		link := NewLink("user-1")
-		MustPut(t, s, link)
-		want := clone(link)
-
-		future := clone(link)
-		future.Version += 1000
-		future.Region = "FE"
-		assertConflict(t, s.PutLink(t.Context(), future))
-		assertLink(t, MustGet(t, s, "user-1"), want)
-	})
-
-	t.Run("UpdateMissing", func(t *testing.T) {
-		s := open(t)
-		link := NewLink("user-1")
-		link.Version = 7
-		assertConflict(t, s.PutLink(t.Context(), link))
-		assertNotFound(t, s, "user-1")
-	})
-
-	t.Run("Invalid", func(t *testing.T) {
-		for _, tt := range []struct {
-			name   string
-			mutate func(*tokens.Link)
-		}{
-			{"NoUserID", func(l *tokens.Link) { l.UserID = "" }},
-			{"ZeroState", func(l *tokens.Link) { l.State = 0 }},
-			{"UnknownState", func(l *tokens.Link) { l.State = 99 }},
-			{"NoCiphertext", func(l *tokens.Link) { l.Tokens.Ciphertext = nil }},
-			{"EmptyCiphertext", func(l *tokens.Link) { l.Tokens.Ciphertext = []byte{} }},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				s := open(t)
-				link := NewLink("user-1")
-				tt.mutate(link)
-				err := s.PutLink(t.Context(), link)
-				if got, want := tokens.ErrorCode(err), tokens.EINVALID; got != want {
-					t.Fatalf("PutLink(invalid) error = %v (code %q), want code %q", err, got, want)
-				}
-				if got, want := link.Version, int64(0); got != want {
-					t.Errorf("Version after invalid put = %d, want %d", got, want)
-				}
-				if link.UserID != "" {
-					assertNotFound(t, s, link.UserID)
-				}
-			})
-		}
-	})
-
-	t.Run("CopiesInput", func(t *testing.T) {
-		s := open(t)
-		link := NewLink("user-1")
-		MustPut(t, s, link)
-		want := clone(link)
-
-		for i := range link.Tokens.Ciphertext {
-			link.Tokens.Ciphertext[i] ^= 0xff
-		}
-		link.Region = "FE"
-		assertLink(t, MustGet(t, s, "user-1"), want)
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		// Read-modify-write increments of a counter kept in CodeHash, retried on
-		// conflict: a store that loses an update ends below the number of writers.
-		const writers = 20
-		s := open(t)
-		link := NewLink("user-1")
-		link.CodeHash = "0"
-		MustPut(t, s, link)
-
-		var (
-			wg       sync.WaitGroup
-			start    = make(chan struct{})
-			mu       sync.Mutex
-			versions = map[int64]bool{link.Version: true}
-		)
-		for w := range writers {
-			wg.Go(func() {
-				<-start
-				for attempt := 0; ; attempt++ {
-					if attempt == 10_000 {
-						t.Errorf("writer %d: no successful update after %d attempts", w, attempt)
-						return
-					}
-					l, err := s.GetLink(t.Context(), "user-1")
-					if err != nil {
-						t.Errorf("writer %d: GetLink error = %v", w, err)
-						return
-					}
-					n, err := strconv.Atoi(l.CodeHash)
-					if err != nil {
-						t.Errorf("writer %d: counter %q: %v", w, l.CodeHash, err)
-						return
-					}
-					l.CodeHash = strconv.Itoa(n + 1)
-					err = s.PutLink(t.Context(), l)
-					if errors.Is(err, tokens.ErrVersionConflict) {
-						continue
-					}
-					if err != nil {
-						t.Errorf("writer %d: PutLink error = %v", w, err)
-						return
-					}
-					mu.Lock()
-					if versions[l.Version] {
-						t.Errorf("writer %d: version %d was handed out twice", w, l.Version)
-					}
-					versions[l.Version] = true
-					mu.Unlock()
-					return
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-
-		got := MustGet(t, s, "user-1")
-		if got, want := got.CodeHash, strconv.Itoa(writers); got != want {
-			t.Errorf("counter after %d concurrent increments = %s, want %s", writers, got, want)
-		}
-		if got, want := len(versions), writers+1; got != want {
-			t.Errorf("distinct versions = %d, want %d", got, want)
-		}
-		for v := range versions {
-			if v > got.Version {
-				t.Errorf("version %d handed out is above the final version %d", v, got.Version)
-			}
-		}
-	})
-}
-
-func testDeleteLink(t *testing.T, open func(t *testing.T) tokens.Store) {
 	t.Run("ThenGet", func(t *testing.T) {
 		s := open(t)
 		MustPut(t, s, NewLink("user-1"))
@@ -408,251 +171,6 @@ func testDeleteLink(t *testing.T, open func(t *testing.T) tokens.Store) {
 	})
 }
 
-func testListLinks(t *testing.T, open func(t *testing.T) tokens.Store) {
-	// putMany stores n links with user ids user-00 … user-(n-1), in random order,
-	// and returns them by user id.
-	putMany := func(t *testing.T, s tokens.Store, n int) map[string]*tokens.Link {
-		t.Helper()
-		want := make(map[string]*tokens.Link, n)
-		for _, i := range rand.Perm(n) {
-			l := NewLink(fmt.Sprintf("user-%02d", i))
-			l.Tokens.Ciphertext = []byte(fmt.Sprintf("sealed-%02d", i))
-			MustPut(t, s, l)
-			want[l.UserID] = l
-		}
-		return want
-	}
-
-	t.Run("Empty", func(t *testing.T) {
-		s := open(t)
-		page, err := s.ListLinks(t.Context(), "", 10)
-		if err != nil {
-			t.Fatalf("ListLinks error = %v", err)
-		}
-		if got, want := len(page.Links), 0; got != want {
-			t.Errorf("len(Links) = %d, want %d", got, want)
-		}
-		if got, want := page.Next, ""; got != want {
-			t.Errorf("Next = %q, want %q", got, want)
-		}
-	})
-
-	t.Run("Paging", func(t *testing.T) {
-		s := open(t)
-		want := putMany(t, s, 25)
-
-		var sizes []int
-		var ids []string
-		cursor := ""
-		for range 10 {
-			page, err := s.ListLinks(t.Context(), cursor, 10)
-			if err != nil {
-				t.Fatalf("ListLinks(%q, 10) error = %v", cursor, err)
-			}
-			sizes = append(sizes, len(page.Links))
-			for _, l := range page.Links {
-				ids = append(ids, l.UserID)
-				if w, ok := want[l.UserID]; ok {
-					assertLink(t, l, w)
-				}
-			}
-			if page.Next == "" {
-				break
-			}
-			cursor = page.Next
-		}
-		if diff := cmp.Diff([]int{10, 10, 5}, sizes); diff != "" {
-			t.Errorf("page sizes (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(sortedKeys(want), ids); diff != "" {
-			t.Errorf("user ids over all pages (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("DefaultLimit", func(t *testing.T) {
-		for _, limit := range []int{0, -1} {
-			t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
-				s := open(t)
-				want := putMany(t, s, 25)
-				var ids []string
-				cursor := ""
-				for range 30 {
-					page, err := s.ListLinks(t.Context(), cursor, limit)
-					if err != nil {
-						t.Fatalf("ListLinks(%q, %d) error = %v", cursor, limit, err)
-					}
-					if len(page.Links) == 0 && page.Next != "" {
-						t.Fatalf("ListLinks(%q, %d) returned an empty page with Next %q", cursor, limit, page.Next)
-					}
-					for _, l := range page.Links {
-						ids = append(ids, l.UserID)
-					}
-					if page.Next == "" {
-						break
-					}
-					cursor = page.Next
-				}
-				if diff := cmp.Diff(sortedKeys(want), ids); diff != "" {
-					t.Errorf("user ids over all pages (-want +got):\n%s", diff)
-				}
-			})
-		}
-	})
-
-	t.Run("Cursor", func(t *testing.T) {
-		s := open(t)
-		putMany(t, s, 5)
-		for _, tt := range []struct {
-			name   string
-			cursor string
-			want   []string
-		}{
-			{"StoredUser", "user-01", []string{"user-02", "user-03", "user-04"}},
-			{"BetweenUsers", "user-01x", []string{"user-02", "user-03", "user-04"}},
-			{"BeforeAll", "a", []string{"user-00", "user-01", "user-02", "user-03", "user-04"}},
-			{"LastUser", "user-04", nil},
-			{"AfterAll", "zzz", nil},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				page, err := s.ListLinks(t.Context(), tt.cursor, 10)
-				if err != nil {
-					t.Fatalf("ListLinks(%q) error = %v", tt.cursor, err)
-				}
-				var ids []string
-				for _, l := range page.Links {
-					ids = append(ids, l.UserID)
-				}
-				if diff := cmp.Diff(tt.want, ids); diff != "" {
-					t.Errorf("user ids (-want +got):\n%s", diff)
-				}
-				if got, want := page.Next, ""; got != want {
-					t.Errorf("Next = %q, want %q", got, want)
-				}
-			})
-		}
-	})
-
-	t.Run("ReturnsCopies", func(t *testing.T) {
-		s := open(t)
-		want := NewLink("user-1")
-		MustPut(t, s, want)
-		page, err := s.ListLinks(t.Context(), "", 10)
-		if err != nil {
-			t.Fatalf("ListLinks error = %v", err)
-		}
-		if got, want := len(page.Links), 1; got != want {
-			t.Fatalf("len(Links) = %d, want %d", got, want)
-		}
-		page.Links[0].Region = "FE"
-		for i := range page.Links[0].Tokens.Ciphertext {
-			page.Links[0].Tokens.Ciphertext[i] ^= 0xff
-		}
-		assertLink(t, MustGet(t, s, "user-1"), want)
-	})
-}
-
-func testClaimCode(t *testing.T, open func(t *testing.T) tokens.Store) {
-	// The store compares expiry times with its own clock; an hour either side of
-	// the test's clock is far from any skew.
-	later := func() time.Time { return time.Now().Add(time.Hour) }
-	earlier := func() time.Time { return time.Now().Add(-time.Hour) }
-
-	type claim struct {
-		code, user string
-		expires    func() time.Time
-		wantOwner  string
-	}
-	for _, tt := range []struct {
-		name   string
-		claims []claim
-	}{
-		{"First", []claim{
-			{"code-1", "alice", later, "alice"},
-		}},
-		{"OtherUser", []claim{
-			{"code-1", "alice", later, "alice"},
-			{"code-1", "bob", later, "alice"},
-		}},
-		{"SameUser", []claim{
-			{"code-1", "alice", later, "alice"},
-			{"code-1", "alice", later, "alice"},
-			{"code-1", "bob", later, "alice"},
-			{"code-1", "alice", later, "alice"},
-		}},
-		{"Expired", []claim{
-			{"code-1", "alice", earlier, "alice"},
-			{"code-1", "bob", later, "bob"},
-			{"code-1", "alice", later, "bob"},
-		}},
-		{"ExpiredSameUser", []claim{
-			{"code-1", "alice", earlier, "alice"},
-			{"code-1", "alice", later, "alice"},
-			{"code-1", "bob", later, "alice"},
-		}},
-		{"SeparateCodes", []claim{
-			{"code-1", "alice", later, "alice"},
-			{"code-2", "bob", later, "bob"},
-			{"code-1", "bob", later, "alice"},
-			{"code-2", "alice", later, "bob"},
-		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			for i, c := range tt.claims {
-				owner, err := s.ClaimCode(t.Context(), c.code, c.user, c.expires())
-				if err != nil {
-					t.Fatalf("claim %d: ClaimCode(%q, %q) error = %v", i, c.code, c.user, err)
-				}
-				if got, want := owner, c.wantOwner; got != want {
-					t.Errorf("claim %d: ClaimCode(%q, %q) owner = %q, want %q", i, c.code, c.user, got, want)
-				}
-			}
-		})
-	}
-
-	t.Run("Concurrent", func(t *testing.T) {
-		const claimers = 20
-		s := open(t)
-		owners := make([]string, claimers)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range claimers {
-			wg.Go(func() {
-				<-start
-				owner, err := s.ClaimCode(t.Context(), "code-1", fmt.Sprintf("user-%02d", i), later())
-				if err != nil {
-					t.Errorf("claimer %d: ClaimCode error = %v", i, err)
-				}
-				owners[i] = owner
-			})
-		}
-		close(start)
-		wg.Wait()
-		for i, owner := range owners {
-			if owner != owners[0] {
-				t.Errorf("claimer %d got owner %q, claimer 0 got %q: want one owner", i, owner, owners[0])
-			}
-		}
-	})
-
-	t.Run("Invalid", func(t *testing.T) {
-		for _, tt := range []struct {
-			name, code, user string
-		}{
-			{"NoCodeHash", "", "alice"},
-			{"NoUserID", "code-1", ""},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				s := open(t)
-				_, err := s.ClaimCode(t.Context(), tt.code, tt.user, later())
-				if got, want := tokens.ErrorCode(err), tokens.EINVALID; got != want {
-					t.Errorf("ClaimCode(%q, %q) error = %v (code %q), want code %q", tt.code, tt.user, err, got, want)
-				}
-			})
-		}
-	})
-}
-
 func testPing(t *testing.T, open func(t *testing.T) tokens.Store) {
 	t.Run("OK", func(t *testing.T) {
 		s := open(t)
@@ -660,6 +178,37 @@ func testPing(t *testing.T, open func(t *testing.T) tokens.Store) {
 			t.Fatalf("Ping error = %v", err)
 		}
 	})
+}
+
+// testContextEnded checks that every method answers a context that has ended
+// with an EUNAVAILABLE error, and changes nothing.
+func testContextEnded(t *testing.T, open func(t *testing.T) tokens.Store) {
+	s := open(t)
+	MustPut(t, s, NewLink("user-1"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"GetLink", func() error { _, err := s.GetLink(ctx, "user-1"); return err }},
+		{"PutLink", func() error { return s.PutLink(ctx, NewLink("user-2")) }},
+		{"DeleteLink", func() error { return s.DeleteLink(ctx, "user-1") }},
+		{"ListLinks", func() error { _, err := s.ListLinks(ctx, "", 10); return err }},
+		{"ClaimCode", func() error { _, err := s.ClaimCode(ctx, "code-1", "alice", time.Now().Add(time.Hour)); return err }},
+		{"Ping", func() error { return s.Ping(ctx) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got, want := tokens.ErrorCode(c.call()), tokens.EUNAVAILABLE; got != want {
+				t.Errorf("%s(ended context) error code = %q, want %q", c.name, got, want)
+			}
+		})
+	}
+	MustGet(t, s, "user-1")
+	assertNotFound(t, s, "user-2")
+	if owner, err := s.ClaimCode(t.Context(), "code-1", "bob", time.Now().Add(time.Hour)); err != nil || owner != "bob" {
+		t.Errorf("ClaimCode(code-1, bob) = %q, %v; want bob, nil: the ended claim must record nothing", owner, err)
+	}
 }
 
 // NewLink returns a valid link for userID, not stored yet, with every field set:
@@ -715,6 +264,18 @@ func assertNotFound(t *testing.T, s tokens.Store, userID string) {
 	t.Helper()
 	if _, err := s.GetLink(t.Context(), userID); !errors.Is(err, tokens.ErrLinkNotFound) {
 		t.Errorf("GetLink(%q) error = %v, want ErrLinkNotFound", userID, err)
+	}
+}
+
+// assertRule fails the test when err, a store's answer, is not the domain
+// rule's answer want: the store must apply the rule, not one of its own.
+func assertRule(t *testing.T, err, want error) {
+	t.Helper()
+	if want == nil {
+		t.Fatalf("assertRule: the domain rule accepts the arguments")
+	}
+	if got, want := tokens.ErrorMessage(err), tokens.ErrorMessage(want); got != want {
+		t.Errorf("error message = %q, want the domain rule's %q", got, want)
 	}
 }
 

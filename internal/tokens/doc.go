@@ -1,0 +1,18 @@
+// Package tokens is the broker's domain: a user's link to Login with Amazon, the
+// sealed tokens it holds, the store that keeps links, and the service that exchanges
+// authorization codes and hands out fresh access tokens.
+//
+// The package imports only the standard library and golang.org/x/sync, whose
+// singleflight lets concurrent callers share one exchange or refresh of a user.
+// Adapters satisfy the small interfaces declared here: Store and its optional
+// Leaser (the bbolt and DynamoDB stores), Sealer (internal/seal) and Exchanger
+// (the LWA client). Their doc comments are the specification: each method says
+// which error codes it returns and when, and the conformance suite in
+// internal/store/storetest holds every store to it.
+//
+// One concept per file, each in the same order (the type, its Validate, the
+// interface, then pages and filters): state.go, link.go, sealer.go,
+// exchanger.go, store.go, leaser.go and error.go, secret.go for the domain's
+// types and ports; service.go, exchange.go, codehash.go, plaintext.go,
+// refresh.go, lease.go, relink.go, usage.go and background.go for the Service.
+package tokens

@@ -1,0 +1,8 @@
+package tokens
+
+// The refresh lease's durations, for the tests of package tokens_test.
+const (
+	RefreshTimeout = refreshTimeout
+	LeaseTTL       = leaseTTL
+	LeasePoll      = leasePoll
+)

@@ -1,0 +1,177 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// refreshTimeout bounds one refresh with LWA, whoever waits for it.
+const refreshTimeout = 20 * time.Second
+
+// Refresh refreshes userID's tokens with LWA now, even when they are fresh, and
+// returns the updated link. Errors are as for Token.
+func (s *Service) Refresh(ctx context.Context, userID string) (*Link, error) {
+	return s.refresh(ctx, userID, math.MaxInt64)
+}
+
+// refresh runs one refresh of userID at a time in this process: callers that
+// arrive meanwhile wait for its result, each within its own deadline. The
+// refresh itself is not cut short by one impatient caller.
+func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duration) (*Link, error) {
+	ch := s.flight.DoChan("refresh\x00"+userID, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		return s.doRefresh(rctx, userID, ahead)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Link), nil
+	case <-ctx.Done():
+		return nil, Errorf(EUNAVAILABLE, "Login with Amazon did not answer in time")
+	}
+}
+
+// doRefresh refreshes userID's tokens unless they stay fresh for ahead, in
+// steps: read the link and check it still needs a refresh; take the refresh
+// lease across processes (or wait for its holder's result); call LWA; on
+// invalid_grant mark the link RELINK_REQUIRED; else store the rotated grant
+// before anything else is done with LWA's answer.
+func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Duration) (*Link, error) {
+	l, done, err := s.readStale(ctx, userID, ahead)
+	if err != nil || done {
+		return l, err
+	}
+	if leaser, ok := s.store.(Leaser); ok {
+		l, done, err = s.lease(ctx, leaser, userID, ahead)
+		if err != nil || done {
+			return l, err
+		}
+		defer leaser.ReleaseLease(context.WithoutCancel(ctx), userID, s.owner)
+	}
+	old, grant, err := s.callLWA(ctx, l)
+	switch {
+	case errors.Is(err, ErrInvalidGrant):
+		return s.refused(ctx, l)
+	case err != nil:
+		return nil, err
+	}
+	return s.storeGrant(ctx, l, old.RefreshToken, grant)
+}
+
+// readStale reads userID's link and reports done with the link when it needs no
+// refresh: it is fresh for ahead, refreshed by someone else since the caller
+// looked. It returns ErrLinkNotFound when the link is gone and an ERELINK error
+// when the user must link again.
+func (s *Service) readStale(ctx context.Context, userID string, ahead time.Duration) (l *Link, done bool, err error) {
+	start := s.Now()
+	l, err = s.store.GetLink(ctx, userID)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case l.State == StateRelinkRequired:
+		return nil, false, errRelink
+	case l.AccessTokenExpiresAt.Sub(start) > ahead:
+		return l, true, nil
+	}
+	return l, false, nil
+}
+
+// callLWA opens l's tokens and trades its refresh token with LWA for a new
+// grant, whose RefreshToken is the old one when LWA did not rotate it. It
+// returns the old grant too. It returns LWA's ErrInvalidGrant (wrapped) as it
+// is, and logs and wraps any other failure of LWA's.
+func (s *Service) callLWA(ctx context.Context, l *Link) (old, grant Grant, err error) {
+	old, err = s.open(l)
+	if err != nil {
+		return Grant{}, Grant{}, err
+	}
+	grant, err = s.lwa.Refresh(ctx, old.RefreshToken)
+	switch {
+	case errors.Is(err, ErrInvalidGrant):
+		return old, Grant{}, err
+	case err != nil:
+		s.Logger.Warn("refresh failed", "user_id", l.UserID, "err", err.Error())
+		return old, Grant{}, fmt.Errorf("refresh tokens: %w", err)
+	}
+	if grant.RefreshToken == "" {
+		grant.RefreshToken = old.RefreshToken // LWA did not rotate it
+	}
+	return old, grant, nil
+}
+
+// refused handles LWA's invalid_grant for the refresh token of l, the link as
+// it was read: it marks the link RELINK_REQUIRED unless it changed meanwhile,
+// and returns an ERELINK error. A link re-linked or refreshed meanwhile is not
+// the refused token's own: refused returns it, fresh. It returns
+// ErrLinkNotFound when the link was deleted meanwhile.
+func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
+	s.Logger.Warn("LWA refused the refresh token; link needs re-linking", "user_id", l.UserID)
+	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, error) {
+		if cur == nil || cur.Version != l.Version {
+			return nil, nil // changed meanwhile (re-linked or deleted): leave it
+		}
+		next := *cur
+		next.State = StateRelinkRequired
+		return &next, nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case cur == nil:
+		return nil, ErrLinkNotFound
+	case cur.Version != l.Version && cur.State == StateLinked:
+		return cur, nil
+	}
+	return nil, errRelink
+}
+
+// storeGrant stores grant, which LWA issued for used, the refresh token of l
+// (the link as it was read), as the link's tokens. A link written meanwhile
+// takes the grant only while it still holds used: then the grant is the newest
+// LWA issued for it. A link deleted or re-linked meanwhile is not the grant's
+// own; storeGrant leaves it and returns it as it is (ErrLinkNotFound when it is
+// gone, an ERELINK error when the user must link again).
+func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Grant) (*Link, error) {
+	now := s.Now()
+	var lost bool
+	next, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, error) {
+		if cur == nil || cur.CodeHash != l.CodeHash {
+			lost = true
+			return nil, nil // deleted or re-linked meanwhile: this grant is of an older link
+		}
+		if cur.Version != l.Version {
+			// Somebody wrote since we read. Ours is the newest token LWA issued
+			// from the refresh token we used, unless that token changed.
+			if g, err := s.open(cur); err != nil || g.RefreshToken != used {
+				lost = true
+				return nil, err
+			}
+		}
+		sealed, err := s.seal(l.UserID, grant)
+		if err != nil {
+			return nil, err
+		}
+		n := *cur
+		n.State, n.Tokens = StateLinked, sealed
+		n.AccessTokenExpiresAt, n.LastRefreshedAt = grant.Expiry, now
+		return &n, nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case lost && next == nil:
+		return nil, ErrLinkNotFound
+	case lost && next.State == StateRelinkRequired:
+		return nil, errRelink
+	case lost:
+		return next, nil
+	}
+	s.Logger.Info("refreshed tokens", "user_id", l.UserID, "expires_at", next.AccessTokenExpiresAt)
+	return next, nil
+}
