@@ -93,7 +93,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				d.service.Logger.InfoContext(ctx, "removed finished reports", "count", n)
 			}
 		}
-		due, err := d.service.store.PendingReports(ctx, now, MaxPendingLimit)
+		due, err := d.service.store.PendingReports(ctx, now, tokens.MaxPageSize)
 		if err != nil && ctx.Err() == nil {
 			d.service.Logger.WarnContext(ctx, "reading the outbox failed", "err", err.Error())
 		}

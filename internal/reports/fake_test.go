@@ -123,7 +123,7 @@ func (s *memReports) PendingReports(ctx context.Context, now time.Time, limit in
 	if err := unavailable(ctx); err != nil {
 		return nil, err
 	}
-	limit = reports.PendingLimit(limit)
+	limit = tokens.PageSize(limit)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*reports.Report

@@ -53,9 +53,9 @@ type Store interface {
 	// ErrVersionConflict (wrapped) when another writer came first, and
 	// ErrReportNotFound (wrapped) when no report has r's message id.
 	PutReport(ctx context.Context, r *Report) error
-	// PendingReports returns up to PendingLimit(limit) PENDING reports whose
+	// PendingReports returns up to tokens.PageSize(limit) PENDING reports whose
 	// NextAttemptAt is not after now, in no promised order: a limit of zero or
-	// less asks for DefaultPendingLimit. A report written a moment ago may be
+	// less asks for tokens.DefaultPageSize. A report written a moment ago may be
 	// missing or stale in the answer; PutReport's version check catches that.
 	PendingReports(ctx context.Context, now time.Time, limit int) ([]*Report, error)
 	// UserPendingReports returns every PENDING report of userID, by Seq, whether
@@ -67,28 +67,6 @@ type Store interface {
 	// storage removed by itself (a time to live) are not counted. When it fails,
 	// the reports removed until then may stay removed.
 	DeleteFinishedReports(ctx context.Context, before time.Time) (int, error)
-}
-
-// Limits of Store.PendingReports.
-const (
-	// DefaultPendingLimit is how many reports PendingReports returns at most
-	// when asked for a limit of zero or less.
-	DefaultPendingLimit = 100
-	// MaxPendingLimit is the most reports one call of PendingReports returns.
-	MaxPendingLimit = 1000
-)
-
-// PendingLimit returns how many reports Store.PendingReports returns at most
-// when limit is asked for: DefaultPendingLimit for zero or less, at most
-// MaxPendingLimit. Every Store applies it.
-func PendingLimit(limit int) int {
-	switch {
-	case limit <= 0:
-		return DefaultPendingLimit
-	case limit > MaxPendingLimit:
-		return MaxPendingLimit
-	}
-	return limit
 }
 
 // CheckMessageID returns an EINVALID error unless id can name a stored report:

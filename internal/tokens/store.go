@@ -71,16 +71,18 @@ func ValidateClaim(codeHash, userID string) error {
 	return nil
 }
 
-// Page sizes of ListLinks.
+// Page sizes of every paged read of the broker's stores: ListLinks here, and
+// the outbox's pending reports.
 const (
 	// DefaultPageSize is the page size asked for with a limit of zero or less.
 	DefaultPageSize = 100
-	// MaxPageSize is the most links one page holds.
+	// MaxPageSize is the most items one page holds.
 	MaxPageSize = 1000
 )
 
-// PageSize returns how many links a page of ListLinks holds when limit is asked
-// for: DefaultPageSize for zero or less, at most MaxPageSize.
+// PageSize returns how many items a page holds when limit is asked for:
+// DefaultPageSize for zero or less, at most MaxPageSize. It is the one rule of
+// page sizes, for every store and every paged read.
 func PageSize(limit int) int {
 	switch {
 	case limit <= 0:

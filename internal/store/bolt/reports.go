@@ -199,7 +199,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 // PendingReports returns due reports as reports.Store.PendingReports says: it
 // walks the pending index, by user and Seq, and stops at the limit.
 func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
-	limit = reports.PendingLimit(limit)
+	limit = tokens.PageSize(limit)
 	var due []*reports.Report
 	err := s.view(ctx, "pending reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)

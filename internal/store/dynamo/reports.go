@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // CreateReport stores r as reports.Store.CreateReport says. It takes r.Seq from
@@ -123,7 +124,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 // eventually consistent. It filters on DynamoDB's side, reading the pending
 // reports that are not due on the way.
 func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
-	limit = reports.PendingLimit(limit)
+	limit = tokens.PageSize(limit)
 	due := expression.Or(
 		expression.AttributeNotExists(expression.Name(attrNextAttemptAt)),
 		expression.Name(attrNextAttemptAt).LessThanEqual(expression.Value(unixNanos(now))),

@@ -25,7 +25,7 @@ import (
 //   - A failed PutReport leaves r.Version and the stored report as they were.
 //   - Every rule the domain states once is kept by every store:
 //     reports.(*Report).CheckStorable in CreateReport and PutReport,
-//     reports.CheckMessageID in GetReport, reports.PendingLimit in
+//     reports.CheckMessageID in GetReport, tokens.PageSize in
 //     PendingReports.
 func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	t.Helper()
@@ -289,13 +289,13 @@ func testPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
 
 	t.Run("DefaultLimit", func(t *testing.T) {
 		s := open(t)
-		for i := range reports.DefaultPendingLimit + 1 {
+		for i := range tokens.DefaultPageSize + 1 {
 			mustCreate(t, s, NewReport(fmt.Sprint("m", i), fmt.Sprint("u", i%7), reportT0))
 		}
 		for _, limit := range []int{0, -1} {
 			due, err := s.PendingReports(t.Context(), reportT0, limit)
-			if err != nil || len(due) != reports.DefaultPendingLimit {
-				t.Errorf("PendingReports(limit %d) = %d reports, %v; want %d", limit, len(due), err, reports.DefaultPendingLimit)
+			if err != nil || len(due) != tokens.DefaultPageSize {
+				t.Errorf("PendingReports(limit %d) = %d reports, %v; want %d", limit, len(due), err, tokens.DefaultPageSize)
 			}
 		}
 	})
