@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/seal"
+	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -37,7 +38,7 @@ type harness struct {
 	svc    *tokens.Service
 	store  *memStore
 	lwa    *fakeLWA
-	clock  *fakeClock
+	clock  *sim.Clock
 	sealer *seal.Sealer
 	logs   *syncBuffer
 	// now is the clock of every Service the harness makes: clock.Now, or the
@@ -60,7 +61,7 @@ func newHarness(tb testing.TB) *harness {
 	}
 	h := &harness{
 		store:  newMemStore(),
-		clock:  newFakeClock(epoch),
+		clock:  sim.NewClock(epoch),
 		sealer: sealer,
 		logs:   &syncBuffer{},
 	}
