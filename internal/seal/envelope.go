@@ -38,7 +38,12 @@ var encryptionContext = map[string]string{"purpose": "reciprocal-broker/seal"}
 // KMS is the part of the AWS KMS client that Envelope uses; *kms.Client
 // implements it, and so does any stand-in a test makes.
 type KMS interface {
+	// GenerateDataKey returns a new data key, in plaintext and wrapped by the
+	// KMS key. Its errors are the SDK's; Envelope classifies them with awserr
+	// (a refusal is EINTERNAL, anything that may pass is EUNAVAILABLE).
 	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	// Decrypt unwraps a data key that GenerateDataKey wrapped. Its errors are
+	// classified as GenerateDataKey's.
 	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
 }
 
