@@ -18,7 +18,6 @@ import (
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
-	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
@@ -79,6 +78,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	checkKeys(ctx, m.Logger.With("component", "keys"), store, sealer)
+	resealer := newResealer(c, m.Logger.With("component", "keys"), store, sealer)
 	exchanger, err := lwa.New(lwa.Options{
 		TokenURL: c.LWATokenURL, ClientID: c.LWAClientID, ClientSecret: c.LWAClientSecret,
 		Logger: m.Logger.With("component", "lwa"), Now: m.Now,
@@ -106,6 +107,9 @@ func (m *Main) Run(ctx context.Context) error {
 	registry := server.NewRegistry()
 	reportMetrics, err := server.NewReportMetrics(registry)
 	if err != nil {
+		return err
+	}
+	if err := registry.Register(newSealedLinks(resealer)); err != nil {
 		return err
 	}
 	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexa.RegionsFor(c.AlexaAPIURL), Now: m.Now})
@@ -152,6 +156,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval) })
 	wg.Go(func() { deliverer.Run(bg) })
+	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
 	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
@@ -187,24 +192,6 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
-}
-
-// newSealer builds the sealer of BROKER_ENCRYPTION_KEY: a seal.Sealer for base64
-// of 32 bytes, a seal.Envelope on AWS KMS for kms:KEY_ID, whose data key is
-// asked for now, so that a KMS key the broker cannot use stops it at start-up.
-func newSealer(ctx context.Context, c config.Config) (tokens.Sealer, error) {
-	if keyID, ok := c.KMSKeyID(); ok {
-		e, err := seal.OpenKMS(ctx, keyID, seal.KMSOptions{Endpoint: c.KMSEndpoint})
-		if err != nil {
-			return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
-		}
-		return e, nil
-	}
-	k, err := seal.ParseKey(c.EncryptionKey.Reveal())
-	if err != nil {
-		return nil, fmt.Errorf("BROKER_ENCRYPTION_KEY: %w", err)
-	}
-	return seal.New(k)
 }
 
 // Close stops the broker gracefully, in the reverse order of start-up.

@@ -16,6 +16,9 @@ Commands:
   sandbox   run the broker with simulated Amazon and partner services, play the
             mutual-linking story once, then keep serving (broker sandbox --help)
   simulate  run only the simulators, for a broker started separately
+  keys status
+            count the stored links by the key that seals them (the settings
+            of serve; on bbolt while no broker holds the file)
   help      show this help
 
 `)

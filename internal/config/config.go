@@ -47,8 +47,12 @@ type Config struct {
 	JWTPublicKeyFile string
 	JWTHS256Secret   tokens.Secret
 
-	// EncryptionKey is base64 of 32 bytes, or "kms:KEY_ID".
+	// EncryptionKey is a comma list of keys, each base64 of 32 bytes or
+	// "kms:KEY_ID": the first seals, every one opens (see EncryptionKeys).
 	EncryptionKey tokens.Secret
+	// ResealRate is how many links a second are sealed again, in the
+	// background, under the first encryption key; 0 turns that off.
+	ResealRate int
 	// KMSEndpoint overrides the AWS KMS endpoint that a kms:KEY_ID encryption
 	// key uses (local servers and simulators); empty means AWS's own.
 	KMSEndpoint string
@@ -142,8 +146,17 @@ var settings = []setting{
 		bind: str(func(c *Config) *string { return &c.JWTPublicKeyFile })},
 	{flag: "jwt-hs256-secret", env: "BROKER_JWT_HS256_SECRET", usage: "HS256 secret for bearer JWTs (development only)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.JWTHS256Secret })},
-	{flag: "encryption-key", env: "BROKER_ENCRYPTION_KEY", usage: "base64 of 32 bytes, or kms:KEY_ID: seals tokens at rest (required)", secret: true,
+	{flag: "encryption-key", env: "BROKER_ENCRYPTION_KEY", usage: "comma list of keys, each base64 of 32 bytes or kms:KEY_ID: the first seals tokens at rest, every one opens them (required)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.EncryptionKey })},
+	{flag: "reseal-rate", env: "BROKER_RESEAL_RATE", def: "20", usage: "links a second sealed again in the background under the first encryption key; 0 turns it off",
+		bind: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return errors.New("not a whole number")
+			}
+			c.ResealRate = n
+			return nil
+		}},
 	{flag: "kms-endpoint", env: "BROKER_KMS_ENDPOINT", usage: "KMS endpoint override (local servers)",
 		bind: str(func(c *Config) *string { return &c.KMSEndpoint })},
 	{flag: "refresh-ahead", env: "BROKER_REFRESH_AHEAD", def: "5m", usage: "refresh a token this long before it expires",
@@ -327,17 +340,24 @@ func (c *Config) problems() []string {
 		add("BROKER_JWT_JWKS_URL", "exactly one of BROKER_JWT_JWKS_URL, BROKER_JWT_PUBLIC_KEY_FILE or BROKER_JWT_HS256_SECRET is required")
 	}
 
-	switch key := c.EncryptionKey.Reveal(); {
-	case key == "":
+	if c.EncryptionKey == "" {
 		add("BROKER_ENCRYPTION_KEY", "required")
-	case strings.HasPrefix(key, kmsKeyPrefix):
-		if id, _ := c.KMSKeyID(); id == "" {
-			add("BROKER_ENCRYPTION_KEY", "kms: needs a key id")
+	}
+	for i, key := range c.EncryptionKeys() {
+		switch id, kms := strings.CutPrefix(key, kmsKeyPrefix); {
+		case key == "":
+			add("BROKER_ENCRYPTION_KEY", "key %d of the list is empty", i+1)
+		case kms && id == "":
+			add("BROKER_ENCRYPTION_KEY", "key %d of the list: kms: needs a key id", i+1)
+		case kms:
+		default:
+			if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
+				add("BROKER_ENCRYPTION_KEY", "key %d of the list must be base64 of 32 bytes, or kms:KEY_ID", i+1)
+			}
 		}
-	default:
-		if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
-			add("BROKER_ENCRYPTION_KEY", "must be base64 of 32 bytes, or kms:KEY_ID")
-		}
+	}
+	if c.ResealRate < 0 {
+		add("BROKER_RESEAL_RATE", "must not be negative")
 	}
 
 	if c.RefreshAhead <= 0 || c.RefreshAhead > time.Hour {
@@ -365,14 +385,33 @@ func (c *Config) problems() []string {
 	return p
 }
 
-// KMSKeyID returns the AWS KMS key id of a kms:KEY_ID encryption key, and
-// false when BROKER_ENCRYPTION_KEY is a static key (base64 of 32 bytes).
+// KMSKeyID returns the AWS KMS key id of the first encryption key when it is
+// kms:KEY_ID, and false when it is a static key (base64 of 32 bytes).
 func (c *Config) KMSKeyID() (string, bool) {
-	id, ok := strings.CutPrefix(c.EncryptionKey.Reveal(), kmsKeyPrefix)
-	if !ok {
+	keys := c.EncryptionKeys()
+	if len(keys) == 0 {
 		return "", false
 	}
-	return id, true
+	if id, ok := strings.CutPrefix(keys[0], kmsKeyPrefix); ok {
+		return id, true
+	}
+	return "", false
+}
+
+// EncryptionKeys returns the keys of BROKER_ENCRYPTION_KEY's comma list in
+// order, each trimmed of white space: the first seals, every one opens. Each is
+// base64 of 32 bytes or "kms:KEY_ID"; an empty item is kept, for Validate to
+// name. The result holds secrets: it must never be logged.
+func (c *Config) EncryptionKeys() []string {
+	v := c.EncryptionKey.Reveal()
+	if v == "" {
+		return nil
+	}
+	keys := strings.Split(v, ",")
+	for i := range keys {
+		keys[i] = strings.TrimSpace(keys[i])
+	}
+	return keys
 }
 
 // kmsKeyPrefix marks a BROKER_ENCRYPTION_KEY that names an AWS KMS key.

@@ -31,6 +31,7 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_REFRESH_AHEAD", c.RefreshAhead, tokens.DefaultRefreshAhead},
 		{"BROKER_REPORT_DEADLINE", c.ReportDeadline, reports.DefaultDeadline},
 		{"BROKER_REPORT_RETENTION", c.ReportRetention, reports.DefaultRetention},
+		{"BROKER_RESEAL_RATE", c.ResealRate, tokens.DefaultResealRate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {

@@ -17,10 +17,28 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// EnvelopeKeyPrefix starts the KeyID of every value an Envelope seals; the rest
-// of the KeyID is the data key's CiphertextBlob, as KMS wrapped it, in unpadded
-// URL-safe base64.
-const EnvelopeKeyPrefix = "kms1:"
+// EnvelopeKeyPrefix starts the KeyID of every value an Envelope seals. The
+// KeyID is
+//
+//	kms2:<the data key's CiphertextBlob, as KMS wrapped it, in unpadded URL-safe base64>:<the KMS key's ARN>
+//
+// so that the record names the KMS key it needs (the ARN that KMS returned for
+// the data key) without a call to KMS.
+const EnvelopeKeyPrefix = "kms2:"
+
+// LegacyEnvelopeKeyPrefix starts the KeyID of values sealed by earlier
+// versions of Envelope: "kms1:" and the wrapped data key, without the KMS key.
+// Envelope still opens them, under its own KMS key.
+const LegacyEnvelopeKeyPrefix = "kms1:"
+
+// LegacyKMSKeyID is the key id (as Ring.KeyOf names keys) of values whose
+// KeyID starts with LegacyEnvelopeKeyPrefix: they do not name their KMS key, and
+// a Ring opens them with its first KMS key.
+const LegacyKMSKeyID = "kms1"
+
+// KMSKeyIDPrefix starts the key id (as Ring.KeyOf names keys) of a KMS key:
+// "kms:" and the key's ARN.
+const KMSKeyIDPrefix = "kms:"
 
 // EnvelopeCacheSize is how many unwrapped data keys an Envelope keeps, besides
 // its own: the data keys of the other broker instances whose records it opens.
@@ -50,8 +68,8 @@ type KMS interface {
 // Envelope seals values with envelope encryption under an AWS KMS key: at
 // construction it asks KMS for one AES-256 data key, seals every value with it
 // exactly as Sealer does (same format, bound to the user), and writes the data
-// key, wrapped by KMS, into each value's KeyID (EnvelopeKeyPrefix followed by the
-// CiphertextBlob). Any Envelope on the same KMS key therefore opens any value:
+// key, wrapped by KMS, and the KMS key's ARN into each value's KeyID (see
+// EnvelopeKeyPrefix). Any Envelope on the same KMS key therefore opens any value:
 // each broker instance has its own data key, and unwraps another instance's
 // data key with one KMS Decrypt call, then keeps it in a bounded cache.
 //
@@ -67,8 +85,9 @@ type KMS interface {
 // bytes, only the AES-GCM ciphers made from them; printed, it shows no key.
 type Envelope struct {
 	kms     KMS
-	keyID   string     // the KMS key id
-	current string     // EnvelopeKeyPrefix + the own wrapped data key
+	keyID   string     // the KMS key id, as configured
+	arn     string     // the KMS key's ARN, as GenerateDataKey named it
+	current string     // the KeyID of the own data key (see EnvelopeKeyPrefix)
 	key     *keyCipher // the own data key
 	older   map[string]*keyCipher
 
@@ -122,9 +141,19 @@ func NewEnvelope(ctx context.Context, client KMS, keyID string, older ...Key) (*
 		return nil, tokens.Errorf(tokens.EINTERNAL, "envelope: KMS returned an unusable data key of %d bytes", len(out.Plaintext))
 	}
 	e.key = k.c
-	e.current = EnvelopeKeyPrefix + base64.RawURLEncoding.EncodeToString(out.CiphertextBlob)
+	e.arn = aws.ToString(out.KeyId)
+	if e.arn == "" {
+		e.arn = keyID
+	}
+	e.current = EnvelopeKeyPrefix + base64.RawURLEncoding.EncodeToString(out.CiphertextBlob) + ":" + e.arn
 	return e, nil
 }
+
+// RingKeyID returns the Envelope's key id in a Ring: KMSKeyIDPrefix and the
+// KMS key's ARN, the same for every instance and process on that KMS key.
+func (e *Envelope) RingKeyID() string { return KMSKeyIDPrefix + e.arn }
+
+func (e *Envelope) ringKey() {}
 
 // KMSKeyID returns the id of the KMS key that wraps the data keys, as given to
 // NewEnvelope.
@@ -158,9 +187,10 @@ func (e *Envelope) Seal(userID string, plaintext []byte) (tokens.Sealed, error) 
 // It returns an EUNAVAILABLE error when KMS is needed but cannot be reached or
 // throttles beyond the client's retries, and an EINTERNAL error when KMS
 // refuses the wrapped key (altered, or from another KMS key), or when sealed was
-// made for another user, was altered or truncated, or names a key the Envelope
-// does not hold. Its errors never contain key material, the plaintext or the
-// user id.
+// made for another user, was altered or truncated; and a *tokens.KeyMissingError
+// (code EINTERNAL) naming the key id when sealed names a key the Envelope does
+// not hold (a static key it was not given, or another KMS key). Its errors
+// never contain key material, the plaintext or the user id.
 func (e *Envelope) Open(userID string, sealed tokens.Sealed) ([]byte, error) {
 	k, err := e.keyFor(sealed.KeyID)
 	if err != nil {
@@ -174,12 +204,15 @@ func (e *Envelope) keyFor(keyID string) (*keyCipher, error) {
 	if keyID == e.current && e.key != nil {
 		return e.key, nil
 	}
-	blob64, ok := strings.CutPrefix(keyID, EnvelopeKeyPrefix)
-	if !ok {
+	blob64, arn, ok := parseEnvelopeKeyID(keyID)
+	switch {
+	case !ok:
 		if k, ok := e.older[keyID]; ok {
 			return k, nil
 		}
-		return nil, tokens.Errorf(tokens.EINTERNAL, "cannot open sealed value: unknown key id %q", keyID)
+		return nil, &tokens.KeyMissingError{KeyID: keyOf(keyID)}
+	case arn != "" && arn != e.arn:
+		return nil, &tokens.KeyMissingError{KeyID: keyOf(keyID)}
 	}
 	if k := e.cached(keyID); k != nil {
 		return k, nil
@@ -277,4 +310,30 @@ func kmsError(op string, err error) error {
 // be served now.
 func kmsRefused(err error) bool {
 	return awserr.Refused(err, "KMSInternalException", "DependencyTimeoutException", "RequestTimeout")
+}
+
+// parseEnvelopeKeyID splits the KeyID of a value an Envelope sealed into its
+// wrapped data key (base64) and its KMS key's ARN, which is "" for a legacy
+// KeyID. ok is false for a KeyID no Envelope wrote.
+func parseEnvelopeKeyID(keyID string) (blob64, arn string, ok bool) {
+	if rest, ok := strings.CutPrefix(keyID, EnvelopeKeyPrefix); ok {
+		blob64, arn, _ = strings.Cut(rest, ":")
+		return blob64, arn, true
+	}
+	blob64, ok = strings.CutPrefix(keyID, LegacyEnvelopeKeyPrefix)
+	return blob64, "", ok
+}
+
+// keyOf returns the key id, as Ring.KeyOf names keys, of a sealed value's
+// KeyID: KMSKeyIDPrefix and the ARN for an Envelope's, LegacyKMSKeyID for a
+// legacy Envelope's, and the KeyID itself (a static Key's id) for any other.
+func keyOf(keyID string) string {
+	switch _, arn, ok := parseEnvelopeKeyID(keyID); {
+	case !ok:
+		return keyID
+	case arn == "":
+		return LegacyKMSKeyID
+	default:
+		return KMSKeyIDPrefix + arn
+	}
 }

@@ -210,12 +210,13 @@ func TestEnvelope_Open(t *testing.T) {
 	}
 	// tamperBlob flips one bit of the wrapped data key in the KeyID.
 	tamperBlob := func(c *tokens.Sealed) {
-		blob, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(c.KeyID, seal.EnvelopeKeyPrefix))
+		blob64, arn, _ := strings.Cut(strings.TrimPrefix(c.KeyID, seal.EnvelopeKeyPrefix), ":")
+		blob, err := base64.RawURLEncoding.DecodeString(blob64)
 		if err != nil {
 			t.Fatal(err)
 		}
 		blob[len(blob)-1] ^= 1
-		c.KeyID = seal.EnvelopeKeyPrefix + base64.RawURLEncoding.EncodeToString(blob)
+		c.KeyID = seal.EnvelopeKeyPrefix + base64.RawURLEncoding.EncodeToString(blob) + ":" + arn
 	}
 
 	t.Run("Layout", func(t *testing.T) {
@@ -245,7 +246,8 @@ func TestEnvelope_Open(t *testing.T) {
 		{"Truncated", b, user, with(func(c *tokens.Sealed) { c.Ciphertext = c.Ciphertext[:5] }), tokens.EINTERNAL},
 		{"TamperedBlob", b, user, with(tamperBlob), tokens.EINTERNAL},
 		{"TamperedBlobOwnInstance", a, user, with(tamperBlob), tokens.EINTERNAL},
-		{"BlobNotBase64", b, user, with(func(c *tokens.Sealed) { c.KeyID = seal.EnvelopeKeyPrefix + "!!" }), tokens.EINTERNAL},
+		{"BlobNotBase64", b, user, with(func(c *tokens.Sealed) { c.KeyID = seal.EnvelopeKeyPrefix + "!!:" + sim.DefaultKMSKeyID }), tokens.EINTERNAL},
+		{"OtherKMSKey", b, user, with(func(c *tokens.Sealed) { c.KeyID = strings.Replace(c.KeyID, sim.DefaultKMSKeyID, "other-key", 1) }), tokens.EINTERNAL},
 		{"EmptyBlob", b, user, with(func(c *tokens.Sealed) { c.KeyID = seal.EnvelopeKeyPrefix }), tokens.EINTERNAL},
 		{"OtherInstanceBlob", b, user, with(func(c *tokens.Sealed) { c.KeyID = b.KeyID() }), tokens.EINTERNAL},
 		{"UnknownKeyID", a, user, with(func(c *tokens.Sealed) { c.KeyID = "0000000000000000" }), tokens.EINTERNAL},

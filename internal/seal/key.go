@@ -156,3 +156,8 @@ func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 func (k Key) MarshalJSON() ([]byte, error) {
 	return []byte(`{"id":` + strconv.Quote(k.id) + `,"key":"` + redacted + `"}`), nil
 }
+
+// RingKeyID returns the key's id in a Ring, which is its ID.
+func (k Key) RingKeyID() string { return k.id }
+
+func (k Key) ringKey() {}

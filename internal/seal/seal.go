@@ -20,8 +20,11 @@
 //
 // Sealer holds static keys (BROKER_ENCRYPTION_KEY=base64). Envelope writes the
 // same format under a data key from AWS KMS (BROKER_ENCRYPTION_KEY=kms:KEY_ID),
-// with the data key, wrapped by KMS, as the record's key id. NewKMSClient builds
-// the KMS client from the AWS configuration, and OpenKMS the Envelope on it.
+// with the data key, wrapped by KMS, and the KMS key's ARN as the record's key
+// id. NewKMSClient builds the KMS client from the AWS configuration, and
+// OpenKMS the Envelope on it. Ring mixes both kinds (BROKER_ENCRYPTION_KEY as a
+// comma list): it seals with its first key, opens with any, and names the key
+// each record needs, so that links can be sealed again under a new key.
 package seal
 
 import (
@@ -91,12 +94,13 @@ func (s *Sealer) Seal(userID string, plaintext []byte) (tokens.Sealed, error) {
 
 // Open decrypts sealed for userID with the key that sealed it. It returns an
 // EINTERNAL error when sealed was made for another user, was altered or
-// truncated, has an unknown format version, or names a key the Sealer does not
+// truncated, or has an unknown format version; and a *tokens.KeyMissingError
+// (code EINTERNAL) naming the key id when sealed names a key the Sealer does not
 // hold. Its errors never contain the plaintext or the user id.
 func (s *Sealer) Open(userID string, sealed tokens.Sealed) ([]byte, error) {
 	k, ok := s.keys[sealed.KeyID]
 	if !ok {
-		return nil, tokens.Errorf(tokens.EINTERNAL, "cannot open sealed value: unknown key id %q", sealed.KeyID)
+		return nil, &tokens.KeyMissingError{KeyID: keyOf(sealed.KeyID)}
 	}
 	return openWith(k, userID, sealed)
 }
