@@ -43,6 +43,7 @@ type Service struct {
 
 	flight singleflight.Group
 	usage  usage
+	work   *inflight
 	// owner names this Service when it holds refresh leases.
 	owner string
 }
@@ -55,6 +56,7 @@ func NewService(store Store, sealer Sealer, lwa Exchanger) *Service {
 		Now:          time.Now,
 		Logger:       slog.New(slog.DiscardHandler),
 		usage:        usage{users: map[string]use{}},
+		work:         newInflight(),
 		owner:        newOwner(),
 	}
 }
