@@ -45,6 +45,8 @@ type Main struct {
 	ReportMinBackoff   time.Duration
 
 	closers []func() error
+	// closing is when Close began: the drain time runs from then.
+	closing time.Time
 }
 
 // NewMain returns a Main that logs to stdout.
@@ -101,6 +103,9 @@ func (m *Main) Run(ctx context.Context) error {
 	tokenService.RefreshAhead = c.RefreshAhead
 	tokenService.Now = m.Now
 	tokenService.Logger = m.Logger.With("component", "tokens")
+	// After the server has drained and before the store closes: refreshes and
+	// exchanges in flight store LWA's answers within the drain time.
+	m.closers = append(m.closers, func() error { return m.drain(tokenService) })
 	handover := reciprocal.NewService(tokenService, c.AlexaClientIDs)
 	handover.Region = c.AlexaRegion
 
@@ -194,8 +199,24 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
 }
 
-// Close stops the broker gracefully, in the reverse order of start-up.
+// drain closes svc for shutdown: no new refreshes or exchanges, and those in
+// flight get what is left of the drain time (server.ShutdownTimeout from the
+// start of Close) to store LWA's answers.
+func (m *Main) drain(svc *tokens.Service) error {
+	ctx, cancel := context.WithDeadline(context.Background(), m.closing.Add(server.ShutdownTimeout))
+	defer cancel()
+	if err := svc.Close(ctx); err != nil {
+		return fmt.Errorf("drain token service: %w", err)
+	}
+	return nil
+}
+
+// Close stops the broker gracefully, in the reverse order of start-up: the
+// background loops stop, the server drains its calls, the token service its
+// refreshes and exchanges in flight, all within one drain time of
+// server.ShutdownTimeout; then the store closes.
 func (m *Main) Close() error {
+	m.closing = time.Now()
 	var first error
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		if err := m.closers[i](); err != nil && first == nil {

@@ -4,6 +4,8 @@
 // within the caller's deadline, and turns every failure into one of the domain's
 // error kinds: tokens.ErrInvalidGrant when LWA refused the grant, EUNAVAILABLE
 // when LWA could not be reached, EINTERNAL when LWA rejected the broker itself.
+// It believes LWA's expires_in only within [MinExpiresIn, MaxExpiresIn] and
+// logs what LWA sent otherwise.
 //
 // It is the one place that opens the client secret, codes and tokens to send
 // them; no error it returns and no line it logs contains any of them.
@@ -14,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +49,20 @@ const (
 	// DefaultExpiresIn is the access token lifetime assumed when LWA's answer
 	// carries no expires_in (LWA's tokens live an hour).
 	DefaultExpiresIn = time.Hour
+)
+
+// The bounds of the access token lifetime the client believes. LWA's tokens
+// live an hour; an expires_in outside these bounds is a fault of the answer,
+// not a lifetime. The answer is kept, since a refresh's answer holds the only
+// valid refresh token, with its lifetime clamped into the bounds, and the
+// client logs what LWA sent.
+const (
+	// MinExpiresIn is the shortest lifetime believed: a smaller expires_in,
+	// zero and negative ones included, counts as this.
+	MinExpiresIn = time.Minute
+	// MaxExpiresIn is the longest lifetime believed: a larger expires_in counts
+	// as this, so that the token is refreshed no later than a day on.
+	MaxExpiresIn = 24 * time.Hour
 )
 
 // minAttemptTime is the least time left before the caller's deadline for which
@@ -224,7 +242,13 @@ func (c *Client) do(ctx context.Context, op string, call func(context.Context) (
 		start := c.now()
 		tok, err := call(ctx)
 		if err == nil {
-			return c.grant(tok, start), nil
+			g, gerr := c.grant(ctx, op, tok, start)
+			if gerr != nil {
+				last = gerr
+				last.Attempts = attempts
+				return tokens.Grant{}, backoff.Permanent(last)
+			}
+			return g, nil
 		}
 		last = classify(ctx, op, err)
 		last.Attempts = attempts
@@ -269,23 +293,72 @@ func (c *Client) do(ctx context.Context, op string, call func(context.Context) (
 }
 
 // grant turns LWA's answer into a domain grant; start is when the request began,
-// so the expiry errs on the early side.
-func (c *Client) grant(tok *oauth2.Token, start time.Time) tokens.Grant {
+// so the expiry errs on the early side. The lifetime is LWA's expires_in within
+// [MinExpiresIn, MaxExpiresIn], or DefaultExpiresIn when LWA sent none; an
+// expires_in out of bounds or missing is logged. It returns an EUNAVAILABLE
+// *Error when expires_in is not a whole number (a form-encoded answer; x/oauth2
+// refuses such a JSON answer itself).
+func (c *Client) grant(ctx context.Context, op string, tok *oauth2.Token, start time.Time) (tokens.Grant, *Error) {
 	g := tokens.Grant{AccessToken: tokens.Secret(tok.AccessToken)}
 	// x/oauth2 copies the presented refresh token into the answer when LWA sent
 	// none; the raw answer tells whether LWA rotated it.
 	if rt, _ := tok.Extra("refresh_token").(string); rt != "" {
 		g.RefreshToken = tokens.Secret(rt)
 	}
-	switch {
-	case tok.ExpiresIn > 0:
-		g.Expiry = start.Add(time.Duration(tok.ExpiresIn) * time.Second)
-	case !tok.Expiry.IsZero(): // form-encoded answers set only Expiry, on the wall clock
-		g.Expiry = start.Add(time.Until(tok.Expiry))
-	default:
-		g.Expiry = start.Add(DefaultExpiresIn)
+	life, sent, exact, ok := expiresIn(tok.Extra("expires_in"))
+	if !ok {
+		return tokens.Grant{}, &Error{
+			Op:     op,
+			Err:    tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon sent a malformed answer"),
+			reason: "expires_in is not a whole number",
+		}
 	}
-	return g
+	if !exact {
+		if sent == "" {
+			sent = "(none)"
+		}
+		if c.log != nil {
+			// expires_in is a number of seconds, never a secret.
+			c.log.LogAttrs(ctx, slog.LevelWarn, "lwa: expires_in out of bounds; using a bounded lifetime",
+				slog.String("op", op), slog.String("expires_in", sent), slog.Duration("lifetime", life))
+		}
+	}
+	g.Expiry = start.Add(life)
+	return g, nil
+}
+
+// expiresIn reads raw, the expires_in of LWA's answer (a JSON number, a string
+// of digits, or nil when absent), and returns the lifetime to believe, what LWA
+// sent as text ("" when nothing), exact true when the lifetime is what LWA
+// sent, and ok false when raw is not a whole number.
+func expiresIn(raw any) (life time.Duration, sent string, exact, ok bool) {
+	var secs float64
+	switch v := raw.(type) {
+	case nil:
+		return DefaultExpiresIn, "", false, true
+	case float64:
+		secs, sent = v, strconv.FormatFloat(v, 'f', -1, 64)
+	case string:
+		if strings.TrimSpace(v) == "" { // a form-encoded answer without it
+			return DefaultExpiresIn, "", false, true
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, "", false, false
+		}
+		secs, sent = float64(n), strconv.FormatInt(n, 10)
+	default:
+		return 0, "", false, false
+	}
+	switch {
+	case secs != math.Trunc(secs):
+		return 0, "", false, false
+	case secs < MinExpiresIn.Seconds():
+		return MinExpiresIn, sent, false, true
+	case secs > MaxExpiresIn.Seconds():
+		return MaxExpiresIn, sent, false, true
+	}
+	return time.Duration(secs) * time.Second, sent, true, true
 }
 
 // Error is a failed call to LWA. It unwraps to the domain error that classifies

@@ -89,7 +89,10 @@ func (req Request) Validate() error {
 }
 
 // Authorize exchanges the code of req for the user that p, the verified bearer
-// token, names, and stores the user's tokens; it returns within Deadline.
+// token, names, and stores the user's tokens; it returns within Deadline. When
+// LWA answers later, the exchange runs on and stores the link all the same
+// (tokens.Service.Exchange), so that Alexa's retry of the code is answered
+// from it, or waits for it within its own Deadline.
 //
 // It returns an EINVALID error for a missing field, ErrUnsupportedGrantType,
 // an EUNAUTHENTICATED error when p names no user, ErrInvalidClient, an error

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"sync"
@@ -93,6 +95,9 @@ type LWA struct {
 	refresh   map[string]*lwaGrant  // currently valid refresh token → grant
 	access    map[string]*lwaAccess // issued access token → grant and expiry
 	faults    faultQueue            // injected failures and delay
+	expiresIn *string               // SetExpiresIn's raw expires_in, or nil
+	hold      chan struct{}         // HoldAnswers' gate, or nil
+	held      int                   // answers waiting at the gate
 	stats     LWAStats
 	lastSweep time.Time
 
@@ -308,8 +313,54 @@ func (l *LWA) ThrottleNext(n int, retryAfter time.Duration) {
 // A waiting request ends without an answer when its client goes away.
 func (l *LWA) SetDelay(d time.Duration) { l.faults.setDelay(d) }
 
-// ClearFaults removes pending injected failures and the delay.
-func (l *LWA) ClearFaults() { l.faults.clear() }
+// SetExpiresIn makes answers from now on carry raw, a JSON value such as `0`,
+// `-30`, `86401000` or `"soon"`, as expires_in, whatever lifetime the
+// simulator gives the tokens; "" leaves expires_in out of the answer.
+// ClearFaults restores the lifetime in seconds.
+func (l *LWA) SetExpiresIn(raw string) {
+	l.mu.Lock()
+	l.expiresIn = &raw
+	l.mu.Unlock()
+}
+
+// HoldAnswers makes answers wait after the simulator has carried the request
+// out (the code used, the refresh token rotated) until release is called, as
+// when LWA's answer is slow on its way back; an answer whose client goes away
+// meanwhile is lost. release may be called more than once; Held tells how many
+// answers wait.
+func (l *LWA) HoldAnswers() (release func()) {
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.hold = gate
+	l.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.hold == gate {
+				l.hold = nil
+			}
+			l.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+// Held returns how many answers HoldAnswers holds back now.
+func (l *LWA) Held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
+}
+
+// ClearFaults removes pending injected failures, the delay and SetExpiresIn's
+// expires_in.
+func (l *LWA) ClearFaults() {
+	l.faults.clear()
+	l.mu.Lock()
+	l.expiresIn = nil
+	l.mu.Unlock()
+}
 
 // Stats returns a snapshot of the request counters.
 func (l *LWA) Stats() LWAStats {
@@ -321,6 +372,35 @@ func (l *LWA) Stats() LWAStats {
 // ServeHTTP answers POST /auth/o2/token as Login with Amazon does, and 404 on any
 // other path.
 func (l *LWA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	gate := l.hold
+	l.mu.Unlock()
+	if gate == nil {
+		l.serve(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	l.serve(rec, r)
+	l.mu.Lock()
+	l.held++
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.held--
+		l.mu.Unlock()
+	}()
+	select {
+	case <-gate:
+	case <-r.Context().Done():
+		return
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// serve is ServeHTTP without HoldAnswers' gate.
+func (l *LWA) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != LWATokenPath {
 		http.NotFound(w, r)
 		return
@@ -504,7 +584,7 @@ type lwaTokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	TokenType    string `json:"token_type"`
-	ExpiresIn    any    `json:"expires_in"`
+	ExpiresIn    any    `json:"expires_in,omitempty"`
 }
 
 // issueLocked mints an access token for g, and a refresh token when withRefresh.
@@ -521,9 +601,14 @@ func (l *LWA) issueLocked(g *lwaGrant, now time.Time, withRefresh bool) lwaToken
 		l.refresh[resp.RefreshToken] = g
 	}
 	secs := int64(l.opts.AccessTokenLifetime / time.Second)
-	if l.opts.ExpiresInAsString {
+	switch {
+	case l.expiresIn != nil && *l.expiresIn == "":
+		resp.ExpiresIn = nil // left out
+	case l.expiresIn != nil:
+		resp.ExpiresIn = json.RawMessage(*l.expiresIn)
+	case l.opts.ExpiresInAsString:
 		resp.ExpiresIn = strconv.FormatInt(secs, 10)
-	} else {
+	default:
 		resp.ExpiresIn = secs
 	}
 	return resp

@@ -2,6 +2,8 @@ package tokens_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -162,6 +164,50 @@ func TestService_RefreshInBackground(t *testing.T) {
 			time.Sleep(3 * ttl)
 			synctest.Wait()
 			assertCount(t, "LWA refreshes after cancel", h.lwa.refreshes.Load(), n)
+		})
+	})
+
+	t.Run("SlowLWA", func(t *testing.T) {
+		// 200 users in use, every one due each round, and LWA takes 3 s per
+		// refresh: the work in flight stays bounded however many rounds pass.
+		synctest.Test(t, func(t *testing.T) {
+			const (
+				users    = 200
+				rounds   = 20
+				interval = 30 * time.Second
+			)
+			h := newBubbleHarness(t)
+			h.lwa.ttl = ahead + 2*interval // due in every round, yet fresh for Token
+			for i := range users {
+				h.mustLink(t, fmt.Sprintf("user-%03d", i))
+				h.mustToken(t, fmt.Sprintf("user-%03d", i))
+			}
+			h.lwa.setDelay(3 * time.Second)
+			base := runtime.NumGoroutine()
+			stop := background(t, h.svc, window, interval)
+			most := 0
+			for round := 1; round <= rounds; round++ {
+				time.Sleep(interval)
+				synctest.Wait()
+				n := runtime.NumGoroutine() - base
+				most = max(most, n)
+				if round == 6 {
+					t.Logf("after 3 minutes (6 rounds): %d goroutines", n)
+				}
+			}
+			t.Logf("%d users, LWA answering in 3s: at most %d goroutines over %d rounds (%d refreshes)",
+				users, most, rounds, h.lwa.refreshes.Load())
+			if most > 20 {
+				t.Errorf("background refresh ran %d goroutines, want at most 20", most)
+			}
+			// Bounded, yet busy: four refreshes of 3 s at a time all along.
+			if got, want := h.lwa.refreshes.Load(), int64(rounds*interval/(3*time.Second)*4*9/10); got < want {
+				t.Errorf("LWA refreshes = %d, want at least %d", got, want)
+			}
+			stop()
+			if err := h.svc.Close(t.Context()); err != nil { // the refreshes in flight finish
+				t.Errorf("Close() error = %v", err)
+			}
 		})
 	})
 

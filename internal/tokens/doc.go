@@ -14,7 +14,8 @@
 // interface, then pages and filters): state.go, link.go, sealer.go,
 // exchanger.go, store.go, leaser.go and error.go, secret.go for the domain's
 // types and ports; service.go, exchange.go, codehash.go, plaintext.go,
-// refresh.go, lease.go, relink.go, usage.go and background.go for the Service;
+// refresh.go, lease.go, relink.go, usage.go, background.go and drain.go (Close:
+// waiting for the refreshes and exchanges in flight) for the Service;
 // keyring.go (the KeyRing port of a Sealer of several keys), reseal.go (the
 // Resealer, which counts links by key and seals them again under the first)
 // and keycheck.go (the start-up check of the keys against stored links).

@@ -11,13 +11,21 @@ import (
 // LWA codes live five minutes; an hour covers Alexa's retries with room.
 const codeClaimTTL = time.Hour
 
+// exchangeTimeout bounds one exchange with LWA, whoever waits for it. It runs
+// on after Alexa's hand-over is answered, so that Alexa's retry finds its link.
+const exchangeTimeout = 20 * time.Second
+
 // Exchange trades Alexa's authorization code for userID's LWA tokens and stores
 // them sealed, replacing any earlier link of the user. A retry of the same code
-// for the same user returns the stored link without calling LWA again.
+// for the same user returns the stored link without calling LWA again. The
+// exchange runs on when ctx ends first, within exchangeTimeout, and stores its
+// link when LWA answers; a retry of the code meanwhile waits for it (within
+// its own ctx) rather than calling LWA again.
 //
 // It returns an EINVALID error wrapping ErrInvalidGrant when LWA refused the code
 // or the code was already used for another user, an EUNAVAILABLE error when LWA
-// or the store cannot be reached, and EINVALID for an empty user or code.
+// or the store cannot be reached, or ctx ends before LWA answers, or the
+// Service is closed (Close), and EINVALID for an empty user or code.
 func (s *Service) Exchange(ctx context.Context, userID string, code Secret, region string) (*Link, error) {
 	if userID == "" || code == "" {
 		return nil, Errorf(EINVALID, "user and code are required")
@@ -36,36 +44,59 @@ func (s *Service) Exchange(ctx context.Context, userID string, code Secret, regi
 		return nil, fmt.Errorf("read link: %w", err)
 	}
 
-	v, err, _ := s.flight.Do("exchange\x00"+userID+"\x00"+hash, func() (any, error) {
-		grant, err := s.lwa.Exchange(ctx, code)
-		if errors.Is(err, ErrInvalidGrant) {
-			// A concurrent hand-over of the same code may have won the exchange.
-			if l, gerr := s.store.GetLink(ctx, userID); gerr == nil && l.CodeHash == hash && l.State == StateLinked {
-				return l, nil
-			}
-		}
+	ch := s.flight.DoChan("exchange\x00"+userID+"\x00"+hash, func() (any, error) {
+		xctx, done, err := s.detach(ctx, exchangeTimeout)
 		if err != nil {
-			return nil, fmt.Errorf("exchange code: %w", err)
+			return nil, err
 		}
-		now := s.Now()
-		return s.write(ctx, userID, func(l *Link) (*Link, error) {
-			sealed, err := s.seal(userID, grant)
-			if err != nil {
-				return nil, err
-			}
-			next := &Link{
-				UserID: userID, State: StateLinked, Region: region,
-				LinkedAt: now, LastRefreshedAt: now, AccessTokenExpiresAt: grant.Expiry,
-				CodeHash: hash, Tokens: sealed,
-			}
-			if l != nil {
-				next.Version = l.Version
-			}
-			return next, nil
-		})
+		defer done()
+		return s.doExchange(xctx, userID, code, hash, region)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Link), nil
+	case <-ctx.Done():
+		return nil, Errorf(EUNAVAILABLE, "Login with Amazon did not answer in time")
+	}
+}
+
+// doExchange trades code, whose hash is hash, with LWA and stores userID's new
+// link. It runs detached from the caller, so that LWA's answer is stored even
+// when it comes after the caller gave up: Alexa's retry of the code then finds
+// the link.
+func (s *Service) doExchange(ctx context.Context, userID string, code Secret, hash, region string) (*Link, error) {
+	grant, err := s.lwa.Exchange(ctx, code)
+	if errors.Is(err, ErrInvalidGrant) {
+		// A concurrent hand-over of the same code may have won the exchange.
+		if l, gerr := s.store.GetLink(ctx, userID); gerr == nil && l.CodeHash == hash && l.State == StateLinked {
+			return l, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exchange code: %w", err)
+	}
+	now := s.Now()
+	l, err := s.write(ctx, userID, func(l *Link) (*Link, error) {
+		sealed, err := s.seal(userID, grant)
+		if err != nil {
+			return nil, err
+		}
+		next := &Link{
+			UserID: userID, State: StateLinked, Region: region,
+			LinkedAt: now, LastRefreshedAt: now, AccessTokenExpiresAt: grant.Expiry,
+			CodeHash: hash, Tokens: sealed,
+		}
+		if l != nil {
+			next.Version = l.Version
+		}
+		return next, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Link), nil
+	s.Logger.Info("exchanged code", "user_id", userID, "expires_at", l.AccessTokenExpiresAt)
+	return l, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -183,6 +184,42 @@ func TestService_Exchange(t *testing.T) {
 			t.Errorf("State = %v, want %v", got, want)
 		}
 		assertCount(t, "LWA exchanges", h.lwa.exchanges.Load(), 2)
+	})
+
+	t.Run("AnswerAfterCaller", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			code := h.lwa.newCode("alice")
+			// LWA has used the code; its answer comes after Alexa's 4 s.
+			release := h.lwa.holdAnswers()
+			handover := func() (*tokens.Link, error) {
+				ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+				defer cancel()
+				return h.exchange(ctx, "alice", code)
+			}
+			start := time.Now()
+			_, err := handover()
+			assertCode(t, err, tokens.EUNAVAILABLE)
+			if got := time.Since(start); got != 4*time.Second {
+				t.Errorf("first hand-over answered after %v, want 4s", got)
+			}
+
+			// Alexa's retry arrives while the exchange still runs: it waits.
+			retry := make(chan error, 1)
+			go func() { _, err := handover(); retry <- err }()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			release()
+			if err := <-retry; err != nil {
+				t.Fatalf("retry while the exchange runs: error = %v", err)
+			}
+			// And a retry after it is answered from the stored link.
+			if _, err := handover(); err != nil {
+				t.Fatalf("retry after the exchange: error = %v", err)
+			}
+			h.assertSealed(t, h.stored(t, "alice"), []tokens.Secret{h.lwa.lastGrant().RefreshToken})
+			assertCount(t, "LWA exchanges", h.lwa.exchanges.Load(), 1)
+		})
 	})
 
 	t.Run("Relink", func(t *testing.T) {

@@ -27,8 +27,9 @@ type fakeLWA struct {
 	ttl time.Duration
 
 	// exchanges and refreshes count calls, failed ones included; blocked counts
-	// refreshes waiting for blockRefresh's release.
-	exchanges, refreshes, blocked atomic.Int64
+	// refreshes waiting for blockRefresh's release, held the answers waiting for
+	// holdAnswers' release.
+	exchanges, refreshes, blocked, held atomic.Int64
 
 	mu           sync.Mutex
 	seq          int
@@ -41,6 +42,9 @@ type fakeLWA struct {
 	refreshErr   error
 	noRotate     bool
 	refreshBlock chan struct{}
+	answerHold   chan struct{}
+	delay        time.Duration
+	expiresIn    *time.Duration
 }
 
 var _ tokens.Exchanger = (*fakeLWA)(nil)
@@ -79,6 +83,9 @@ func (f *fakeLWA) grant(subject string) tokens.Grant {
 		RefreshToken: tokens.Secret(fmt.Sprintf("Atzr|fake-refresh-%06d", f.seq)),
 		Expiry:       f.now().Add(f.ttl),
 	}
+	if f.expiresIn != nil {
+		g.Expiry = f.now().Add(*f.expiresIn)
+	}
 	f.refresh[g.RefreshToken.Reveal()] = subject
 	f.issued = append(f.issued, g.AccessToken.Reveal(), g.RefreshToken.Reveal())
 	f.last = g
@@ -87,6 +94,11 @@ func (f *fakeLWA) grant(subject string) tokens.Grant {
 
 func (f *fakeLWA) Exchange(ctx context.Context, code tokens.Secret) (tokens.Grant, error) {
 	f.exchanges.Add(1)
+	g, err := f.exchange(code)
+	return f.answer(ctx, g, err)
+}
+
+func (f *fakeLWA) exchange(code tokens.Secret) (tokens.Grant, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.exchangeErr != nil {
@@ -98,6 +110,32 @@ func (f *fakeLWA) Exchange(ctx context.Context, code tokens.Secret) (tokens.Gran
 	}
 	c.used = true
 	return f.grant(c.subject), nil
+}
+
+// answer returns LWA's answer, carried out already, after the delay and while
+// holdAnswers holds it; a caller whose ctx ends meanwhile gets no answer, as
+// when LWA's answer comes too late.
+func (f *fakeLWA) answer(ctx context.Context, g tokens.Grant, err error) (tokens.Grant, error) {
+	f.mu.Lock()
+	hold, delay := f.answerHold, f.delay
+	f.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return tokens.Grant{}, tokens.Errorf(tokens.EUNAVAILABLE, "fake lwa: %v", ctx.Err())
+		}
+	}
+	if hold != nil {
+		f.held.Add(1)
+		defer f.held.Add(-1)
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return tokens.Grant{}, tokens.Errorf(tokens.EUNAVAILABLE, "fake lwa: %v", ctx.Err())
+		}
+	}
+	return g, err
 }
 
 func (f *fakeLWA) Refresh(ctx context.Context, refreshToken tokens.Secret) (tokens.Grant, error) {
@@ -116,6 +154,11 @@ func (f *fakeLWA) Refresh(ctx context.Context, refreshToken tokens.Secret) (toke
 		}
 	}
 
+	g, err := f.rotate(refreshToken)
+	return f.answer(ctx, g, err)
+}
+
+func (f *fakeLWA) rotate(refreshToken tokens.Secret) (tokens.Grant, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refreshErr != nil {
@@ -187,6 +230,42 @@ func (f *fakeLWA) blockRefresh() (release func()) {
 			close(ch)
 		})
 	}
+}
+
+// holdAnswers makes exchanges and refreshes wait after LWA has carried them
+// out (the code used, the refresh token rotated) and before they answer, until
+// release is called or their context ends: LWA's answer is on its way. release
+// may be called more than once.
+func (f *fakeLWA) holdAnswers() (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.answerHold = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.answerHold = nil
+			f.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// setDelay makes every exchange and refresh answer d after LWA carried it out.
+func (f *fakeLWA) setDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+// setExpiresIn makes the grants issued from now on expire d after they are
+// issued, whatever ttl says, as when LWA sends an odd expires_in; d may be
+// zero or negative.
+func (f *fakeLWA) setExpiresIn(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expiresIn = &d
 }
 
 // lastGrant returns the last grant LWA issued, with the refresh token as sent

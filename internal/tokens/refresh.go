@@ -19,11 +19,19 @@ func (s *Service) Refresh(ctx context.Context, userID string) (*Link, error) {
 
 // refresh runs one refresh of userID at a time in this process: callers that
 // arrive meanwhile wait for its result, each within its own deadline. The
-// refresh itself is not cut short by one impatient caller.
+// refresh itself is not cut short by one impatient caller: it runs detached,
+// within refreshTimeout, and Close waits for it. A caller that has given up
+// already starts none.
 func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duration) (*Link, error) {
+	if ctx.Err() != nil {
+		return nil, Errorf(EUNAVAILABLE, "the caller gave up before the refresh")
+	}
 	ch := s.flight.DoChan("refresh\x00"+userID, func() (any, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		defer cancel()
+		rctx, done, err := s.detach(ctx, refreshTimeout)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		return s.doRefresh(rctx, userID, ahead)
 	})
 	select {

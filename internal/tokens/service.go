@@ -43,6 +43,7 @@ type Service struct {
 
 	flight singleflight.Group
 	usage  usage
+	work   *inflight
 	// owner names this Service when it holds refresh leases.
 	owner string
 }
@@ -55,17 +56,21 @@ func NewService(store Store, sealer Sealer, lwa Exchanger) *Service {
 		Now:          time.Now,
 		Logger:       slog.New(slog.DiscardHandler),
 		usage:        usage{users: map[string]use{}},
+		work:         newInflight(),
 		owner:        newOwner(),
 	}
 }
 
 // Token returns an access token of userID that stays valid for at least
-// RefreshAhead, refreshing it with LWA first when needed. Concurrent callers for
-// one user share one refresh.
+// RefreshAhead (or, when LWA issues tokens that live less than twice that long,
+// for half their lifetime), refreshing it with LWA first when needed. It never
+// returns an expired token. Concurrent callers for one user share one refresh.
 //
 // It returns ErrLinkNotFound when the user has no link, an ERELINK error when
 // the user must link the skill again, and an EUNAVAILABLE error when LWA or the
-// store cannot be reached within ctx's deadline (the link stays as it was).
+// store cannot be reached within ctx's deadline (the link stays as it was), when
+// LWA issued a token that has expired already, or when the Service is closed
+// and the token needs a refresh.
 func (s *Service) Token(ctx context.Context, userID string) (Token, error) {
 	l, err := s.store.GetLink(ctx, userID)
 	if err != nil {
@@ -74,11 +79,15 @@ func (s *Service) Token(ctx context.Context, userID string) (Token, error) {
 	if l.State == StateRelinkRequired {
 		return Token{}, errRelink
 	}
-	now := s.Now()
-	if !s.fresh(l, now) {
-		if l, err = s.refresh(ctx, userID, s.RefreshAhead); err != nil {
+	if !s.fresh(l, s.Now()) {
+		if l, err = s.refresh(ctx, userID, s.refreshWindow(l)); err != nil {
 			return Token{}, err
 		}
+	}
+	now := s.Now()
+	if !l.AccessTokenExpiresAt.After(now) {
+		s.Logger.Warn("LWA issued an access token that has expired already", "user_id", userID, "expires_at", l.AccessTokenExpiresAt)
+		return Token{}, Errorf(EUNAVAILABLE, "Login with Amazon issued an access token that has expired already; try again")
 	}
 	g, err := s.open(l)
 	if err != nil {
@@ -88,9 +97,18 @@ func (s *Service) Token(ctx context.Context, userID string) (Token, error) {
 	return Token{AccessToken: g.AccessToken, ExpiresAt: l.AccessTokenExpiresAt}, nil
 }
 
-// fresh reports whether l's access token stays valid for RefreshAhead from now.
+// fresh reports whether l's access token stays valid beyond its refresh
+// window from now.
 func (s *Service) fresh(l *Link, now time.Time) bool {
-	return l.AccessTokenExpiresAt.Sub(now) > s.RefreshAhead
+	return l.AccessTokenExpiresAt.Sub(now) > s.refreshWindow(l)
+}
+
+// refreshWindow is how long before l's access token expires it is refreshed:
+// RefreshAhead, or half the token's lifetime when that is shorter, so that a
+// token LWA issued short-lived is not refreshed on every call.
+func (s *Service) refreshWindow(l *Link) time.Duration {
+	life := l.AccessTokenExpiresAt.Sub(l.LastRefreshedAt)
+	return min(s.RefreshAhead, max(life/2, 0))
 }
 
 // Link returns userID's link, or ErrLinkNotFound.

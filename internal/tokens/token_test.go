@@ -19,6 +19,8 @@ func TestService_Token(t *testing.T) {
 	t.Run("NotFound", testTokenNotFound)
 	t.Run("Fresh", testTokenFresh)
 	t.Run("RefreshAhead", testTokenRefreshAhead)
+	t.Run("ShortLived", testTokenShortLived)
+	t.Run("ExpiredGrant", testTokenExpiredGrant)
 	t.Run("Rotation", testTokenRotation)
 	t.Run("InvalidGrant", testTokenInvalidGrant)
 	t.Run("Transient", testTokenTransient)
@@ -119,6 +121,51 @@ func testTokenRefreshAhead(t *testing.T) {
 				t.Errorf("second AccessToken = %s, want %s", got.Reveal(), want.Reveal())
 			}
 			assertCount(t, "LWA refreshes after a second Token", h.lwa.refreshes.Load(), 1)
+		})
+	}
+}
+
+// testTokenShortLived checks that tokens LWA issues for less than twice
+// RefreshAhead are refreshed at half their lifetime, not on every call.
+func testTokenShortLived(t *testing.T) {
+	h := newHarness(t)
+	h.lwa.setExpiresIn(time.Minute) // as the LWA client bounds expires_in: 0 becomes a minute
+	h.mustLink(t, "alice")
+	for i := range 6 { // a call every 10 s for a minute
+		if i > 0 {
+			h.clock.Advance(10 * time.Second)
+		}
+		if left := h.mustToken(t, "alice").ExpiresAt.Sub(h.clock.Now()); left <= 0 {
+			t.Fatalf("call %d: token expired %v ago", i, -left)
+		}
+	}
+	// Refreshed once, by the call at 30 s, when half its life was left; the
+	// new token serves the calls at 40 s and 50 s.
+	assertCount(t, "LWA refreshes of six calls in a minute", h.lwa.refreshes.Load(), 1)
+}
+
+// testTokenExpiredGrant checks that a token LWA issued expired is never
+// handed out.
+func testTokenExpiredGrant(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		expiresIn time.Duration
+	}{
+		{"Zero", 0},
+		{"Negative", -time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.mustLink(t, "alice")
+			h.clock.Advance(ttl)
+			h.lwa.setExpiresIn(tt.expiresIn)
+			tok, err := h.token(t.Context(), "alice")
+			assertCode(t, err, tokens.EUNAVAILABLE)
+			if tok.AccessToken != "" {
+				t.Errorf("handed out a token that expires at %v, now %v", tok.ExpiresAt, h.clock.Now())
+			}
+			// The rotated refresh token is kept all the same.
+			h.assertSealed(t, h.stored(t, "alice"), []tokens.Secret{h.lwa.lastGrant().RefreshToken})
 		})
 	}
 }
