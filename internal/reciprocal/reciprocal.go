@@ -91,6 +91,9 @@ func (req Request) Validate() error {
 // Authorize exchanges the code of req for the user that p, the verified bearer
 // token, names, and stores the user's tokens; it returns within Deadline.
 //
+// The form's client id must be one of the service's Alexa clients and equal
+// p.ClientID, the client that the token's claim profile reads.
+//
 // It returns an EINVALID error for a missing field, ErrUnsupportedGrantType,
 // an EUNAUTHENTICATED error when p names no user, ErrInvalidClient, an error
 // wrapping tokens.ErrInvalidGrant when LWA refused the code or the code belongs
