@@ -92,7 +92,9 @@ func (m *Main) Run(ctx context.Context) error {
 	verifier, err := auth.NewVerifier(ctx, auth.Config{
 		Issuer: c.JWTIssuer, Audience: c.JWTAudience,
 		JWKSURL: c.JWTJWKSURL, PublicKeyFile: c.JWTPublicKeyFile, HS256Secret: c.JWTHS256Secret,
-		Logger: m.Logger.With("component", "auth"),
+		Profile: c.JWTProfile, ClientClaim: c.JWTClientClaim, ScopeClaims: c.JWTScopeClaims, Clients: c.JWTClients,
+		JWKSRefreshInterval: c.JWTJWKSRefresh,
+		Logger:              m.Logger.With("component", "auth"),
 	})
 	if err != nil {
 		return fmt.Errorf("bearer token verifier: %w", err)
@@ -140,6 +142,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Health:        health.New(store.Ping),
 		Registry:      registry,
 		Authenticator: verifier,
+		Scopes:        server.Scopes{Tokens: c.ScopeTokens, Profiles: c.ScopeProfiles, Admin: c.ScopeAdmin, Events: c.ScopeEvents},
 		Reciprocal:    reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal")),
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -56,12 +57,15 @@ func (b *syncBuffer) String() string {
 }
 
 func TestRun_InvalidSetting(t *testing.T) {
-	tests := []struct{ name, env, value string }{
-		{"MissingSecret", "BROKER_LWA_CLIENT_SECRET", ""},
-		{"BadKey", "BROKER_ENCRYPTION_KEY", "c2hvcnQ="},
-		{"BadDuration", "BROKER_REFRESH_AHEAD", "later"},
-		{"BadStore", "BROKER_STORE", "memory"},
-		{"BadAddr", "BROKER_GRPC_ADDR", "nowhere"},
+	tests := []struct{ name, env, value, names string }{
+		{"MissingSecret", "BROKER_LWA_CLIENT_SECRET", "", ""},
+		{"BadKey", "BROKER_ENCRYPTION_KEY", "c2hvcnQ=", ""},
+		{"BadDuration", "BROKER_REFRESH_AHEAD", "later", ""},
+		{"BadStore", "BROKER_STORE", "memory", ""},
+		{"BadAddr", "BROKER_GRPC_ADDR", "nowhere", ""},
+		{"UnknownProfile", "BROKER_JWT_PROFILE", "azure-b2c", ""},
+		{"CognitoWithoutClients", "BROKER_JWT_PROFILE", "cognito", "BROKER_JWT_CLIENTS:"},
+		{"ScopeForTwoRights", "BROKER_SCOPE_PROFILES", "broker:tokens", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +77,9 @@ func TestRun_InvalidSetting(t *testing.T) {
 				t.Fatal("exit code 0, want non-zero")
 			}
 			msg := stderr.String()
-			if !strings.Contains(msg, tt.env) || strings.Count(msg, "\n") != 1 {
-				t.Errorf("stderr = %q, want one line naming %s", msg, tt.env)
+			names := cmp.Or(tt.names, tt.env)
+			if !strings.Contains(msg, names) || strings.Count(msg, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line naming %s", msg, names)
 			}
 			for _, secret := range []string{testClientSecret, testHSSecret, testKey} {
 				if strings.Contains(msg+stdout.String(), secret) {

@@ -7,8 +7,11 @@ import (
 
 // Defaults of the verified-token cache.
 const (
-	// DefaultCacheTTL bounds how long a verified token is taken on trust: a key
-	// withdrawn from the JWKS stops being honoured within this time.
+	// DefaultCacheTTL bounds how long a verified token is taken on trust
+	// without checking it again. A key withdrawn from the JWKS is not bounded
+	// by it: the cache is emptied at every fetch of the JWKS, so a withdrawn
+	// key's tokens stop being honoured, cached or not, at the first fetch after
+	// the withdrawal (Config.JWKSRefreshInterval).
 	DefaultCacheTTL = time.Minute
 	// cacheSize bounds the number of tokens remembered.
 	cacheSize = 10_000
@@ -18,11 +21,14 @@ const (
 // call after call is checked once per TTL instead of once per call. Entries are
 // keyed by the whole token, compared byte for byte, so one token cannot be
 // mistaken for another; they never outlive the token's exp, and are forgotten
-// whenever the JWKS is fetched again (a withdrawn key stops being honoured at
-// once). It is safe for concurrent use.
+// whenever the JWKS is fetched again, so that a withdrawn key's tokens stop
+// being honoured with the fetch that withdraws it. A verification that began
+// before such a fetch is not remembered (see generation). It is safe for
+// concurrent use.
 type cache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
+	gen uint64 // counts the clears
 	m   map[string]cached
 }
 
@@ -45,7 +51,17 @@ func (c *cache) clear() {
 	}
 	c.mu.Lock()
 	clear(c.m)
+	c.gen++
 	c.mu.Unlock()
+}
+
+// generation returns the number of clears so far. A verification reads it
+// before it looks up the key, and hands it to put: a token verified with a key
+// set that was replaced meanwhile is then not remembered.
+func (c *cache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
 }
 
 // get returns the principal of a token verified before and still valid at now.
@@ -59,8 +75,9 @@ func (c *cache) get(key string, now time.Time) (Principal, bool) {
 	return e.p, true
 }
 
-// put remembers a verified token until the earlier of its exp and now+TTL.
-func (c *cache) put(key string, p Principal, exp, now time.Time) {
+// put remembers a verified token until the earlier of its exp and now+TTL,
+// unless the cache was cleared since generation returned gen.
+func (c *cache) put(key string, p Principal, exp, now time.Time, gen uint64) {
 	until := now.Add(c.ttl)
 	if exp.Before(until) {
 		until = exp
@@ -70,6 +87,9 @@ func (c *cache) put(key string, p Principal, exp, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if len(c.m) >= cacheSize {
 		for k, e := range c.m { // drop the stale, then arbitrary entries
 			if !now.Before(e.until) || len(c.m) >= cacheSize/2 {

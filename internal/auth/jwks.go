@@ -19,8 +19,12 @@ import (
 // Defaults of a JWKS key source.
 const (
 	// DefaultJWKSRefreshInterval is how often the JWKS is fetched in the
-	// background when Config.JWKSRefreshInterval is zero.
-	DefaultJWKSRefreshInterval = time.Hour
+	// background when Config.JWKSRefreshInterval is zero. It is how long, at
+	// most, a key withdrawn from the JWKS keeps verifying tokens (cached ones
+	// included) while the JWKS can be fetched: a withdrawal is learnt at the
+	// next fetch. Twelve small fetches an hour cost the partner's server
+	// nothing.
+	DefaultJWKSRefreshInterval = 5 * time.Minute
 	// DefaultJWKSUnknownKIDInterval is the least time between two fetches
 	// caused by unknown key ids when Config.JWKSUnknownKIDInterval is zero.
 	DefaultJWKSUnknownKIDInterval = 30 * time.Second

@@ -235,3 +235,50 @@ func waitFor(tb testing.TB, cond func() bool, what string) {
 		<-time.After(5 * time.Millisecond)
 	}
 }
+
+// TestVerifier_WithdrawnKey: a key withdrawn from the JWKS stops verifying
+// tokens within JWKSRefreshInterval, also a token verified and remembered
+// before, though the cache would keep it far longer and no unknown kid causes
+// a fetch.
+func TestVerifier_WithdrawnKey(t *testing.T) {
+	s := startAuthServer(t, "RS256")
+	v := newVerifier(t, auth.Config{
+		JWKSURL:                s.JWKSURL(),
+		JWKSRefreshInterval:    20 * time.Millisecond,
+		JWKSUnknownKIDInterval: time.Hour,
+		CacheTTL:               time.Hour,
+	})
+	old := s.UserToken("user-1", "alexa-client", time.Hour)
+	if _, err := v.Verify(t.Context(), old); err != nil {
+		t.Fatalf("Verify before the withdrawal: %v", err)
+	}
+	if err := s.RotateKey(); err != nil { // the old key leaves the JWKS
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := v.Verify(t.Context(), old)
+		return tokens.ErrorCode(err) == tokens.EUNAUTHENTICATED
+	}, "the withdrawn key to stop verifying")
+}
+
+// TestDefaultJWKSRefreshInterval: by default a withdrawn key is honoured for
+// minutes, not the hour it once was.
+func TestDefaultJWKSRefreshInterval(t *testing.T) {
+	if got, limit := auth.DefaultJWKSRefreshInterval, 5*time.Minute; got > limit || got < auth.DefaultCacheTTL {
+		t.Errorf("DefaultJWKSRefreshInterval = %v, want from DefaultCacheTTL (%v) to %v", got, auth.DefaultCacheTTL, limit)
+	}
+}
+
+// TestVerifier_CritBeforeKeys: a token with a crit header is refused before
+// its key is looked up, so it cannot make the broker fetch the JWKS.
+func TestVerifier_CritBeforeKeys(t *testing.T) {
+	s := startAuthServer(t, "RS256")
+	v := newVerifier(t, auth.Config{JWKSURL: s.JWKSURL(), JWKSUnknownKIDInterval: time.Millisecond})
+	before := s.JWKSRequests()
+	raw := sign(t, jwt.SigningMethodRS256, keys().rsaOther, claimsAt(time.Now()), map[string]any{"kid": "made-up", "crit": []string{"b64"}, "b64": false})
+	_, err := v.Verify(t.Context(), raw)
+	checkError(t, err, tokens.EUNAUTHENTICATED, "crit", raw)
+	if got := s.JWKSRequests() - before; got != 0 {
+		t.Errorf("a crit token caused %d JWKS fetches, want 0", got)
+	}
+}

@@ -1,9 +1,12 @@
 // Package auth turns a bearer JWT into the Principal that made a call: it checks
 // the token's signature against the partner authorization server's keys (a JWKS
 // URL, a PEM public key, or an HS256 secret for development), its issuer,
-// audience and validity window, and reads the RFC 9068 claims sub, client_id and
-// scope. Every caller of the broker, over HTTP or gRPC, passes these same checks,
-// through the one Authenticator interface that Verifier implements.
+// audience and validity window, and reads sub, the client and the scopes by a
+// claim profile: RFC 9068's client_id and scope, or where Cognito, Auth0, Okta,
+// Keycloak or Entra ID put them (profile.go). Claims are read by their exact
+// names (claims.go). Every caller of the broker, over HTTP or gRPC, passes
+// these same checks, through the one Authenticator interface that Verifier
+// implements.
 package auth
 
 import (
@@ -16,10 +19,13 @@ type Principal struct {
 	// Subject is the token's sub claim: the partner's user id for a user's token,
 	// the client id for a client-credentials token.
 	Subject string
-	// ClientID is the token's client_id claim: the OAuth client it was issued to.
-	// It may be empty.
+	// ClientID is the OAuth client the token was issued to, read from the
+	// profile's client claim (client_id, azp, cid or appid). A verified token
+	// always names one.
 	ClientID string
-	// Scopes are the space-separated entries of the token's scope claim.
+	// Scopes are the scopes (or app roles) of the profile's scope claims,
+	// joined: the space-separated entries of a string claim, the entries of a
+	// list.
 	Scopes []string
 }
 

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,8 +32,23 @@ const (
 type Config struct {
 	// Issuer is the required iss claim.
 	Issuer string
-	// Audience is the audience the aud claim must contain.
+	// Audience is the audience the aud claim must contain. It is required,
+	// except with a profile whose tokens carry no aud (Profile.NoAudience):
+	// there it is checked only when set.
 	Audience string
+
+	// Profile names the claim profile that says which claims name the client
+	// and carry the scopes (see Profile and ProfileNames); DefaultProfile,
+	// RFC 9068's client_id and scope, when empty.
+	Profile string
+	// ClientClaim, when set, replaces the profile's client claims.
+	ClientClaim string
+	// ScopeClaims, when not empty, replace the profile's scope claims; the
+	// scopes of all of them are joined.
+	ScopeClaims []string
+	// Clients, when not empty, are the only clients whose tokens are
+	// accepted. A profile whose tokens carry no aud requires it.
+	Clients []string
 
 	// JWKSURL, PublicKeyFile and HS256Secret are the three ways to check
 	// signatures; exactly one must be set.
@@ -62,17 +76,23 @@ type Config struct {
 	Now func() time.Time
 
 	// JWKSRefreshInterval is how often the JWKS is fetched in the background;
-	// DefaultJWKSRefreshInterval when zero.
+	// DefaultJWKSRefreshInterval when zero. It bounds how long a key withdrawn
+	// from the JWKS keeps verifying tokens, the verified-token cache included,
+	// for as long as the JWKS can be fetched: every successful fetch replaces
+	// the whole key set and empties the cache.
 	JWKSRefreshInterval time.Duration
 	// JWKSUnknownKIDInterval is the least time between two fetches of the JWKS
 	// caused by unknown key ids; DefaultJWKSUnknownKIDInterval when zero. It
 	// bounds the load that tokens with made-up key ids can put on the
 	// authorization server.
 	JWKSUnknownKIDInterval time.Duration
-	// Logger receives failures to fetch the JWKS; slog.Default() when nil.
+	// Logger receives failures to fetch the JWKS and one line per refused
+	// token, saying why (the claim at fault, never the token); slog.Default()
+	// when nil.
 	Logger *slog.Logger
-	// CacheTTL is how long a verified token is remembered (never past its exp):
-	// 0 means DefaultCacheTTL, a negative value turns the cache off.
+	// CacheTTL is how long a verified token is remembered (never past its exp,
+	// nor past the next fetch of the JWKS): 0 means DefaultCacheTTL, a negative
+	// value turns the cache off.
 	CacheTTL time.Duration
 }
 
@@ -84,6 +104,9 @@ type Verifier struct {
 	keys    keySource
 	now     func() time.Time
 	cache   *cache // nil when caching is off
+	profile Profile
+	clients []string
+	logger  *slog.Logger
 }
 
 // keySource finds the key that verifies a token.
@@ -119,7 +142,17 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("auth: no issuer configured")
 	}
-	if cfg.Audience == "" {
+	profile, err := cfg.profile()
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(cfg.Clients, "") {
+		return nil, errors.New("auth: the list of accepted clients holds an empty client")
+	}
+	switch {
+	case profile.NoAudience && len(cfg.Clients) == 0:
+		return nil, fmt.Errorf("auth: profile %s: its tokens carry no aud, so a list of accepted clients is required", profile.Name)
+	case !profile.NoAudience && cfg.Audience == "":
 		return nil, errors.New("auth: no audience configured")
 	}
 	leeway := cfg.Leeway
@@ -142,9 +175,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: %d key sources configured, want exactly one of JWKS URL, public key file or HS256 secret", sources)
 	}
 
-	v := &Verifier{now: cfg.Now}
+	v := &Verifier{now: cfg.Now, profile: profile, clients: slices.Clone(cfg.Clients), logger: cfg.Logger}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	if v.logger == nil {
+		v.logger = slog.Default()
 	}
 	switch ttl := cfg.CacheTTL; {
 	case ttl == 0:
@@ -176,9 +212,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.methods),
 		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(leeway),
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	if cfg.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
@@ -197,39 +235,81 @@ func (v *Verifier) Close() error {
 	return nil
 }
 
-// Verify checks rawToken and returns the Principal it carries. It returns an
-// EUNAUTHENTICATED error when the token is empty, too large, malformed, signed
-// with an algorithm not on the allow-list or a key the verifier does not hold,
-// wrongly signed, expired, not yet valid, from another issuer, for another
-// audience, or without a subject; and an EUNAVAILABLE error when the JWKS could
-// not be fetched, so the signing key cannot be found. The error's message is
-// short, fit for the caller, and never contains the token.
+// Verify checks rawToken and returns the Principal it carries, read by the
+// verifier's profile. It returns an EUNAUTHENTICATED error when the token is
+// empty, too large, malformed, signed with an algorithm not on the allow-list
+// or a key the verifier does not hold, wrongly signed, expired, not yet valid,
+// from another issuer, for another audience, without a subject, with a crit
+// header (the broker understands no extension), with two claims whose names
+// differ only in case, with a registered claim of the wrong JSON type (exp,
+// nbf or iat not a number), or when its claims do not fit the profile (no
+// client claim, a client not accepted, a wrong token_use); and an EUNAVAILABLE
+// error when the JWKS could not be fetched, so the signing key cannot be
+// found. The error's message is short, fit for the caller, and never contains
+// the token; a refusal is logged with the claim at fault.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, error) {
+	p, err := v.verify(ctx, rawToken)
+	var r *refusal
+	if errors.As(err, &r) {
+		attrs := []slog.Attr{slog.String("reason", r.reason), slog.String("profile", v.profile.Name)}
+		if r.claim != "" {
+			attrs = append(attrs, slog.String("claim", r.claim))
+		}
+		if r.client != "" {
+			attrs = append(attrs, slog.String("client", r.client))
+		}
+		v.logger.LogAttrs(ctx, slog.LevelInfo, "auth: bearer token refused", attrs...)
+		return Principal{}, unauthenticated(r.reason)
+	}
+	return p, err
+}
+
+// verify is Verify, with its refusals as *refusal.
+func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, error) {
 	switch {
 	case rawToken == "":
-		return Principal{}, unauthenticated("no token")
+		return Principal{}, &refusal{reason: "no token"}
 	case len(rawToken) > MaxTokenSize:
-		return Principal{}, unauthenticated("token is too large")
+		return Principal{}, &refusal{reason: "token is too large"}
 	}
 	now := v.now()
+	var gen uint64
 	if v.cache != nil {
 		if p, ok := v.cache.get(rawToken, now); ok {
 			return p, nil
 		}
+		gen = v.cache.generation()
 	}
 	var c claims
-	tok, err := v.parser.ParseWithClaims(rawToken, &c, v.keys.keyfunc(ctx))
+	tok, err := v.parser.ParseWithClaims(rawToken, &c, v.keyfunc(ctx))
 	if err != nil {
 		return Principal{}, v.classify(tok, &c, err)
 	}
-	if c.Subject == "" {
-		return Principal{}, unauthenticated("token has no subject")
+	if c.sub == "" {
+		return Principal{}, &refusal{reason: "token has no subject", claim: "sub"}
 	}
-	p := Principal{Subject: c.Subject, ClientID: c.ClientID, Scopes: c.Scope}
+	p, r := v.profile.principal(&c, v.clients)
+	if r != nil {
+		return Principal{}, r
+	}
 	if v.cache != nil {
-		v.cache.put(strings.Clone(rawToken), p, c.ExpiresAt.Time, now)
+		v.cache.put(strings.Clone(rawToken), p, c.exp.Time, now, gen)
 	}
 	return p, nil
+}
+
+// keyfunc returns the key source's jwt.Keyfunc for one verification, behind a
+// check of the header: a token whose crit header names extensions must be
+// refused by a recipient that does not understand them (RFC 7515 §4.1.11), and
+// the broker understands none. The check runs before any key is looked up.
+func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
+	kf := v.keys.keyfunc(ctx)
+	return func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, &refusal{reason: "token header names critical extensions the broker does not understand (crit)"}
+		}
+		return kf(t)
+	}
 }
 
 // classify turns an error of jwt.Parser about tok, whose claims c were decoded,
@@ -239,68 +319,84 @@ func (v *Verifier) classify(tok *jwt.Token, c *claims, err error) error {
 	if errors.Is(err, errKeysUnavailable) {
 		return tokens.Errorf(tokens.EUNAVAILABLE, "the authorization server's signing keys cannot be fetched")
 	}
+	var r *refusal
+	if errors.As(err, &r) {
+		return r
+	}
 	if errors.Is(err, jwt.ErrTokenMalformed) || tok == nil {
-		return unauthenticated("token is malformed")
+		return &refusal{reason: "token is malformed"}
 	}
 	if alg, _ := tok.Header["alg"].(string); !slices.Contains(v.methods, alg) {
-		return unauthenticated("token signing algorithm is not allowed")
+		return &refusal{reason: "token signing algorithm is not allowed"}
+	}
+	if errors.Is(err, jwt.ErrTokenInvalidClaims) && c.raw == nil {
+		// The payload was JSON null, which never reaches claims.UnmarshalJSON.
+		return &refusal{reason: "token payload is not a JSON object"}
 	}
 	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
 		switch {
-		case c.ExpiresAt == nil:
-			return unauthenticated("token has no expiry")
-		case c.Issuer == "":
-			return unauthenticated("token has no issuer")
-		case len(c.Audience) == 0:
-			return unauthenticated("token has no audience")
+		case c.exp == nil:
+			return &refusal{reason: "token has no expiry", claim: "exp"}
+		case c.iss == "":
+			return &refusal{reason: "token has no issuer", claim: "iss"}
+		case len(c.aud) == 0:
+			return &refusal{reason: "token has no audience", claim: "aud"}
 		}
 	}
 	for _, k := range []struct {
-		err    error
-		reason string
+		err           error
+		reason, claim string
 	}{
-		{jwt.ErrTokenUnverifiable, "token signing key is not known"},
-		{jwt.ErrTokenSignatureInvalid, "token signature is invalid"},
-		{jwt.ErrTokenExpired, "token is expired"},
-		{jwt.ErrTokenNotValidYet, "token is not valid yet"},
-		{jwt.ErrTokenInvalidIssuer, "token issuer is not accepted"},
-		{jwt.ErrTokenInvalidAudience, "token audience is not accepted"},
-		{jwt.ErrTokenRequiredClaimMissing, "token lacks a required claim"},
+		{jwt.ErrTokenUnverifiable, "token signing key is not known", ""},
+		{jwt.ErrTokenSignatureInvalid, "token signature is invalid", ""},
+		{jwt.ErrTokenExpired, "token is expired", "exp"},
+		{jwt.ErrTokenNotValidYet, "token is not valid yet", "nbf"},
+		{jwt.ErrTokenInvalidIssuer, "token issuer is not accepted", "iss"},
+		{jwt.ErrTokenInvalidAudience, "token audience is not accepted", "aud"},
+		{jwt.ErrTokenRequiredClaimMissing, "token lacks a required claim", ""},
 	} {
 		if errors.Is(err, k.err) {
-			return unauthenticated(k.reason)
+			return &refusal{reason: k.reason, claim: k.claim}
 		}
 	}
-	return unauthenticated("token is invalid")
+	return &refusal{reason: "token is invalid"}
 }
+
+// refusal is why a token is not accepted: reason, a fixed phrase fit for the
+// caller, and, for the log, the claim at fault and the client, when known.
+// Neither ever holds a part of the token beyond a claim's name.
+type refusal struct {
+	reason, claim, client string
+}
+
+// Error returns the reason.
+func (r *refusal) Error() string { return r.reason }
 
 // unauthenticated returns an EUNAUTHENTICATED error with reason.
 func unauthenticated(reason string) error {
 	return tokens.Errorf(tokens.EUNAUTHENTICATED, "%s", reason)
 }
 
-// claims are the claims of an RFC 9068 access token that the broker reads.
-type claims struct {
-	jwt.RegisteredClaims
-	ClientID string     `json:"client_id"`
-	Scope    scopeClaim `json:"scope"`
-}
-
-// scopeClaim is the scope claim: a space-separated string as RFC 9068 defines
-// it, or, as some servers send it, a JSON array of strings.
-type scopeClaim []string
-
-// UnmarshalJSON reads a scope claim in either form.
-func (s *scopeClaim) UnmarshalJSON(b []byte) error {
-	var str string
-	if err := json.Unmarshal(b, &str); err == nil {
-		*s = strings.Fields(str)
-		return nil
+// profile returns the profile cfg names, with its overrides applied, or an
+// error naming what is wrong.
+func (cfg Config) profile() (Profile, error) {
+	p, ok := LookupProfile(cfg.Profile)
+	if !ok {
+		return Profile{}, fmt.Errorf("auth: unknown profile %q (want one of %s)", cfg.Profile, strings.Join(ProfileNames(), ", "))
 	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
-		return errors.New("scope claim is neither a string nor a list of strings")
+	if cfg.ClientClaim != "" {
+		if err := CheckClaimName(cfg.ClientClaim); err != nil {
+			return Profile{}, fmt.Errorf("auth: client claim: %w", err)
+		}
+		p.ClientClaims = []string{cfg.ClientClaim}
 	}
-	*s = list
-	return nil
+	if len(cfg.ScopeClaims) > 0 {
+		for _, name := range cfg.ScopeClaims {
+			if err := CheckClaimName(name); err != nil {
+				return Profile{}, fmt.Errorf("auth: scope claims: %w", err)
+			}
+		}
+		p.ScopeClaims = slices.Clone(cfg.ScopeClaims)
+	}
+	return p, nil
 }

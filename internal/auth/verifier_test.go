@@ -82,15 +82,19 @@ func writeFile(tb testing.TB, data []byte) string {
 	return path
 }
 
-// newVerifier returns a verifier for cfg, with testIssuer, testAudience and
-// testNow filled in where cfg leaves them empty, closed when the test ends.
+// newVerifier returns a verifier for cfg, with testIssuer, testAudience (unless
+// the profile's tokens carry no aud) and a silent logger filled in where cfg
+// leaves them empty, closed when the test ends.
 func newVerifier(tb testing.TB, cfg auth.Config) *auth.Verifier {
 	tb.Helper()
 	if cfg.Issuer == "" {
 		cfg.Issuer = testIssuer
 	}
-	if cfg.Audience == "" {
+	if p, _ := auth.LookupProfile(cfg.Profile); cfg.Audience == "" && !p.NoAudience {
 		cfg.Audience = testAudience
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
 	}
 	v, err := auth.NewVerifier(context.Background(), cfg)
 	if err != nil {
@@ -212,7 +216,7 @@ func TestVerifier_Verify(t *testing.T) {
 			scopes: []string{"broker:admin"}},
 		{name: "NoScope", token: valid(func(c jwt.MapClaims) { delete(c, "scope") })},
 		{name: "ScopeNumber", token: valid(func(c jwt.MapClaims) { c["scope"] = 7 }),
-			code: tokens.EUNAUTHENTICATED, reason: "malformed"},
+			code: tokens.EUNAUTHENTICATED, reason: "scope is neither a string nor a list"},
 		{name: "AlgNone", token: func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claimsAt(testNow), nil)
 		}, code: tokens.EUNAUTHENTICATED, reason: "algorithm is not allowed"},

@@ -14,10 +14,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -46,6 +49,26 @@ type Config struct {
 	JWTJWKSURL       string
 	JWTPublicKeyFile string
 	JWTHS256Secret   tokens.Secret
+
+	// JWTProfile names the claim profile of the partner's access tokens (see
+	// auth.ProfileNames): which claims name the client and carry the scopes.
+	// JWTClientClaim and JWTScopeClaims, when set, replace the profile's
+	// claims; JWTClients, when set, are the only clients accepted.
+	JWTProfile     string
+	JWTClientClaim string
+	JWTScopeClaims []string
+	JWTClients     []string
+	// JWTJWKSRefresh is how often the JWKS is fetched: a key withdrawn from it
+	// stops verifying tokens, remembered ones included, within this time.
+	JWTJWKSRefresh time.Duration
+
+	// ScopeTokens, ScopeProfiles, ScopeAdmin and ScopeEvents are the scope (or
+	// app role) names that grant each right, as the partner's server spells
+	// them.
+	ScopeTokens   string
+	ScopeProfiles string
+	ScopeAdmin    string
+	ScopeEvents   string
 
 	// EncryptionKey is a comma list of keys, each base64 of 32 bytes or
 	// "kms:KEY_ID": the first seals, every one opens (see EncryptionKeys).
@@ -82,6 +105,19 @@ func str(dst func(*Config) *string) func(*Config, string) error {
 
 func secret(dst func(*Config) *tokens.Secret) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = tokens.Secret(strings.TrimSpace(v)); return nil }
+}
+
+// list binds a comma list, dropping empty entries and the space around each.
+func list(dst func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*dst(c) = nil
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				*dst(c) = append(*dst(c), e)
+			}
+		}
+		return nil
+	}
 }
 
 func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
@@ -146,6 +182,24 @@ var settings = []setting{
 		bind: str(func(c *Config) *string { return &c.JWTPublicKeyFile })},
 	{flag: "jwt-hs256-secret", env: "BROKER_JWT_HS256_SECRET", usage: "HS256 secret for bearer JWTs (development only)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.JWTHS256Secret })},
+	{flag: "jwt-profile", env: "BROKER_JWT_PROFILE", def: auth.DefaultProfile, usage: "claim profile of the partner's access tokens: " + strings.Join(auth.ProfileNames(), ", "),
+		bind: str(func(c *Config) *string { return &c.JWTProfile })},
+	{flag: "jwt-client-claim", env: "BROKER_JWT_CLIENT_CLAIM", usage: "the claim that names the client, replacing the profile's (unset: the profile's)",
+		bind: str(func(c *Config) *string { return &c.JWTClientClaim })},
+	{flag: "jwt-scope-claims", env: "BROKER_JWT_SCOPE_CLAIMS", usage: "comma list of the claims whose scopes are joined, replacing the profile's (unset: the profile's)",
+		bind: list(func(c *Config) *[]string { return &c.JWTScopeClaims })},
+	{flag: "jwt-clients", env: "BROKER_JWT_CLIENTS", usage: "comma list: when set, every token's client must be on it (required with the cognito profile)",
+		bind: list(func(c *Config) *[]string { return &c.JWTClients })},
+	{flag: "jwt-jwks-refresh", env: "BROKER_JWT_JWKS_REFRESH", def: auth.DefaultJWKSRefreshInterval.String(), usage: "fetch the JWKS this often: a key withdrawn from it stops verifying tokens within this time (10s to 24h)",
+		bind: duration(func(c *Config) *time.Duration { return &c.JWTJWKSRefresh })},
+	{flag: "scope-tokens", env: "BROKER_SCOPE_TOKENS", def: "broker:tokens", usage: "the scope (or app role) that grants partner tokens and reading links",
+		bind: str(func(c *Config) *string { return &c.ScopeTokens })},
+	{flag: "scope-profiles", env: "BROKER_SCOPE_PROFILES", def: "broker:profiles", usage: "the scope (or app role) that grants profile reports",
+		bind: str(func(c *Config) *string { return &c.ScopeProfiles })},
+	{flag: "scope-admin", env: "BROKER_SCOPE_ADMIN", def: "broker:admin", usage: "the scope (or app role) that grants managing links",
+		bind: str(func(c *Config) *string { return &c.ScopeAdmin })},
+	{flag: "scope-events", env: "BROKER_SCOPE_EVENTS", def: "broker:events", usage: "the scope (or app role) of the skill backend's link events",
+		bind: str(func(c *Config) *string { return &c.ScopeEvents })},
 	{flag: "encryption-key", env: "BROKER_ENCRYPTION_KEY", usage: "comma list of keys, each base64 of 32 bytes or kms:KEY_ID: the first seals tokens at rest, every one opens them (required)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.EncryptionKey })},
 	{flag: "reseal-rate", env: "BROKER_RESEAL_RATE", def: "20", usage: "links a second sealed again in the background under the first encryption key; 0 turns it off",
@@ -314,9 +368,7 @@ func (c *Config) problems() []string {
 	if c.JWTIssuer == "" {
 		add("BROKER_JWT_ISSUER", "required")
 	}
-	if c.JWTAudience == "" {
-		add("BROKER_JWT_AUDIENCE", "required")
-	}
+	p = append(p, c.profileProblems()...)
 	sources := 0
 	if c.JWTJWKSURL != "" {
 		sources++
@@ -381,6 +433,70 @@ func (c *Config) problems() []string {
 	case "debug", "info", "warn", "error":
 	default:
 		add("BROKER_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return p
+}
+
+// profileProblems lists what is wrong with the claim profile, the settings
+// that refine it, and the scope names: an unknown profile, a client or scope
+// claim that cannot be one, aud or a client list missing where the profile
+// needs it, a client list without Alexa's clients, and scope names that are
+// empty, hold spaces or grant two rights at once.
+func (c *Config) profileProblems() []string {
+	var p []string
+	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+
+	profile, ok := auth.LookupProfile(c.JWTProfile)
+	if !ok {
+		add("BROKER_JWT_PROFILE", "unknown profile %q; want one of %s", c.JWTProfile, strings.Join(auth.ProfileNames(), ", "))
+	}
+	switch {
+	case ok && profile.NoAudience && len(c.JWTClients) == 0:
+		add("BROKER_JWT_CLIENTS", "required with BROKER_JWT_PROFILE=%s, whose access tokens carry no aud", profile.Name)
+	case ok && !profile.NoAudience && c.JWTAudience == "":
+		add("BROKER_JWT_AUDIENCE", "required")
+	}
+	if c.JWTClientClaim != "" {
+		if err := auth.CheckClaimName(c.JWTClientClaim); err != nil {
+			add("BROKER_JWT_CLIENT_CLAIM", "%v", err)
+		}
+	}
+	for _, name := range c.JWTScopeClaims {
+		if err := auth.CheckClaimName(name); err != nil {
+			add("BROKER_JWT_SCOPE_CLAIMS", "%v", err)
+			break
+		}
+	}
+	if len(c.JWTClients) > 0 {
+		var missing []string
+		for _, id := range c.AlexaClientIDs {
+			if !slices.Contains(c.JWTClients, id) {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			add("BROKER_JWT_CLIENTS", "must include Alexa's clients of BROKER_ALEXA_CLIENT_IDS, or no hand-over is accepted (missing %s)", strings.Join(missing, ", "))
+		}
+	}
+	if c.JWTJWKSRefresh < 10*time.Second || c.JWTJWKSRefresh > 24*time.Hour {
+		add("BROKER_JWT_JWKS_REFRESH", "must be from 10s to 24h")
+	}
+
+	seen := map[string]string{}
+	for _, s := range []struct{ env, name string }{
+		{"BROKER_SCOPE_TOKENS", c.ScopeTokens}, {"BROKER_SCOPE_PROFILES", c.ScopeProfiles},
+		{"BROKER_SCOPE_ADMIN", c.ScopeAdmin}, {"BROKER_SCOPE_EVENTS", c.ScopeEvents},
+	} {
+		switch first, dup := seen[s.name]; {
+		case s.name == "":
+			add(s.env, "must not be empty")
+		case strings.ContainsFunc(s.name, unicode.IsSpace):
+			add(s.env, "must be one scope name, without spaces")
+		case dup:
+			add(s.env, "must differ from %s: one name would grant both rights", first)
+		default:
+			seen[s.name] = s.env
+		}
 	}
 	return p
 }

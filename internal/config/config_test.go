@@ -54,6 +54,15 @@ func TestParse_Defaults(t *testing.T) {
 		{"AlexaClientIDs", strings.Join(c.AlexaClientIDs, "|"), "alexa-skill-client|other"},
 		{"RefreshAhead", c.RefreshAhead.String(), (5 * time.Minute).String()},
 		{"BackgroundRefresh", c.BackgroundRefresh.String(), (24 * time.Hour).String()},
+		{"JWTProfile", c.JWTProfile, "rfc9068"},
+		{"JWTClientClaim", c.JWTClientClaim, ""},
+		{"JWTScopeClaims", strings.Join(c.JWTScopeClaims, "|"), ""},
+		{"JWTClients", strings.Join(c.JWTClients, "|"), ""},
+		{"JWTJWKSRefresh", c.JWTJWKSRefresh.String(), (5 * time.Minute).String()},
+		{"ScopeTokens", c.ScopeTokens, "broker:tokens"},
+		{"ScopeProfiles", c.ScopeProfiles, "broker:profiles"},
+		{"ScopeAdmin", c.ScopeAdmin, "broker:admin"},
+		{"ScopeEvents", c.ScopeEvents, "broker:events"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -126,6 +135,20 @@ func TestParse_Invalid(t *testing.T) {
 		{"BadReportDeadline", map[string]string{"BROKER_REPORT_DEADLINE": "0s"}, nil, "BROKER_REPORT_DEADLINE"},
 		{"BadReportRetention", map[string]string{"BROKER_REPORT_RETENTION": "a week"}, nil, "BROKER_REPORT_RETENTION"},
 		{"BadLogLevel", map[string]string{"BROKER_LOG_LEVEL": "loud"}, nil, "BROKER_LOG_LEVEL"},
+		{"UnknownProfile", map[string]string{"BROKER_JWT_PROFILE": "google"}, nil, "BROKER_JWT_PROFILE"},
+		{"ProfileInCaps", map[string]string{"BROKER_JWT_PROFILE": "Okta"}, nil, "BROKER_JWT_PROFILE"},
+		{"CognitoWithoutClients", map[string]string{"BROKER_JWT_PROFILE": "cognito", "BROKER_JWT_AUDIENCE": ""}, nil, "BROKER_JWT_CLIENTS"},
+		{"CognitoWithAudienceWithoutClients", map[string]string{"BROKER_JWT_PROFILE": "cognito"}, nil, "BROKER_JWT_CLIENTS"},
+		{"OktaWithoutAudience", map[string]string{"BROKER_JWT_PROFILE": "okta", "BROKER_JWT_AUDIENCE": ""}, nil, "BROKER_JWT_AUDIENCE"},
+		{"ClientsWithoutAlexa", map[string]string{"BROKER_JWT_CLIENTS": "companion,alexa-skill-client"}, nil, "BROKER_JWT_CLIENTS"},
+		{"ClientClaimRegistered", map[string]string{"BROKER_JWT_CLIENT_CLAIM": "sub"}, nil, "BROKER_JWT_CLIENT_CLAIM"},
+		{"ClientClaimSpaces", map[string]string{"BROKER_JWT_CLIENT_CLAIM": "client id"}, nil, "BROKER_JWT_CLIENT_CLAIM"},
+		{"ScopeClaimRegistered", map[string]string{"BROKER_JWT_SCOPE_CLAIMS": "scp,exp"}, nil, "BROKER_JWT_SCOPE_CLAIMS"},
+		{"JWKSRefreshTooShort", map[string]string{"BROKER_JWT_JWKS_REFRESH": "1s"}, nil, "BROKER_JWT_JWKS_REFRESH"},
+		{"JWKSRefreshTooLong", map[string]string{"BROKER_JWT_JWKS_REFRESH": "48h"}, nil, "BROKER_JWT_JWKS_REFRESH"},
+		{"ScopeWithSpace", map[string]string{"BROKER_SCOPE_TOKENS": "broker tokens"}, nil, "BROKER_SCOPE_TOKENS"},
+		{"ScopeTwice", map[string]string{"BROKER_SCOPE_ADMIN": "broker:tokens"}, nil, "BROKER_SCOPE_ADMIN"},
+		{"ScopeTwiceByFlag", nil, []string{"--scope-events", "Broker.Admin", "--scope-admin", "Broker.Admin"}, "BROKER_SCOPE_EVENTS"},
 		{"BadFlagValue", nil, []string{"--refresh-ahead", "soon"}, "--refresh-ahead"},
 		{"UnknownFlag", nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{"StrayArgument", nil, []string{"extra"}, "extra"},
@@ -152,6 +175,53 @@ func TestParse_Invalid(t *testing.T) {
 					t.Errorf("error %q contains a secret", msg)
 				}
 			}
+		})
+	}
+}
+
+// TestParse_Profiles: each vendor's usual settings are accepted as a partner
+// writes them.
+func TestParse_Profiles(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string // merged over validEnv; "" deletes
+		check func(t *testing.T, c config.Config)
+	}{
+		{"Cognito", map[string]string{"BROKER_JWT_PROFILE": "cognito", "BROKER_JWT_AUDIENCE": "",
+			"BROKER_JWT_CLIENTS": "alexa-skill-client, other ,companion", "BROKER_SCOPE_TOKENS": "broker-api/tokens"},
+			func(t *testing.T, c config.Config) {
+				if got, want := strings.Join(c.JWTClients, "|"), "alexa-skill-client|other|companion"; got != want {
+					t.Errorf("JWTClients = %q, want %q", got, want)
+				}
+				if c.ScopeTokens != "broker-api/tokens" {
+					t.Errorf("ScopeTokens = %q", c.ScopeTokens)
+				}
+			}},
+		{"Entra", map[string]string{"BROKER_JWT_PROFILE": "entra", "BROKER_SCOPE_TOKENS": "Broker.Tokens",
+			"BROKER_SCOPE_PROFILES": "Broker.Profiles", "BROKER_SCOPE_ADMIN": "Broker.Admin", "BROKER_SCOPE_EVENTS": "Broker.Events"},
+			func(t *testing.T, c config.Config) {
+				if c.JWTProfile != "entra" || c.ScopeAdmin != "Broker.Admin" || c.ScopeEvents != "Broker.Events" {
+					t.Errorf("config = %q %q %q", c.JWTProfile, c.ScopeAdmin, c.ScopeEvents)
+				}
+			}},
+		{"Overrides", map[string]string{"BROKER_JWT_PROFILE": "okta", "BROKER_JWT_CLIENT_CLAIM": "client_id",
+			"BROKER_JWT_SCOPE_CLAIMS": "scp, groups", "BROKER_JWT_JWKS_REFRESH": "1m"},
+			func(t *testing.T, c config.Config) {
+				if c.JWTClientClaim != "client_id" || strings.Join(c.JWTScopeClaims, "|") != "scp|groups" || c.JWTJWKSRefresh != time.Minute {
+					t.Errorf("config = %q %q %v", c.JWTClientClaim, c.JWTScopeClaims, c.JWTJWKSRefresh)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := validEnv()
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c, err := config.Parse(nil, getenv(env))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, c)
 		})
 	}
 }

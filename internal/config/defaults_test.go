@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -32,6 +34,12 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_REPORT_DEADLINE", c.ReportDeadline, reports.DefaultDeadline},
 		{"BROKER_REPORT_RETENTION", c.ReportRetention, reports.DefaultRetention},
 		{"BROKER_RESEAL_RATE", c.ResealRate, tokens.DefaultResealRate},
+		{"BROKER_JWT_PROFILE", c.JWTProfile, auth.DefaultProfile},
+		{"BROKER_JWT_JWKS_REFRESH", c.JWTJWKSRefresh, auth.DefaultJWKSRefreshInterval},
+		{"BROKER_SCOPE_TOKENS", c.ScopeTokens, server.ScopeTokens},
+		{"BROKER_SCOPE_PROFILES", c.ScopeProfiles, server.ScopeProfiles},
+		{"BROKER_SCOPE_ADMIN", c.ScopeAdmin, server.ScopeAdmin},
+		{"BROKER_SCOPE_EVENTS", c.ScopeEvents, server.ScopeEvents},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {

@@ -13,7 +13,8 @@ var (
 	// ErrUnsupportedGrantType is returned for a grant_type other than Alexa's two.
 	ErrUnsupportedGrantType = &tokens.Error{Code: tokens.EINVALID, Message: "unsupported grant_type"}
 	// ErrInvalidClient is returned when client_id is not an allowed Alexa client
-	// or differs from the bearer token's client_id claim.
+	// or differs from the bearer token's client, as its claim profile reads it
+	// (client_id, azp, cid or appid).
 	ErrInvalidClient = &tokens.Error{Code: tokens.EPERMISSION, Message: "client_id is not an allowed Alexa client of this token"}
 )
 

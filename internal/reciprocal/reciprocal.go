@@ -94,6 +94,9 @@ func (req Request) Validate() error {
 // (tokens.Service.Exchange), so that Alexa's retry of the code is answered
 // from it, or waits for it within its own Deadline.
 //
+// The form's client id must be one of the service's Alexa clients and equal
+// p.ClientID, the client that the token's claim profile reads.
+//
 // It returns an EINVALID error for a missing field, ErrUnsupportedGrantType,
 // an EUNAUTHENTICATED error when p names no user, ErrInvalidClient, an error
 // wrapping tokens.ErrInvalidGrant when LWA refused the code or the code belongs

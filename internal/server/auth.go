@@ -12,8 +12,10 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// The scopes a bearer token may carry (its scope claim); policy says which
-// methods each one opens.
+// The rights a bearer token may grant, named by their default scope names;
+// policy says which methods each one opens. Options.Scopes gives the names the
+// partner's authorization server actually uses (a Cognito scope is
+// RESOURCE_SERVER/NAME, an Entra app role a plain word).
 const (
 	// ScopeTokens lets the companion backend fetch partner tokens and read a
 	// user's link.
@@ -22,7 +24,33 @@ const (
 	ScopeProfiles = "broker:profiles"
 	// ScopeAdmin lets operators read, list, refresh and delete links.
 	ScopeAdmin = "broker:admin"
+	// ScopeEvents is the skill backend's right to report a link's events.
+	ScopeEvents = "broker:events"
 )
+
+// Scopes are the scope (or app role) names that grant each right. An empty
+// field keeps the right's default name (ScopeTokens, ...).
+type Scopes struct {
+	Tokens, Profiles, Admin, Events string
+}
+
+// grantedBy returns policy with every right replaced by the scope name that
+// grants it in names.
+func grantedBy(names Scopes) map[string][]string {
+	rename := map[string]string{ScopeTokens: names.Tokens, ScopeProfiles: names.Profiles, ScopeAdmin: names.Admin, ScopeEvents: names.Events}
+	granted := make(map[string][]string, len(policy))
+	for method, rights := range policy {
+		scopes := make([]string, len(rights))
+		for i, right := range rights {
+			scopes[i] = right
+			if name := rename[right]; name != "" {
+				scopes[i] = name
+			}
+		}
+		granted[method] = scopes
+	}
+	return granted
+}
 
 // anyUser marks methods that need an authenticated caller but no scope: the
 // reciprocal hand-over, whose user token carries none.
@@ -49,16 +77,18 @@ func public(method string) bool {
 
 // authInterceptor checks the bearer token of every call against policy and puts
 // the caller's Principal in the context. It is the one place where gRPC callers
-// and the gateway's HTTP callers are authenticated. It answers EPERMISSION for a
-// method policy does not list or a token without one of the method's scopes,
-// EUNAUTHENTICATED without a single bearer token, and authn's own errors
-// (EUNAUTHENTICATED, EUNAVAILABLE) unchanged.
-func authInterceptor(authn auth.Authenticator) grpc.UnaryServerInterceptor {
+// and the gateway's HTTP callers are authenticated. A right of policy is granted
+// by its name in scopes. It answers EPERMISSION for a method policy does not
+// list or a token without one of the method's scopes, EUNAUTHENTICATED without a
+// single bearer token, and authn's own errors (EUNAUTHENTICATED, EUNAVAILABLE)
+// unchanged.
+func authInterceptor(authn auth.Authenticator, names Scopes) grpc.UnaryServerInterceptor {
+	granted := grantedBy(names)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if public(info.FullMethod) {
 			return handler(ctx, req)
 		}
-		scopes, ok := policy[info.FullMethod]
+		scopes, ok := granted[info.FullMethod]
 		if !ok {
 			return nil, tokens.Errorf(tokens.EPERMISSION, "method is not open to callers")
 		}

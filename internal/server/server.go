@@ -69,6 +69,9 @@ type Options struct {
 	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
 	// them all with UNAUTHENTICATED (health and reflection stay open).
 	Authenticator auth.Authenticator
+	// Scopes are the scope names that grant each right; the zero value keeps
+	// the default names (ScopeTokens, ...).
+	Scopes Scopes
 }
 
 // NewRegistry returns a metrics registry holding the Go runtime and process
@@ -167,7 +170,7 @@ func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.Unary
 		metrics.UnaryServerInterceptor(),
 		logInterceptor(s.logger),
 		errorInterceptor(s.logger),
-		authInterceptor(s.authn),
+		authInterceptor(s.authn, s.opts.Scopes),
 	}
 }
 

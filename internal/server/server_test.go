@@ -493,3 +493,74 @@ func TestServer_Auth(t *testing.T) {
 		}
 	})
 }
+
+// literalScopes is a hand-written auth.Authenticator whose tokens name one
+// scope each, as the partner's server spells it.
+type literalScopes struct{}
+
+var _ auth.Authenticator = literalScopes{}
+
+var literalTokens = map[string]string{
+	"renamed-tokens": "Broker.Tokens", "renamed-admin": "api/broker.admin",
+	"default-tokens": server.ScopeTokens, "default-admin": server.ScopeAdmin,
+}
+
+func (literalScopes) Verify(_ context.Context, raw string) (auth.Principal, error) {
+	return auth.Principal{Subject: "companion", ClientID: "companion", Scopes: []string{literalTokens[raw]}}, nil
+}
+
+// TestServer_AuthScopeNames: with Options.Scopes, the partner's names grant
+// the rights, over gRPC and HTTP, and the default names no longer do.
+func TestServer_AuthScopeNames(t *testing.T) {
+	s := open(t, server.Options{
+		Services:      server.Services{Links: failingLinks{}},
+		Authenticator: literalScopes{},
+		Scopes:        server.Scopes{Tokens: "Broker.Tokens", Admin: "api/broker.admin"},
+	})
+	links := brokerv1.NewLinkServiceClient(dial(t, s))
+	read := func(ctx context.Context) error {
+		_, err := links.GetLink(ctx, &brokerv1.GetLinkRequest{UserId: "missing"})
+		return err
+	}
+	del := func(ctx context.Context) error {
+		_, err := links.DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "missing"})
+		return err
+	}
+	for _, tt := range []struct {
+		name, token  string
+		call         func(context.Context) error
+		method, path string
+		code         codes.Code
+		status       int
+	}{
+		{"ReadWithRenamedTokens", "renamed-tokens", read, "GET", "/v1/links/missing", codes.NotFound, http.StatusNotFound},
+		{"ReadWithRenamedAdmin", "renamed-admin", read, "GET", "/v1/links/missing", codes.NotFound, http.StatusNotFound},
+		{"ReadWithDefaultName", "default-tokens", read, "GET", "/v1/links/missing", codes.PermissionDenied, http.StatusForbidden},
+		// failingLinks has no DeleteLink: UNIMPLEMENTED means the call got past the check.
+		{"DeleteWithRenamedAdmin", "renamed-admin", del, "DELETE", "/v1/links/missing", codes.Unimplemented, http.StatusNotImplemented},
+		{"DeleteWithDefaultName", "default-admin", del, "DELETE", "/v1/links/missing", codes.PermissionDenied, http.StatusForbidden},
+		{"DeleteWithRenamedTokens", "renamed-tokens", del, "DELETE", "/v1/links/missing", codes.PermissionDenied, http.StatusForbidden},
+	} {
+		t.Run(tt.name+"/gRPC", func(t *testing.T) {
+			err := tt.call(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tt.token))
+			if got := status.Code(err); got != tt.code {
+				t.Errorf("code = %v (%v), want %v", got, err, tt.code)
+			}
+			if tt.code == codes.PermissionDenied && !strings.Contains(status.Convert(err).Message(), "api/broker.admin") {
+				t.Errorf("message %q does not name the scope as configured", status.Convert(err).Message())
+			}
+		})
+		t.Run(tt.name+"/HTTP", func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, "http://"+s.HTTPAddr()+tt.path, nil)
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+		})
+	}
+}
