@@ -25,6 +25,14 @@ const maxGatewayBody = 1 << 20
 // gatewayMux is the grpc-gateway mux, set up so that JSON has the API's
 // documented shapes: proto field names, bare enum names, every field present,
 // unknown fields refused, 202 Accepted for a submitted profile report.
+//
+// An id in a path ({user_id}, {message_id}) is one percent-encoded path
+// segment, decoded once: every id the broker accepts is addressable, also one
+// with '/', '%', ':', spaces or any other character, since the mux splits the
+// path at its raw '/' only (UnescapingModeAllExceptReserved) and decodes each
+// single-segment variable whole. The ids "." and ".." are sent as %2E and
+// %2E%2E, as a bare dot segment is path syntax that clients and
+// http.ServeMux remove.
 func gatewayMux() *runtime.ServeMux {
 	jsonpb := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -33,6 +41,7 @@ func gatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonpb),
 		runtime.WithErrorHandler(gatewayError),
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
 				return requestIDHeader, true

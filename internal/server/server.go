@@ -69,6 +69,9 @@ type Options struct {
 	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
 	// them all with UNAUTHENTICATED (health and reflection stay open).
 	Authenticator auth.Authenticator
+	// Keepalive bounds the gRPC port's connections; zero fields take
+	// DefaultKeepalive's.
+	Keepalive Keepalive
 }
 
 // NewRegistry returns a metrics registry holding the Go runtime and process
@@ -121,10 +124,10 @@ func New(opts Options) (*Server, error) {
 	if err := s.registry.Register(grpcMetrics); err != nil {
 		return nil, fmt.Errorf("register gRPC metrics: %w", err)
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors(grpcMetrics)...),
-		grpc.MaxRecvMsgSize(1<<20),
-	)
+		grpc.MaxRecvMsgSize(1 << 20),
+	}, opts.Keepalive.serverOptions()...)...)
 	s.registerServices()
 	grpcMetrics.InitializeMetrics(s.grpc)
 
