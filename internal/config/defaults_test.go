@@ -8,6 +8,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/lwa"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
@@ -31,6 +32,8 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_REFRESH_AHEAD", c.RefreshAhead, tokens.DefaultRefreshAhead},
 		{"BROKER_REPORT_DEADLINE", c.ReportDeadline, reports.DefaultDeadline},
 		{"BROKER_REPORT_RETENTION", c.ReportRetention, reports.DefaultRetention},
+		{"BROKER_AUTHORIZE_RATE_USER", reciprocal.Rate(c.AuthorizeRateUser), reciprocal.DefaultUserRate},
+		{"BROKER_AUTHORIZE_RATE_CLIENT", reciprocal.Rate(c.AuthorizeRateClient), reciprocal.DefaultClientRate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {

@@ -16,7 +16,8 @@ var _ tokens.ClaimSweeper = (*Store)(nil)
 // sweepBatch is how many claims one write transaction of DeleteExpiredClaims
 // looks at, so that a large "codes" bucket never holds bbolt's single writer
 // lock for long: hand-overs and token refreshes write between two batches.
-const sweepBatch = 1000
+// Tests make it smaller.
+var sweepBatch = 1000
 
 // DeleteExpiredClaims removes every code claim that expired before before, as
 // tokens.ClaimSweeper specifies, looking at sweepBatch claims per write

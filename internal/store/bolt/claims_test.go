@@ -5,11 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/storetest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 func TestStore_ClaimSweeper(t *testing.T) {
+	// Batches of 7 claims: the suite's sweeps cross batch boundaries.
+	bolt.SetSweepBatch(t, 7)
 	storetest.RunClaimSweeper(t, func(t *testing.T) storetest.SweepingStore {
 		return openTemp(t)
 	})
