@@ -68,6 +68,22 @@ func TestIDs_AddressableOverHTTP(t *testing.T) {
 	}
 }
 
+// TestIDs_NotUTF8Refused: a path or query that is not UTF-8 once decoded names
+// no id the broker accepts (ids are UTF-8 strings) and is refused with 400.
+func TestIDs_NotUTF8Refused(t *testing.T) {
+	h := newHarness(t)
+	admin := h.clientToken("broker:admin")
+	for _, path := range []string{"/v1/links/%FF", "/v1/links/a%C3:refresh", "/v1/profile-reports/%FE%FF", "/v1/links?page_token=%FF"} {
+		method := "GET"
+		if strings.HasSuffix(path, ":refresh") {
+			method = "POST"
+		}
+		if status, body := h.call(method, path, admin, ""); status != http.StatusBadRequest || !strings.Contains(body, `"code":3`) {
+			t.Errorf("%s %s = %d %s, want 400 INVALID_ARGUMENT", method, path, status, body)
+		}
+	}
+}
+
 // pathSegment is id as one path segment, as the README asks callers to send
 // it: percent-encoded (url.PathEscape), with "." and ".." as %2E and %2E%2E.
 func pathSegment(id string) string {
