@@ -110,6 +110,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.closers = append(m.closers, func() error { return m.drain(tokenService) })
 	handover := reciprocal.NewService(tokenService, c.AlexaClientIDs)
 	handover.Region = c.AlexaRegion
+	limiter := reciprocal.NewLimiter(reciprocal.Rate(c.AuthorizeRateUser), reciprocal.Rate(c.AuthorizeRateClient), m.Now)
+	formHandler := reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal"))
+	formHandler.Limiter = limiter
 
 	registry := server.NewRegistry()
 	reportMetrics, err := server.NewReportMetrics(registry)
@@ -143,9 +146,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Registry:      registry,
 		Authenticator: verifier,
 		Scopes:        server.Scopes{Tokens: c.ScopeTokens, Profiles: c.ScopeProfiles, Admin: c.ScopeAdmin, Events: c.ScopeEvents},
-		Reciprocal:    reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal")),
+		Reciprocal:    formHandler,
 		Services: server.Services{
-			Reciprocal:    server.NewReciprocalService(handover),
+			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(tokenService, m.Now),
 			Links:         server.NewLinkService(tokenService),
 			Reports:       server.NewProfileReportService(reportService),
@@ -165,6 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval) })
 	wg.Go(func() { deliverer.Run(bg) })
 	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
+	wg.Go(func() { tokenService.SweepClaimsInBackground(bg, claimSweepInterval) })
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
 	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
@@ -174,6 +178,10 @@ func (m *Main) Run(ctx context.Context) error {
 // backgroundRefreshInterval is how often background refresh looks for links
 // about to need a refresh.
 const backgroundRefreshInterval = 30 * time.Second
+
+// claimSweepInterval is how often expired code claims are removed from a
+// store that keeps them (bbolt; DynamoDB's time to live removes its own).
+const claimSweepInterval = 10 * time.Minute
 
 // store is what the broker keeps: links and the reports outbox.
 type store interface {

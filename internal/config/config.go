@@ -90,6 +90,38 @@ type Config struct {
 	ReportRetention time.Duration
 
 	LogLevel string
+
+	// AuthorizeRateUser and AuthorizeRateClient limit the reciprocal
+	// hand-overs of each user and of each client.
+	AuthorizeRateUser   Rate
+	AuthorizeRateClient Rate
+}
+
+// Rate is a rate limit: Count per Per, up to Count at once; a zero Count is no
+// limit. It is written COUNT/PER, like 10/1m, or 0.
+type Rate struct {
+	Count int
+	Per   time.Duration
+}
+
+// rate returns the bind of a Rate setting: COUNT/PER with a positive count and
+// duration, or 0 for no limit.
+func rate(dst func(*Config) *Rate) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.TrimSpace(v)
+		if v == "0" {
+			*dst(c) = Rate{}
+			return nil
+		}
+		count, per, ok := strings.Cut(v, "/")
+		n, err := strconv.Atoi(count)
+		d, derr := time.ParseDuration(per)
+		if !ok || err != nil || derr != nil || n <= 0 || d <= 0 {
+			return errors.New("must be COUNT/PERIOD with a positive count and duration (like 10/1m), or 0 for no limit")
+		}
+		*dst(c) = Rate{Count: n, Per: d}
+		return nil
+	}
 }
 
 // setting describes one flag and its environment variable.
@@ -225,6 +257,10 @@ var settings = []setting{
 		bind: duration(func(c *Config) *time.Duration { return &c.ReportRetention })},
 	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		bind: str(func(c *Config) *string { return &c.LogLevel })},
+	{flag: "authorize-rate-user", env: "BROKER_AUTHORIZE_RATE_USER", def: "10/1m", usage: "reciprocal hand-overs one user may make: COUNT/PERIOD, COUNT at once; beyond it 429 with Retry-After; 0 turns it off",
+		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateUser })},
+	{flag: "authorize-rate-client", env: "BROKER_AUTHORIZE_RATE_CLIENT", def: "1200/1m", usage: "reciprocal hand-overs one client (the JWT's client) may make: COUNT/PERIOD, COUNT at once; 0 turns it off",
+		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateClient })},
 }
 
 // Names returns the environment variable of every setting the broker knows, in

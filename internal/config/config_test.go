@@ -149,6 +149,10 @@ func TestParse_Invalid(t *testing.T) {
 		{"ScopeWithSpace", map[string]string{"BROKER_SCOPE_TOKENS": "broker tokens"}, nil, "BROKER_SCOPE_TOKENS"},
 		{"ScopeTwice", map[string]string{"BROKER_SCOPE_ADMIN": "broker:tokens"}, nil, "BROKER_SCOPE_ADMIN"},
 		{"ScopeTwiceByFlag", nil, []string{"--scope-events", "Broker.Admin", "--scope-admin", "Broker.Admin"}, "BROKER_SCOPE_EVENTS"},
+		{"BadUserRate", map[string]string{"BROKER_AUTHORIZE_RATE_USER": "10 a minute"}, nil, "BROKER_AUTHORIZE_RATE_USER"},
+		{"ZeroPeriodUserRate", map[string]string{"BROKER_AUTHORIZE_RATE_USER": "10/0s"}, nil, "BROKER_AUTHORIZE_RATE_USER"},
+		{"NegativeClientRate", map[string]string{"BROKER_AUTHORIZE_RATE_CLIENT": "-5/1s"}, nil, "BROKER_AUTHORIZE_RATE_CLIENT"},
+		{"ClientRateWithoutPeriod", map[string]string{"BROKER_AUTHORIZE_RATE_CLIENT": "100"}, nil, "BROKER_AUTHORIZE_RATE_CLIENT"},
 		{"BadFlagValue", nil, []string{"--refresh-ahead", "soon"}, "--refresh-ahead"},
 		{"UnknownFlag", nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{"StrayArgument", nil, []string{"extra"}, "extra"},
@@ -287,5 +291,28 @@ func TestNames(t *testing.T) {
 		if !strings.HasPrefix(name, "BROKER_") || !strings.Contains(out.String(), ", "+name+"\n") {
 			t.Errorf("Names() has %q, which usage does not list", name)
 		}
+	}
+}
+
+func TestParse_AuthorizeRates(t *testing.T) {
+	for _, tt := range []struct {
+		name, value string
+		want        config.Rate
+	}{
+		{"PerMinute", "10/1m", config.Rate{Count: 10, Per: time.Minute}},
+		{"PerSecond", " 50/1s ", config.Rate{Count: 50, Per: time.Second}},
+		{"Off", "0", config.Rate{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := validEnv()
+			env["BROKER_AUTHORIZE_RATE_USER"], env["BROKER_AUTHORIZE_RATE_CLIENT"] = tt.value, tt.value
+			c, err := config.Parse(nil, getenv(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AuthorizeRateUser != tt.want || c.AuthorizeRateClient != tt.want {
+				t.Errorf("rates of %q = %+v and %+v, want %+v", tt.value, c.AuthorizeRateUser, c.AuthorizeRateClient, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
 	"github.com/reciprocal-broker/broker/internal/lwa"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/server"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -40,6 +41,8 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_SCOPE_PROFILES", c.ScopeProfiles, server.ScopeProfiles},
 		{"BROKER_SCOPE_ADMIN", c.ScopeAdmin, server.ScopeAdmin},
 		{"BROKER_SCOPE_EVENTS", c.ScopeEvents, server.ScopeEvents},
+		{"BROKER_AUTHORIZE_RATE_USER", reciprocal.Rate(c.AuthorizeRateUser), reciprocal.DefaultUserRate},
+		{"BROKER_AUTHORIZE_RATE_CLIENT", reciprocal.Rate(c.AuthorizeRateClient), reciprocal.DefaultClientRate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {

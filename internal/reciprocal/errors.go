@@ -35,11 +35,14 @@ var (
 //	wraps ErrInvalidClient                     invalid_client           400
 //	any other EINVALID                         invalid_request          400
 //	EUNAUTHENTICATED                           invalid_token            401
+//	ERATELIMIT (Limiter)                       temporarily_unavailable  429
 //	EUNAVAILABLE                               temporarily_unavailable  503
 //	anything else                              server_error             500
 //
 // invalid_token is RFC 6750's code (§3.1) for a bearer token that is not
 // accepted; a 401 also carries WWW-Authenticate: Bearer error="invalid_token".
+// RFC 6749 has no code for a caller that asks too often; temporarily_unavailable
+// says to try again later, and the 429 carries Retry-After.
 // The handler answers three cases of its own before the service is asked: a
 // method other than POST (invalid_request, 405); a form it cannot read, an
 // Authorization header neither Bearer nor Basic, or a token both in the header
@@ -59,6 +62,8 @@ func oauthError(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case tokens.EUNAUTHENTICATED:
 		return "invalid_token", http.StatusUnauthorized
+	case tokens.ERATELIMIT:
+		return "temporarily_unavailable", http.StatusTooManyRequests
 	case tokens.EUNAVAILABLE:
 		return "temporarily_unavailable", http.StatusServiceUnavailable
 	}

@@ -7,7 +7,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -23,6 +25,11 @@ type Handler struct {
 	service *Service
 	authn   auth.Authenticator
 	logger  *slog.Logger
+
+	// Limiter limits the hand-overs of each user and each client; one beyond
+	// the limit is answered 429 with Retry-After and costs no LWA call. Set it
+	// before the Handler serves; nil limits nothing.
+	Limiter *Limiter
 }
 
 // NewHandler returns the endpoint's HTTP handler: authn verifies the user's
@@ -72,6 +79,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if tokens.ErrorCode(err) == tokens.EUNAUTHENTICATED {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
+		h.fail(w, r, err)
+		return
+	}
+	if wait, err := h.Limiter.Allow(p); err != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		h.fail(w, r, err)
 		return
 	}

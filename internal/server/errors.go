@@ -39,6 +39,7 @@ var outcomes = map[tokens.Code]outcome{
 	tokens.ERELINK:          {codes.FailedPrecondition, http.StatusPreconditionFailed},
 	tokens.ECONFLICT:        {codes.Aborted, http.StatusConflict},
 	tokens.EUNAVAILABLE:     {codes.Unavailable, http.StatusServiceUnavailable},
+	tokens.ERATELIMIT:       {codes.ResourceExhausted, http.StatusTooManyRequests},
 	tokens.EUNIMPLEMENTED:   {codes.Unimplemented, http.StatusNotImplemented},
 	tokens.EINTERNAL:        {codes.Internal, http.StatusInternalServerError},
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 // maxGatewayBody bounds JSON request bodies on the gateway.
@@ -25,6 +27,14 @@ const maxGatewayBody = 1 << 20
 // gatewayMux is the grpc-gateway mux, set up so that JSON has the API's
 // documented shapes: proto field names, bare enum names, every field present,
 // unknown fields refused, 202 Accepted for a submitted profile report.
+//
+// An id in a path ({user_id}, {message_id}) is one percent-encoded path
+// segment, decoded once: every id the broker accepts is addressable, also one
+// with '/', '%', ':', spaces or any other character, since the mux splits the
+// path at its raw '/' only (UnescapingModeAllExceptReserved) and decodes each
+// single-segment variable whole. The ids "." and ".." are sent as %2E and
+// %2E%2E, as a bare dot segment is path syntax that clients and
+// http.ServeMux remove.
 func gatewayMux() *runtime.ServeMux {
 	jsonpb := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -33,6 +43,7 @@ func gatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonpb),
 		runtime.WithErrorHandler(gatewayError),
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
 				return requestIDHeader, true
@@ -110,7 +121,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		})
 	}
 	s.gateway = gatewayMux()
-	gateway := http.MaxBytesHandler(s.gateway, maxGatewayBody)
+	gateway := http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", instrument("healthz", http.HandlerFunc(s.health.Livez)))
@@ -119,6 +130,28 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
 	mux.Handle("/", instrument("gateway", gateway))
 	return s.logRequests(mux), nil
+}
+
+// utf8Only refuses a gateway request whose path or query is not UTF-8 once
+// percent-decoded (like /v1/links/%FF) with INVALID_ARGUMENT, 400: the API's
+// ids and fields are proto strings, which hold only UTF-8, so no id the broker
+// accepts can be named so, and the request would otherwise fail as the gRPC
+// hop marshals it.
+func utf8Only(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		valid := utf8.ValidString(r.URL.Path)
+		for name, values := range r.URL.Query() {
+			valid = valid && utf8.ValidString(name)
+			for _, v := range values {
+				valid = valid && utf8.ValidString(v)
+			}
+		}
+		if !valid {
+			gatewayError(r.Context(), nil, nil, w, r, tokens.Errorf(tokens.EINVALID, "the path or query is not UTF-8 once percent-decoded"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // logRequests gives every HTTP request an id (the caller's X-Request-Id when it

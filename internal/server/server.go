@@ -72,6 +72,9 @@ type Options struct {
 	// Scopes are the scope names that grant each right; the zero value keeps
 	// the default names (ScopeTokens, ...).
 	Scopes Scopes
+	// Keepalive bounds the gRPC port's connections; zero fields take
+	// DefaultKeepalive's.
+	Keepalive Keepalive
 }
 
 // NewRegistry returns a metrics registry holding the Go runtime and process
@@ -124,10 +127,10 @@ func New(opts Options) (*Server, error) {
 	if err := s.registry.Register(grpcMetrics); err != nil {
 		return nil, fmt.Errorf("register gRPC metrics: %w", err)
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors(grpcMetrics)...),
-		grpc.MaxRecvMsgSize(1<<20),
-	)
+		grpc.MaxRecvMsgSize(1 << 20),
+	}, opts.Keepalive.serverOptions()...)...)
 	s.registerServices()
 	grpcMetrics.InitializeMetrics(s.grpc)
 

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
@@ -16,22 +19,30 @@ import (
 // domain; errors go back unchanged, and errorInterceptor maps their codes. The
 // caller has passed authInterceptor before any of them is called.
 
-// NewReciprocalService returns the gRPC face of Alexa's hand-over. Its errors
-// go through the broker's error table, not the form endpoint's RFC 6749 one.
-func NewReciprocalService(s *reciprocal.Service) brokerv1.ReciprocalServiceServer {
-	return &reciprocalService{s: s}
+// NewReciprocalService returns the gRPC face of Alexa's hand-over, limited by
+// limiter (nil limits nothing) as the form endpoint is. Its errors go through
+// the broker's error table, not the form endpoint's RFC 6749 one.
+func NewReciprocalService(s *reciprocal.Service, limiter *reciprocal.Limiter) brokerv1.ReciprocalServiceServer {
+	return &reciprocalService{s: s, limiter: limiter}
 }
 
 // reciprocalService is the gRPC face of Alexa's hand-over.
 type reciprocalService struct {
 	brokerv1.UnimplementedReciprocalServiceServer
-	s *reciprocal.Service
+	s       *reciprocal.Service
+	limiter *reciprocal.Limiter
 }
 
-// Authorize hands the code over for the user that the caller's token names;
-// errors are those of reciprocal.Service.Authorize.
+// Authorize hands the code over for the user that the caller's token names.
+// It returns an ERATELIMIT error (RESOURCE_EXHAUSTED, with the seconds to wait
+// in the retry-after header) when the user or the client asked too often, and
+// the errors of reciprocal.Service.Authorize.
 func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.AuthorizeRequest) (*brokerv1.AuthorizeResponse, error) {
 	p, _ := auth.FromContext(ctx)
+	if wait, err := r.limiter.Allow(p); err != nil {
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(int(wait/time.Second))))
+		return nil, err
+	}
 	err := r.s.Authorize(ctx, p, reciprocal.Request{
 		GrantType: req.GetGrantType(), Code: tokens.Secret(req.GetCode()), ClientID: req.GetClientId(),
 	})

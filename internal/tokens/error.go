@@ -19,6 +19,7 @@ const (
 	ERELINK          Code = "relink_required" // the user must link the skill again
 	ECONFLICT        Code = "conflict"        // a concurrent writer won; try again
 	EUNAVAILABLE     Code = "unavailable"     // a dependency (store, Amazon) cannot be reached
+	ERATELIMIT       Code = "rate_limited"    // the caller asked too often; try again later
 	EUNIMPLEMENTED   Code = "unimplemented"   // the method is not built yet
 	EINTERNAL        Code = "internal"        // a bug or a misconfiguration; never detailed to callers
 )

@@ -1,14 +1,15 @@
 // Package bolt is the broker's embedded store: links, code claims and refresh
-// leases (tokens.Store and tokens.Leaser) and the reports outbox (reports.Store),
-// kept in one bbolt file on local disk. It is the default store
-// (BROKER_STORE=bolt:PATH) and fits a single broker process: bbolt's file lock
-// keeps other processes out, so several instances sharing links need the
-// DynamoDB store.
+// leases (tokens.Store, tokens.ClaimSweeper and tokens.Leaser) and the reports
+// outbox (reports.Store), kept in one bbolt file on local disk. It is the
+// default store (BROKER_STORE=bolt:PATH) and fits a single broker process:
+// bbolt's file lock keeps other processes out, so several instances sharing
+// links need the DynamoDB store.
 //
 // The file holds five buckets:
 //
 //	links     user id → link record
-//	codes     code hash → code claim: who claimed the code, and until when
+//	codes     code hash → code claim: who claimed the code, and until when;
+//	          removed by DeleteExpiredClaims once expired
 //	leases    user id → refresh lease: who holds it, and until when
 //	reports   message id → report
 //	pending   user id, a zero byte, big-endian sequence → message id of a PENDING report
@@ -236,7 +237,8 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 // the code's owner, as tokens.Store specifies, in one write transaction. A claim
 // that stands is left as it is, also when its owner claims it again; a claim that
 // is taken over, or renewed by its owner after it expired, gets the new expires.
-// Expired claims stay in the file until they are claimed again.
+// Expired claims stay in the file until they are claimed again or
+// DeleteExpiredClaims removes them.
 //
 // It returns an EINVALID error when tokens.ValidateClaim refuses the arguments or
 // codeHash is longer than a bbolt key, an EUNAVAILABLE error when the database

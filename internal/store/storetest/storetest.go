@@ -3,7 +3,8 @@
 // DynamoDB, the domain's hand-written fake) runs from its own tests, so that all
 // stores behave alike and the domain can rely on exactly what the ports' doc
 // comments say. Run checks a Store, RunLeases a Leaser, RunReports a
-// reports.Store.
+// reports.Store, RunClaimSweeper a store that removes its expired code claims
+// (tokens.ClaimSweeper).
 //
 // Beyond the doc comments of tokens.Store, the suite pins down:
 //

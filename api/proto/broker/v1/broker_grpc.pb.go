@@ -64,6 +64,9 @@ type ReciprocalServiceClient interface {
 	// PERMISSION_DENIED when client_id is not an allowed Alexa client or differs
 	// from the token's client_id claim; UNAUTHENTICATED when the token names no
 	// user; UNAVAILABLE when LWA or the store cannot be reached in time.
+	// RESOURCE_EXHAUSTED when the user or the client made more hand-overs than
+	// the broker's rate limits allow, with the seconds to wait in the
+	// retry-after response header; nothing is asked of LWA then.
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
 }
 
@@ -106,6 +109,9 @@ type ReciprocalServiceServer interface {
 	// PERMISSION_DENIED when client_id is not an allowed Alexa client or differs
 	// from the token's client_id claim; UNAUTHENTICATED when the token names no
 	// user; UNAVAILABLE when LWA or the store cannot be reached in time.
+	// RESOURCE_EXHAUSTED when the user or the client made more hand-overs than
+	// the broker's rate limits allow, with the seconds to wait in the
+	// retry-after response header; nothing is asked of LWA then.
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
 	mustEmbedUnimplementedReciprocalServiceServer()
 }
@@ -492,7 +498,9 @@ const (
 //
 // LinkService lets operators and the companion backend inspect and manage
 // links. GetLink needs the scope broker:tokens or broker:admin; the other rpcs
-// need broker:admin.
+// need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
+// ".." as %2E and %2E%2E.
 type LinkServiceClient interface {
 	// GetLink returns a user's link, without any token.
 	//
@@ -573,7 +581,9 @@ func (c *linkServiceClient) RefreshLink(ctx context.Context, in *RefreshLinkRequ
 //
 // LinkService lets operators and the companion backend inspect and manage
 // links. GetLink needs the scope broker:tokens or broker:admin; the other rpcs
-// need broker:admin.
+// need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
+// ".." as %2E and %2E%2E.
 type LinkServiceServer interface {
 	// GetLink returns a user's link, without any token.
 	//
