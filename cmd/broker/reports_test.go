@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/reports"
 )
 
 // jenny is a valid profile report body for user, in the API's JSON.
@@ -142,6 +143,10 @@ func TestProfileReports(t *testing.T) {
 			{"NoGet", `"supportedOperations":["Add","Delete","Get"]`, `"supportedOperations":["Add"]`, "profiles[0].capabilities[0].supportedOperations"},
 			{"BadType", `"type":"AlexaInterface","version":"1","supportedOperations":["Add","Delete","Get"]`, `"type":"Other","version":"1","supportedOperations":["Add","Delete","Get"]`, "profiles[0].capabilities[0].type"},
 			{"NoProfileID", `"profileId":"baby-7f3c",`, ``, "profiles[0].profileId"},
+			{"BlankNickname", `"nickNames":["Baby","Jenny"]`, `"nickNames":["Baby","  "]`, "profiles[0].name.nickNames[1]"},
+			{"BlankFirstName", `"firstName":"Jennifer"`, `"firstName":" \t"`, "profiles[0].name.firstName"},
+			{"BlankProfileID", `"profileId":"baby-7f3c"`, `"profileId":"   "`, "profiles[0].profileId"},
+			{"BodyTooLarge", `"nickNames":["Baby","Jenny"]`, `"nickNames":["Baby","` + strings.Repeat("y", reports.MaxBodyBytes) + `"]`, "profiles: "},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				body := strings.Replace(jenny("parent", ""), tt.from, tt.to, 1)

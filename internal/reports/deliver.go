@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -26,6 +28,9 @@ const (
 	claimTTL = 3*sendTimeout + 30*time.Second
 	// sweepInterval is how often Run removes finished reports.
 	sweepInterval = time.Hour
+	// releaseTimeout bounds the write that gives a user's delivery claim
+	// back, also when Run's context has ended.
+	releaseTimeout = 5 * time.Second
 )
 
 // Deliverer sends pending reports to the Alexa Health API in the background:
@@ -33,8 +38,16 @@ const (
 // the user's newest report first (each report is the user's whole profile set,
 // so once the newest is delivered the older ones are SUPERSEDED, never sent); a
 // failure that may pass is retried after an exponential backoff with jitter,
-// never sooner than Retry-After, until Deadline. Before each attempt it claims
-// the report in the store, so that several processes can share one outbox.
+// never sooner than Retry-After, until Deadline.
+//
+// Users are served fairly: the outbox is read one report per user (the
+// newest, when due), so a user's backlog or failures delay only that user.
+// Deliverers may share one outbox (several broker instances): before it
+// serves a user, a Deliverer takes the user's delivery claim in the store
+// (Store.ClaimDelivery), so one user's reports are sent by one deliverer at a
+// time, and a report older than one already delivered (the user's delivered
+// mark) is superseded, never sent. Before each attempt it also claims the
+// report itself, so that the report is not due again while it is being sent.
 // Set its fields before Run.
 type Deliverer struct {
 	service *Service
@@ -54,9 +67,10 @@ type Deliverer struct {
 	// from MinBackoff up to MaxBackoff, then ±50 % jitter spreads it.
 	MinBackoff, MaxBackoff time.Duration
 
-	wake chan struct{}
-	mu   sync.Mutex
-	busy map[string]bool // users being served
+	owner string // this deliverer's name in delivery claims
+	wake  chan struct{}
+	mu    sync.Mutex
+	busy  map[string]bool // users being served
 }
 
 // NewDeliverer returns a Deliverer of s's reports through sender. Reports that
@@ -66,7 +80,7 @@ func NewDeliverer(s *Service, sender Sender) *Deliverer {
 		service: s, sender: sender,
 		Deadline: DefaultDeadline, Retention: DefaultRetention, Concurrency: DefaultConcurrency,
 		PollInterval: time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Minute,
-		wake: make(chan struct{}, 1), busy: map[string]bool{},
+		owner: uuid.NewString(), wake: make(chan struct{}, 1), busy: map[string]bool{},
 	}
 	s.wake = d.wake
 	return d
@@ -93,7 +107,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				d.service.Logger.InfoContext(ctx, "removed finished reports", "count", n)
 			}
 		}
-		due, err := d.service.store.PendingReports(ctx, now, tokens.MaxPageSize)
+		due, err := d.service.store.DueReports(ctx, now, tokens.MaxPageSize)
 		if err != nil && ctx.Err() == nil {
 			d.service.Logger.WarnContext(ctx, "reading the outbox failed", "err", err.Error())
 		}
@@ -112,7 +126,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				defer d.release(user)
-				if !d.deliverUser(ctx, user) {
+				if !d.serveUser(ctx, user) {
 					return // nothing was due: wait for the next poll or wake
 				}
 				select { // look again: the user may have more due
@@ -146,19 +160,62 @@ func (d *Deliverer) release(user string) {
 	d.mu.Unlock()
 }
 
+// serveUser takes the user's delivery claim for one attempt, delivers under
+// it and gives it back. It reports whether it stored an outcome; false when
+// another deliverer holds the claim.
+func (d *Deliverer) serveUser(ctx context.Context, user string) bool {
+	s := d.service
+	now := s.Now()
+	mark, held, err := s.store.ClaimDelivery(ctx, user, d.owner, now, now.Add(claimTTL))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Logger.WarnContext(ctx, "claiming a user's delivery failed", "user_id", user, "err", err.Error())
+		}
+		return false
+	}
+	if !held {
+		return false // another deliverer serves the user
+	}
+	defer func() {
+		// Give the claim back even when ctx has ended (shutdown), so that
+		// another instance need not wait for it to run out.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if err := s.store.ReleaseDelivery(rctx, user, d.owner); err != nil {
+			s.Logger.WarnContext(ctx, "releasing a user's delivery failed", "user_id", user, "err", err.Error())
+		}
+	}()
+	return d.deliverUser(ctx, user, mark)
+}
+
 // deliverUser makes one attempt at the user's newest pending report and, once
-// it is delivered, supersedes the older ones. It reports whether it stored an
-// outcome.
-func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
+// it is delivered, supersedes the older ones; reports older than the user's
+// delivered mark are superseded without an attempt. It reports whether it
+// stored an outcome.
+func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bool {
 	s := d.service
 	pending, err := s.store.UserPendingReports(ctx, user)
-	if err != nil || len(pending) == 0 {
+	if err != nil {
 		return false
+	}
+	// A report older than one delivered already must not reach Alexa after
+	// it: it is moot. (Its supersession was not stored, or is not visible
+	// yet, when the deliverer that delivered the newer one stopped.)
+	stored := false
+	for len(pending) > 0 && pending[0].Seq < mark {
+		if d.finish(ctx, pending[0], StateSuperseded, "a newer report of the user was delivered") {
+			s.observer().Superseded()
+			stored = true
+		}
+		pending = pending[1:]
+	}
+	if len(pending) == 0 {
+		return stored
 	}
 	r := pending[len(pending)-1]
 	now := s.Now()
 	if r.NextAttemptAt.After(now) {
-		return false
+		return stored
 	}
 	if now.Sub(r.SubmittedAt) > d.Deadline {
 		for _, old := range pending {
@@ -166,9 +223,11 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
 		}
 		return true
 	}
-	// Claim the report for the length of one attempt, so that another
-	// broker instance sharing the outbox does not send it too; should this
-	// process die mid-send, the claim runs out and the report is sent again.
+	// Claim the report for the length of one attempt: the write checks that
+	// the report is still pending as read (the outbox's index may lag), and
+	// the report is not due while it is being sent, so that DueReports leaves
+	// its user out. Should this process die mid-send, this claim and the
+	// user's run out, and the report is sent again.
 	r.NextAttemptAt = now.Add(claimTTL)
 	if !d.put(ctx, r) {
 		return false
@@ -178,6 +237,9 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string) bool {
 	var retry *RetryError
 	switch {
 	case err == nil:
+		// Storing r as DELIVERED raises the user's delivered mark: should
+		// this process stop before the older reports are superseded, the
+		// next deliverer of the user supersedes them and sends none.
 		r.DeliveredAt = s.Now()
 		if d.finish(ctx, r, StateDelivered, "") {
 			s.observer().Delivered(r.DeliveredAt.Sub(r.SubmittedAt))

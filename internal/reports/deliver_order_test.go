@@ -133,3 +133,56 @@ func TestDeliverer_Concurrency(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliverer_DeliveryClaim: the deliverer sends a user's reports only under
+// the user's delivery claim in the store, gives it back after, and never sends
+// a report older than the user's delivered mark.
+func TestDeliverer_DeliveryClaim(t *testing.T) {
+	t.Run("HeldByAnother", func(t *testing.T) {
+		inBubble(t, func(t *testing.T, h *deliverHarness) {
+			now := time.Now()
+			if _, held, err := h.store.ClaimDelivery(t.Context(), "u1", "another instance", now, now.Add(time.Minute)); err != nil || !held {
+				t.Fatalf("ClaimDelivery = %v, %v", held, err)
+			}
+			h.submit(t, "u1", "m1")
+			h.submit(t, "u2", "m2")
+			h.start(t)
+			synctest.Wait()
+			assertSent(t, h.sender, "m2")
+
+			advance(time.Minute + h.d.PollInterval) // the other instance's claim runs out
+			assertSent(t, h.sender, "m2", "m1")
+			assertState(t, h.report(t, "m1"), reports.StateDelivered)
+		})
+	})
+
+	t.Run("Released", func(t *testing.T) {
+		inBubble(t, func(t *testing.T, h *deliverHarness) {
+			h.firstAttempt(t)
+			now := time.Now()
+			if _, held, err := h.store.ClaimDelivery(t.Context(), "u1", "another instance", now, now.Add(time.Minute)); err != nil || !held {
+				t.Errorf("ClaimDelivery after a delivery = %v, %v; want the claim given back", held, err)
+			}
+		})
+	})
+
+	t.Run("OlderThanDelivered", func(t *testing.T) {
+		inBubble(t, func(t *testing.T, h *deliverHarness) {
+			// Another instance delivered m2 and stopped before it superseded
+			// m1, which its index still showed pending.
+			h.submit(t, "u1", "m1")
+			m2 := h.submit(t, "u1", "m2")
+			m2.State, m2.FinishedAt, m2.DeliveredAt = reports.StateDelivered, time.Now(), time.Now()
+			if err := h.store.PutReport(t.Context(), m2); err != nil {
+				t.Fatal(err)
+			}
+			h.start(t)
+			synctest.Wait()
+
+			assertSent(t, h.sender)
+			m1 := h.report(t, "m1")
+			assertState(t, m1, reports.StateSuperseded)
+			assertAttempts(t, m1, 0)
+		})
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,25 +17,34 @@ import (
 )
 
 // memReports is an in-memory reports.Store: a map behind a mutex, deep copies
-// in and out, a store-wide counter for Seq and Version, and EUNAVAILABLE once
-// the caller's context has ended. TestMemReports runs the outbox conformance
-// suite against it, so the tests here rely only on what every store does.
+// in and out, a store-wide counter for Seq and Version, delivery claims and
+// marks per user, and EUNAVAILABLE once the caller's context has ended.
+// TestMemReports runs the outbox conformance suite against it, so the tests
+// here rely only on what every store does.
 type memReports struct {
-	// creates counts reports created; pendingReads counts PendingReports calls.
+	// creates counts reports created; pendingReads counts DueReports calls.
 	creates, pendingReads atomic.Int64
 	// onPendingRead, when set before use, is called with the count after each
-	// PendingReports call.
+	// DueReports call.
 	onPendingRead func(n int64)
 
 	mu      sync.Mutex
 	reports map[string]*reports.Report
 	counter int64
+	claims  map[string]memClaim // user → delivery claim and mark
+}
+
+// memClaim is a user's delivery claim (owner "" when released) and mark.
+type memClaim struct {
+	owner     string
+	until     time.Time
+	delivered int64
 }
 
 var _ reports.Store = (*memReports)(nil)
 
 func newMemReports() *memReports {
-	return &memReports{reports: map[string]*reports.Report{}}
+	return &memReports{reports: map[string]*reports.Report{}, claims: map[string]memClaim{}}
 }
 
 // copyReport returns a deep copy of r.
@@ -112,10 +122,15 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report) error {
 	c.Version = s.counter
 	s.reports[r.MessageID] = c
 	r.Version = s.counter
+	if r.State == reports.StateDelivered {
+		m := s.claims[r.UserID]
+		m.delivered = max(m.delivered, r.Seq)
+		s.claims[r.UserID] = m
+	}
 	return nil
 }
 
-func (s *memReports) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+func (s *memReports) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
 	n := s.pendingReads.Add(1)
 	if s.onPendingRead != nil {
 		defer s.onPendingRead(n)
@@ -126,12 +141,19 @@ func (s *memReports) PendingReports(ctx context.Context, now time.Time, limit in
 	limit = tokens.PageSize(limit)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var due []*reports.Report
+	newest := map[string]*reports.Report{}
 	for _, r := range s.reports {
+		if r.State == reports.StatePending && (newest[r.UserID] == nil || r.Seq > newest[r.UserID].Seq) {
+			newest[r.UserID] = r
+		}
+	}
+	// By user id, as the bbolt store walks its index.
+	var due []*reports.Report
+	for _, user := range slices.Sorted(maps.Keys(newest)) {
 		if len(due) >= limit {
 			break
 		}
-		if r.State == reports.StatePending && !r.NextAttemptAt.After(now) {
+		if r := newest[user]; !r.NextAttemptAt.After(now) {
 			due = append(due, copyReport(r))
 		}
 	}
@@ -168,6 +190,37 @@ func (s *memReports) DeleteFinishedReports(ctx context.Context, before time.Time
 		}
 	}
 	return n, nil
+}
+
+func (s *memReports) ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (int64, bool, error) {
+	if err := unavailable(ctx); err != nil {
+		return 0, false, err
+	}
+	if err := reports.CheckDeliveryClaim(userID, owner); err != nil {
+		return 0, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.claims[userID]
+	if c.owner != "" && c.owner != owner && !c.until.Before(now) {
+		return 0, false, nil
+	}
+	c.owner, c.until = owner, until
+	s.claims[userID] = c
+	return c.delivered, true, nil
+}
+
+func (s *memReports) ReleaseDelivery(ctx context.Context, userID, owner string) error {
+	if err := unavailable(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[userID]; ok && owner != "" && c.owner == owner {
+		c.owner, c.until = "", time.Time{}
+		s.claims[userID] = c
+	}
+	return nil
 }
 
 func TestMemReports(t *testing.T) {

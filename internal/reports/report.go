@@ -13,8 +13,10 @@
 package reports
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -144,11 +146,48 @@ const (
 	MaxMessageIDLen = 128
 	// maxTextLen is the length in bytes of the longest profile id.
 	maxTextLen = 256
+	// MaxBodyBytes is the size in bytes of the largest request body the
+	// broker sends to the Alexa API for one report: {"report":{"messageId",
+	// "profiles"}} as JSON. The Alexa Health profile API documents no limit;
+	// this is the one Amazon documents for the Alexa event gateway's largest
+	// events ("Maximum payload size for AddOrUpdateReport event – 256
+	// kilobytes", Alexa.Discovery interface limits,
+	// developer.amazon.com/docs/device-apis/alexa-discovery.html), taken as
+	// the bound of every Alexa API the broker posts to.
+	MaxBodyBytes = 256 << 10
 )
 
+// blank reports whether s holds nothing but white space (or nothing): the
+// Alexa API refuses such a name or id as it refuses an empty one.
+func blank(s string) bool { return strings.TrimSpace(s) == "" }
+
+// alexaBody is the request body the Alexa Health profile API takes for r, in
+// the form the Sender posts it; Validate measures it.
+type alexaBody struct {
+	Report struct {
+		MessageID string    `json:"messageId"`
+		Profiles  []Profile `json:"profiles"`
+	} `json:"report"`
+}
+
+// bodySize returns the size in bytes of the request body that carries r to the
+// Alexa API, as JSON.
+func (r *Report) bodySize() (int, error) {
+	var body alexaBody
+	body.Report.MessageID, body.Report.Profiles = r.MessageID, r.Profiles
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, tokens.Errorf(tokens.EINVALID, "profiles: cannot be encoded as JSON: %v", err)
+	}
+	return len(b), nil
+}
+
 // Validate returns an EINVALID error naming the first field that the Alexa
-// Health API would refuse, such as "profiles[0].name.nickNames". An empty
-// MessageID passes: Service.Submit gives such a report a new one.
+// Health API would refuse, such as "profiles[0].name.nickNames": among them
+// ids and names that are empty or only white space, and profiles whose body
+// would be larger than MaxBodyBytes. An empty MessageID passes:
+// Service.Submit gives such a report a new one (before it calls Validate, so
+// that the body is measured with it).
 func (r *Report) Validate() error {
 	invalid := func(field, why string) error {
 		return tokens.Errorf(tokens.EINVALID, "%s: %s", field, why)
@@ -167,14 +206,14 @@ func (r *Report) Validate() error {
 	for i, p := range r.Profiles {
 		at := fmt.Sprintf("profiles[%d]", i)
 		switch {
-		case p.ProfileID == "":
-			return invalid(at+".profileId", "required")
+		case blank(p.ProfileID):
+			return invalid(at+".profileId", "required (not only white space)")
 		case len(p.ProfileID) > maxTextLen:
 			return invalid(at+".profileId", "too long")
 		case ids[p.ProfileID]:
 			return invalid(at+".profileId", "repeated")
-		case p.Name.FirstName == "":
-			return invalid(at+".name.firstName", "required")
+		case blank(p.Name.FirstName):
+			return invalid(at+".name.firstName", "required (not only white space)")
 		case len(p.Name.NickNames) == 0:
 			return invalid(at+".name.nickNames", "at least one nickname is required")
 		case len(p.Capabilities) == 0:
@@ -182,8 +221,8 @@ func (r *Report) Validate() error {
 		}
 		ids[p.ProfileID] = true
 		for j, n := range p.Name.NickNames {
-			if n == "" {
-				return invalid(fmt.Sprintf("%s.name.nickNames[%d]", at, j), "empty")
+			if blank(n) {
+				return invalid(fmt.Sprintf("%s.name.nickNames[%d]", at, j), "empty or only white space")
 			}
 		}
 		names := map[string]bool{}
@@ -196,8 +235,8 @@ func (r *Report) Validate() error {
 				return invalid(cat+".name", "repeated")
 			case c.Type != "AlexaInterface":
 				return invalid(cat+".type", `must be "AlexaInterface"`)
-			case c.Version == "":
-				return invalid(cat+".version", "required")
+			case blank(c.Version):
+				return invalid(cat+".version", "required (not only white space)")
 			case !slices.Contains(c.SupportedOperations, "Get"):
 				return invalid(cat+".supportedOperations", `must include "Get"`)
 			}
@@ -208,6 +247,13 @@ func (r *Report) Validate() error {
 				}
 			}
 		}
+	}
+	size, err := r.bodySize()
+	if err != nil {
+		return err
+	}
+	if size > MaxBodyBytes {
+		return invalid("profiles", fmt.Sprintf("the report's body would be %d bytes, more than the %d bytes the Alexa API takes", size, MaxBodyBytes))
 	}
 	return nil
 }

@@ -138,6 +138,13 @@ func TestReport_Validate(t *testing.T) {
 		{"NoLastName", func(r *reports.Report) { r.Profiles[0].Name.LastName = "" }, ""},
 		{"NoNickNames", func(r *reports.Report) { r.Profiles[0].Name.NickNames = nil }, "profiles[0].name.nickNames"},
 		{"EmptyNickName", func(r *reports.Report) { r.Profiles[0].Name.NickNames[1] = "" }, "profiles[0].name.nickNames[1]"},
+		{"BlankNickName", func(r *reports.Report) { r.Profiles[0].Name.NickNames[1] = " \t " }, "profiles[0].name.nickNames[1]"},
+		{"NickNameWithSpaces", func(r *reports.Report) { r.Profiles[0].Name.NickNames[1] = " Little Jen " }, ""},
+		{"BlankFirstName", func(r *reports.Report) { r.Profiles[0].Name.FirstName = "  " }, "profiles[0].name.firstName"},
+		{"BlankProfileID", func(r *reports.Report) { r.Profiles[0].ProfileID = "\u00a0\n" }, "profiles[0].profileId"},
+		{"BlankVersion", func(r *reports.Report) { r.Profiles[0].Capabilities[0].Version = " " }, "profiles[0].capabilities[0].version"},
+		{"LargestBody", func(r *reports.Report) { padBody(t, r, reports.MaxBodyBytes) }, ""},
+		{"BodyTooLarge", func(r *reports.Report) { padBody(t, r, reports.MaxBodyBytes+1) }, "profiles"},
 		{"NoCapabilities", func(r *reports.Report) { r.Profiles[0].Capabilities = nil }, "profiles[0].capabilities"},
 		{"UnknownInterface", func(r *reports.Report) {
 			r.Profiles[0].Capabilities[2].Name = "Alexa.Health.Mood"
@@ -180,6 +187,35 @@ func TestReport_Validate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// padBody lengthens r's last nickname of its first profile so that the body
+// the Alexa API gets for r is size bytes long.
+func padBody(tb testing.TB, r *reports.Report, size int) {
+	tb.Helper()
+	nicks := r.Profiles[0].Name.NickNames
+	nicks[len(nicks)-1] += strings.Repeat("y", size-bodySize(tb, r))
+	if got := bodySize(tb, r); got != size {
+		tb.Fatalf("padded body is %d bytes, want %d", got, size)
+	}
+}
+
+// bodySize returns the size of {"report":{"messageId","profiles"}}, the body
+// the Alexa Health API takes, for r.
+func bodySize(tb testing.TB, r *reports.Report) int {
+	tb.Helper()
+	var wire struct {
+		Report struct {
+			MessageID string            `json:"messageId"`
+			Profiles  []reports.Profile `json:"profiles"`
+		} `json:"report"`
+	}
+	wire.Report.MessageID, wire.Report.Profiles = r.MessageID, r.Profiles
+	b, err := json.Marshal(wire)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(b)
 }
 
 // profiles returns n valid profiles with distinct ids.

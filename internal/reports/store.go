@@ -49,15 +49,26 @@ type Store interface {
 	// stored ones. On any error it leaves r as it was; on the errors below, the
 	// stored report too.
 	//
+	// Writing r in StateDelivered raises the delivered mark of r's user to
+	// r.Seq, unless it is higher (see ClaimDelivery). A store that cannot
+	// write both at once raises the mark first: a report accepted by the
+	// Alexa API may raise it even when its write then fails, never the other
+	// way round.
+	//
 	// It returns an EINVALID error when r fails CheckStorable,
 	// ErrVersionConflict (wrapped) when another writer came first, and
 	// ErrReportNotFound (wrapped) when no report has r's message id.
 	PutReport(ctx context.Context, r *Report) error
-	// PendingReports returns up to tokens.PageSize(limit) PENDING reports whose
-	// NextAttemptAt is not after now, in no promised order: a limit of zero or
-	// less asks for tokens.DefaultPageSize. A report written a moment ago may be
-	// missing or stale in the answer; PutReport's version check catches that.
-	PendingReports(ctx context.Context, now time.Time, limit int) ([]*Report, error)
+	// DueReports returns, for up to tokens.PageSize(limit) users, the user's
+	// newest PENDING report (the highest Seq) when its NextAttemptAt is not
+	// after now, in no promised order: a limit of zero or less asks for
+	// tokens.DefaultPageSize. A user's older pending reports are never
+	// returned, due or not, so that a user with a long backlog takes one place
+	// in the answer like any other user, and a user whose newest report waits
+	// for a retry (or is being sent) takes none. A report written a moment ago
+	// may be missing or stale in the answer (then an older report may stand for
+	// its user); PutReport's version check catches that.
+	DueReports(ctx context.Context, now time.Time, limit int) ([]*Report, error)
 	// UserPendingReports returns every PENDING report of userID, by Seq, whether
 	// due or not. It returns none for a user without pending reports, such as
 	// "".
@@ -67,6 +78,41 @@ type Store interface {
 	// storage removed by itself (a time to live) are not counted. When it fails,
 	// the reports removed until then may stay removed.
 	DeleteFinishedReports(ctx context.Context, before time.Time) (int, error)
+
+	// ClaimDelivery takes the delivery claim of userID for owner until until,
+	// when no other owner's claim stands at now: there is none, it ended before
+	// now, or owner holds it already (which extends it to until). It reports
+	// whether owner holds the claim; another owner's claim is the answer false,
+	// not an error. A Deliverer sends a user's reports only under the user's
+	// claim, so that deliverers sharing the outbox (several broker instances)
+	// send one user's reports one at a time and in order.
+	//
+	// With the claim it returns the user's delivered mark: the highest Seq of
+	// the user's reports that PutReport stored as StateDelivered, or 0 (also
+	// when held is false). The mark outlives the claim (ReleaseDelivery and a
+	// claim that ran out keep it) and the reports (their removal keeps it).
+	//
+	// It returns an EINVALID error when CheckDeliveryClaim refuses userID and
+	// owner (one of them is empty), or the store cannot keep userID (too long
+	// for its keys).
+	ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (delivered int64, held bool, err error)
+	// ReleaseDelivery ends owner's delivery claim of userID, keeping the
+	// user's delivered mark. When another owner holds the claim, or nobody (an
+	// empty userID or owner included), it does nothing and returns nil.
+	ReleaseDelivery(ctx context.Context, userID, owner string) error
+}
+
+// CheckDeliveryClaim returns an EINVALID error when Store.ClaimDelivery may
+// not give userID's delivery claim to owner: either is empty. Every Store's
+// ClaimDelivery calls it first.
+func CheckDeliveryClaim(userID, owner string) error {
+	switch {
+	case userID == "":
+		return tokens.Errorf(tokens.EINVALID, "no user id to claim the delivery of")
+	case owner == "":
+		return tokens.Errorf(tokens.EINVALID, "no owner to hold the delivery claim")
+	}
+	return nil
 }
 
 // CheckMessageID returns an EINVALID error unless id can name a stored report:

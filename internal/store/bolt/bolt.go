@@ -5,14 +5,15 @@
 // bbolt's file lock keeps other processes out, so several instances sharing
 // links need the DynamoDB store.
 //
-// The file holds five buckets:
+// The file holds these buckets:
 //
-//	links     user id → link record
-//	codes     code hash → code claim: who claimed the code, and until when;
-//	          removed by DeleteExpiredClaims once expired
-//	leases    user id → refresh lease: who holds it, and until when
-//	reports   message id → report
-//	pending   user id, a zero byte, big-endian sequence → message id of a PENDING report
+//	links       user id → link record
+//	codes       code hash → code claim: who claimed the code, and until when;
+//	            removed by DeleteExpiredClaims once expired
+//	leases      user id → refresh lease: who holds it, and until when
+//	reports     message id → report
+//	pending     user id, a zero byte, big-endian sequence → message id of a PENDING report
+//	deliveries  user id → delivered mark: the Seq of the user's newest report Alexa accepted
 //
 // Records are the package's own forms, never domain types marshalled directly,
 // so that the domain types can change without changing the file: a link record
@@ -61,6 +62,8 @@ type Store struct {
 	db   *bbolt.DB
 	path string
 	now  func() time.Time
+
+	deliveries deliveryClaims // users' delivery claims, in memory (see delivery.go)
 }
 
 var _ tokens.Store = (*Store)(nil)

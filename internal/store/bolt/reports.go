@@ -162,8 +162,9 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 }
 
 // PutReport writes r as reports.Store.PutReport says, in one transaction that
-// compares the versions, writes the report and keeps the pending index in
-// step. The new version comes from the bucket's sequence.
+// compares the versions, writes the report, keeps the pending index in step
+// and, for a DELIVERED report, raises its user's delivered mark. The new
+// version comes from the bucket's sequence.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("bolt: put report: %w", err)
@@ -187,6 +188,11 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 			return fmt.Errorf("bolt: put report: %w: %w", errUnavailable, err)
 		}
 		version = int64(n)
+		if r.State == reports.StateDelivered {
+			if err := raiseMark(tx, r.UserID, r.Seq); err != nil {
+				return err
+			}
+		}
 		return s.putReport(tx, r, version)
 	})
 	if err != nil {
@@ -196,16 +202,34 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	return nil
 }
 
-// PendingReports returns due reports as reports.Store.PendingReports says: it
-// walks the pending index, by user and Seq, and stops at the limit.
-func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+// DueReports returns the newest pending report of each user that is due, as
+// reports.Store.DueReports says. It walks the whole pending index, by user and
+// Seq, keeping the last message id of each user (the user id is each key
+// without its last nine bytes), and reads only those reports, until it has
+// limit due ones.
+func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
 	limit = tokens.PageSize(limit)
 	var due []*reports.Report
-	err := s.view(ctx, "pending reports", func(tx *bbolt.Tx) error {
+	err := s.view(ctx, "due reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)
+		var users []string
+		newest := map[string][]byte{}
 		c := tx.Bucket(bucketPending).Cursor()
-		for k, id := c.First(); k != nil && len(due) < limit; k, id = c.Next() {
-			r, err := indexedReport(rb, id)
+		for k, id := c.First(); k != nil; k, id = c.Next() {
+			if len(k) < 9 {
+				return fmt.Errorf("bolt: due reports: pending key %q too short", k)
+			}
+			user := string(k[:len(k)-9])
+			if _, seen := newest[user]; !seen {
+				users = append(users, user)
+			}
+			newest[user] = id // keys of a user run by Seq: the last one is the newest
+		}
+		for _, user := range users {
+			if len(due) == limit {
+				break
+			}
+			r, err := indexedReport(rb, newest[user])
 			if err != nil {
 				return err
 			}

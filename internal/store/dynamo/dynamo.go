@@ -14,6 +14,7 @@
 //	what            pk                  sk        gsi1pk    gsi1sk
 //	link            USER#<user id>      LINK      LINK      <user id>
 //	refresh lease   USER#<user id>      LEASE
+//	delivery claim  USER#<user id>      DELIVERY
 //	code claim      CODE#<code hash>    CODE
 //	report          REPORT#<message id> REPORT    PENDING   <escaped user id>#<seq>
 //	                                              FINISHED  <finished_at>
@@ -28,8 +29,13 @@
 // reports, whatever characters user ids hold. A link's gsi1sk is the user id as
 // it is, which orders ListLinks by user id as bytes.
 //
+// A user's delivery claim item holds who sends the user's reports and until
+// when (absent once released), and the user's delivered mark, the highest Seq
+// of a report of the user that Alexa accepted; it is taken with a conditional
+// update that keeps the mark.
+//
 // Code claims carry AttrTTL (Unix seconds) one day after they expire, leases one
-// day after they end, and reports in an end state thirty days after they
+// day after they end, delivery claims thirty days after they end, and reports in an end state thirty days after they
 // finished, as a backstop to DeleteFinishedReports: the table's time-to-live setting on AttrTTL is made by
 // the CloudFormation template, since local servers cannot make it.
 //
@@ -41,7 +47,7 @@
 // reason matters (who holds a code, whether a report changed or is gone), the
 // store reads the item again, with a strongly consistent read, to decide; it
 // never relies on ReturnValuesOnConditionCheckFailure. Reads by key are
-// strongly consistent. Queries of the index (ListLinks, PendingReports,
+// strongly consistent. Queries of the index (ListLinks, DueReports,
 // UserPendingReports, DeleteFinishedReports) are eventually consistent, as every
 // DynamoDB index is: a write may show there a moment late. Writes based on what
 // they return are still conditional on the version, so a stale index costs a

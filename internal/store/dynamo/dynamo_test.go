@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -365,6 +366,49 @@ func TestStore_UserIDsInKeys(t *testing.T) {
 			if diff := cmp.Diff([]string{u + "/0", u + "/1"}, ids); diff != "" {
 				t.Errorf("UserPendingReports(%q) (-want +got):\n%s", u, diff)
 			}
+		}
+		due, err := s.DueReports(t.Context(), t0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, r := range due {
+			got = append(got, r.MessageID)
+		}
+		for _, u := range users {
+			want = append(want, u+"/1")
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("DueReports: each user's newest report (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("DueReportsPastAPage", func(t *testing.T) {
+		// a's backlog spans several of DueReports' pages: a's newest report
+		// stands for a, and b, behind it, is found.
+		s := openNew(t, endpoint)
+		t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+		const backlog = 250
+		for i := range backlog {
+			if _, _, err := s.CreateReport(t.Context(), storetest.NewReport(fmt.Sprintf("a/%03d", i), "a", t0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.CreateReport(t.Context(), storetest.NewReport("b/0", "b", t0)); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.DueReports(t.Context(), t0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range due {
+			got = append(got, r.MessageID)
+		}
+		if diff := cmp.Diff([]string{fmt.Sprintf("a/%03d", backlog-1), "b/0"}, got); diff != "" {
+			t.Errorf("DueReports (-want +got):\n%s", diff)
 		}
 	})
 

@@ -57,7 +57,9 @@ func TestStore_Errors(t *testing.T) {
 				{"AcquireLease", func() error { _, err := s.AcquireLease(t.Context(), "u", "o", now, now); return err }, tt.want},
 				{"ReleaseLease", func() error { return s.ReleaseLease(t.Context(), "u", "o") }, tt.want},
 				{"CreateReport", func() error { _, _, err := s.CreateReport(t.Context(), storetest.NewReport("m", "u", now)); return err }, tt.want},
-				{"PendingReports", func() error { _, err := s.PendingReports(t.Context(), now, 10); return err }, tt.want},
+				{"DueReports", func() error { _, err := s.DueReports(t.Context(), now, 10); return err }, tt.want},
+				{"ClaimDelivery", func() error { _, _, err := s.ClaimDelivery(t.Context(), "u", "o", now, now); return err }, tt.want},
+				{"ReleaseDelivery", func() error { return s.ReleaseDelivery(t.Context(), "u", "o") }, tt.want},
 				{"DeleteFinishedReports", func() error { _, err := s.DeleteFinishedReports(t.Context(), now); return err }, tt.want},
 			} {
 				err := c.call()

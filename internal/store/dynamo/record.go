@@ -24,6 +24,7 @@ const (
 	skLease          = "LEASE"
 	skCode           = "CODE"
 	skReport         = "REPORT"
+	skDelivery       = "DELIVERY"
 	skCounterLinks   = "LINKS"
 	skCounterReports = "REPORTS"
 
@@ -42,6 +43,8 @@ const (
 	attrUntil         = "until"
 	attrNextAttemptAt = "next_attempt_at"
 	attrFinishedAt    = "finished_at"
+	attrDelivered     = "delivered"
+	attrFormat        = "format"
 	attrCounterValue  = "n"
 )
 
@@ -51,6 +54,10 @@ const (
 	claimTTL  = 24 * time.Hour
 	leaseTTL  = 24 * time.Hour
 	reportTTL = 30 * 24 * time.Hour
+	// deliveryTTL counts from the end of a user's last delivery claim. A user
+	// with pending reports is claimed at least once per retry, so the item
+	// (and its delivered mark) goes only after a month without any.
+	deliveryTTL = 30 * 24 * time.Hour
 )
 
 // linkItem is how a tokens.Link is kept: its state by wire name, its times as
@@ -114,6 +121,18 @@ type reportItem struct {
 	FinishedAt    *int64 `dynamodbav:"finished_at,omitempty"`
 	Version       int64  `dynamodbav:"version"`
 	TTL           int64  `dynamodbav:"ttl,omitempty"`
+}
+
+// deliveryItem is how a user's delivery claim and delivered mark are kept;
+// a released claim has no owner and no until.
+type deliveryItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Format    int    `dynamodbav:"format"`
+	Owner     string `dynamodbav:"owner,omitempty"`
+	Until     int64  `dynamodbav:"until,omitempty"` // Unix nanoseconds
+	Delivered int64  `dynamodbav:"delivered,omitempty"`
+	TTL       int64  `dynamodbav:"ttl,omitempty"`
 }
 
 // userKeyEscaper escapes a user id for a pending report's gsi1sk: '\' becomes

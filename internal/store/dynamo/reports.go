@@ -6,7 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
@@ -91,10 +93,17 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 // the stored version plus one. It keeps the index in step: a PENDING report is
 // listed under its user, a report in an end state under its FinishedAt, with a
 // time to live thirty days after it. When the condition fails, a consistent
-// read tells a version conflict from a report that is gone.
+// read tells a version conflict from a report that is gone. A DELIVERED report
+// raises its user's delivered mark first, in a write of its own (see
+// ClaimDelivery), so that no crash leaves a delivered report without its mark.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("dynamo: put report: %w", err)
+	}
+	if r.State == reports.StateDelivered && r.Seq > 0 && checkUserID(r.UserID) == nil {
+		if err := s.markDelivered(ctx, r.UserID, r.Seq); err != nil {
+			return err
+		}
 	}
 	version := r.Version + 1
 	item, err := encodeReport(r, version, s.now())
@@ -119,21 +128,94 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
 	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, reports.ErrVersionConflict)
 }
 
-// PendingReports returns due reports as reports.Store.PendingReports says, in
-// the order of their users and Seq, from the index IndexGSI1, which is
-// eventually consistent. It filters on DynamoDB's side, reading the pending
-// reports that are not due on the way.
-func (s *Store) PendingReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+// DueReports returns the newest pending report of each user that is due, as
+// reports.Store.DueReports says, in the order of their users, from the index
+// IndexGSI1, which is eventually consistent. It reads the pending reports in
+// pages of duePage items, by user and Seq; the last report of a user in a page
+// is the user's newest unless the page ends there, and then one more query
+// (descending, one item) reads the newest. The next page starts after the
+// user: a user's backlog costs at most one page and one query, however long it
+// is.
+func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
 	limit = tokens.PageSize(limit)
-	due := expression.Or(
-		expression.AttributeNotExists(expression.Name(attrNextAttemptAt)),
-		expression.Name(attrNextAttemptAt).LessThanEqual(expression.Value(unixNanos(now))),
-	)
-	items, err := s.query(ctx, "pending reports", expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)), &due, limit)
-	if err != nil {
+	var due []*reports.Report
+	after := "" // the gsi1sk after which the next page starts; "" for the first
+	for len(due) < limit {
+		kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending))
+		if after != "" {
+			kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(after)))
+		}
+		items, more, err := s.queryPage(ctx, "due reports", kc, duePage, true)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := decodeReports(items)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < len(rs) && len(due) < limit; {
+			user, j := rs[i].UserID, i
+			for j+1 < len(rs) && rs[j+1].UserID == user {
+				j++
+			}
+			newest := rs[j]
+			if j == len(rs)-1 && more {
+				if newest, err = s.newestPending(ctx, user); err != nil {
+					return nil, err
+				}
+			}
+			if newest != nil && !newest.NextAttemptAt.After(now) {
+				due = append(due, newest)
+			}
+			// Every gsi1sk of the user is its prefix and digits, which sort
+			// before ':'; every other user's sorts either before the prefix or
+			// after this.
+			after = pendingPrefix(user) + ":"
+			i = j + 1
+		}
+		if !more {
+			break
+		}
+	}
+	return due, nil
+}
+
+// duePage is how many pending reports DueReports reads at once.
+const duePage = 100
+
+// newestPending returns the pending report of userID with the highest Seq,
+// or nil when there is none, from the index IndexGSI1.
+func (s *Store) newestPending(ctx context.Context, userID string) (*reports.Report, error) {
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)).
+		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(userID)))
+	items, _, err := s.queryPage(ctx, "due reports: newest of a user", kc, 1, false)
+	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	return decodeReports(items)
+	return decodeReport(items[0])
+}
+
+// queryPage reads one page of at most limit items of the index IndexGSI1
+// that match kc, ascending by gsi1sk when forward is true, and reports whether
+// more items follow.
+func (s *Store) queryPage(ctx context.Context, op string, kc expression.KeyConditionBuilder, limit int32, forward bool) ([]map[string]types.AttributeValue, bool, error) {
+	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
+	if err != nil {
+		return nil, false, fmt.Errorf("dynamo: %s: build query: %w", op, err)
+	}
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 s.table,
+		IndexName:                 aws.String(IndexGSI1),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		Limit:                     aws.Int32(limit),
+		ScanIndexForward:          aws.Bool(forward),
+	})
+	if err != nil {
+		return nil, false, s.fail(op, err)
+	}
+	return out.Items, len(out.LastEvaluatedKey) > 0, nil
 }
 
 // UserPendingReports returns the pending reports of userID as

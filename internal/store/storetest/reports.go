@@ -25,16 +25,25 @@ import (
 //   - A failed PutReport leaves r.Version and the stored report as they were.
 //   - Every rule the domain states once is kept by every store:
 //     reports.(*Report).CheckStorable in CreateReport and PutReport,
-//     reports.CheckMessageID in GetReport, tokens.PageSize in
-//     PendingReports.
+//     reports.CheckMessageID in GetReport, tokens.PageSize in DueReports,
+//     reports.CheckDeliveryClaim in ClaimDelivery.
+//   - DueReports stands for each user by the user's newest pending report,
+//     whatever user ids hold ('#', '\', a zero byte, one id the prefix of
+//     another).
+//   - The store compares the times ClaimDelivery is given, never its own
+//     clock: a claim that ends at until is held at now == until, and free at
+//     any now after it. Claims of different users are independent, and of
+//     concurrent claims of a free user exactly one is held.
 func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	t.Helper()
 	t.Run("CreateReport", func(t *testing.T) { testCreateReport(t, open) })
 	t.Run("GetReport", func(t *testing.T) { testGetReport(t, open) })
 	t.Run("PutReport", func(t *testing.T) { testPutReport(t, open) })
-	t.Run("PendingReports", func(t *testing.T) { testPendingReports(t, open) })
+	t.Run("DueReports", func(t *testing.T) { testDueReports(t, open) })
 	t.Run("UserPendingReports", func(t *testing.T) { testUserPendingReports(t, open) })
 	t.Run("DeleteFinishedReports", func(t *testing.T) { testDeleteFinishedReports(t, open) })
+	t.Run("ClaimDelivery", func(t *testing.T) { testClaimDelivery(t, open) })
+	t.Run("DeliveredMark", func(t *testing.T) { testDeliveredMark(t, open) })
 }
 
 // reportT0 is the time the suite's reports are submitted at: nanoseconds set,
@@ -146,8 +155,8 @@ func testCreateReport(t *testing.T, open func(t *testing.T) reports.Store) {
 				if created {
 					t.Errorf("CreateReport of an invalid report: created")
 				}
-				if due, err := s.PendingReports(t.Context(), reportT0, 0); err != nil || len(due) != 0 {
-					t.Errorf("after refusing a report, PendingReports = %v, %v; want none", ids(due), err)
+				if due, err := s.DueReports(t.Context(), reportT0, 0); err != nil || len(due) != 0 {
+					t.Errorf("after refusing a report, DueReports = %v, %v; want none", ids(due), err)
 				}
 			})
 		}
@@ -251,7 +260,7 @@ func testPutReport(t *testing.T, open func(t *testing.T) reports.Store) {
 	})
 }
 
-func testPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
+func testDueReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	// openPending returns a store holding a1, a2 (user a) and b1 (user b), due
 	// at reportT0, and c1 (user c), due an hour later; and b1.
 	openPending := func(t *testing.T) (s reports.Store, b1 *reports.Report) {
@@ -263,40 +272,257 @@ func testPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
 
 	t.Run("Due", func(t *testing.T) {
 		s, _ := openPending(t)
-		assertPending(t, s, reportT0, 100, "a1", "a2", "b1")
-		assertPending(t, s, reportT0.Add(-time.Nanosecond), 100)
-		assertPending(t, s, reportT0.Add(time.Hour), 100, "a1", "a2", "b1", "c1")
+		assertDue(t, s, reportT0, 100, "a2", "b1")
+		assertDue(t, s, reportT0.Add(-time.Nanosecond), 100)
+		assertDue(t, s, reportT0.Add(time.Hour), 100, "a2", "b1", "c1")
 	})
 
 	t.Run("NotFinished", func(t *testing.T) {
 		s, b1 := openPending(t)
 		mustFinish(t, s, b1, reports.StateDelivered, reportT0)
-		assertPending(t, s, reportT0.Add(2*time.Hour), 100, "a1", "a2", "c1")
+		assertDue(t, s, reportT0.Add(2*time.Hour), 100, "a2", "c1")
+	})
+
+	t.Run("NewestStandsForItsUser", func(t *testing.T) {
+		// Many due reports of a, whose newest waits: a takes no place, and b
+		// is found behind them whatever the limit.
+		var rs []*reports.Report
+		for i := range 30 {
+			rs = append(rs, NewReport(fmt.Sprint("a", i), "a", reportT0))
+		}
+		rs = append(rs, NewReport("b1", "b", reportT0))
+		s := openWith(t, open, rs...)
+		assertDue(t, s, reportT0, 1, "a29")
+		newest := rs[29]
+		newest.NextAttemptAt = reportT0.Add(time.Minute)
+		mustPutReport(t, s, newest)
+		assertDue(t, s, reportT0, 1, "b1")
+		assertDue(t, s, reportT0, 100, "b1")
+		// Once the newest is finished, the next newer one stands for a.
+		mustFinish(t, s, newest, reports.StateFailed, reportT0)
+		assertDue(t, s, reportT0, 100, "a28", "b1")
+	})
+
+	t.Run("UserIDs", func(t *testing.T) {
+		// User ids that escape or prefix one another stay apart.
+		users := []string{"u", "u#", "u#1", `u\`, `u\#`, "u\x00", "u\x00\x00", "u\x01"}
+		var rs []*reports.Report
+		var want []string
+		for i, u := range users {
+			rs = append(rs, NewReport(fmt.Sprint("old", i), u, reportT0), NewReport(fmt.Sprint("new", i), u, reportT0))
+			want = append(want, fmt.Sprint("new", i))
+		}
+		s := openWith(t, open, rs...)
+		assertDue(t, s, reportT0, 100, want...)
 	})
 
 	t.Run("Limit", func(t *testing.T) {
 		s, _ := openPending(t)
-		due, err := s.PendingReports(t.Context(), reportT0, 2)
-		if err != nil || len(due) != 2 {
-			t.Fatalf("PendingReports(limit 2) = %v, %v; want 2 reports", ids(due), err)
+		due, err := s.DueReports(t.Context(), reportT0, 1)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("DueReports(limit 1) = %v, %v; want 1 report", ids(due), err)
 		}
-		for _, r := range due {
-			if r.MessageID != "a1" && r.MessageID != "a2" && r.MessageID != "b1" {
-				t.Errorf("PendingReports(limit 2) returned %s, which is not due", r.MessageID)
-			}
+		if id := due[0].MessageID; id != "a2" && id != "b1" {
+			t.Errorf("DueReports(limit 1) returned %s, which is not a due user's newest", id)
 		}
 	})
 
 	t.Run("DefaultLimit", func(t *testing.T) {
 		s := open(t)
 		for i := range tokens.DefaultPageSize + 1 {
-			mustCreate(t, s, NewReport(fmt.Sprint("m", i), fmt.Sprint("u", i%7), reportT0))
+			mustCreate(t, s, NewReport(fmt.Sprint("m", i), fmt.Sprint("u", i), reportT0))
 		}
 		for _, limit := range []int{0, -1} {
-			due, err := s.PendingReports(t.Context(), reportT0, limit)
+			due, err := s.DueReports(t.Context(), reportT0, limit)
 			if err != nil || len(due) != tokens.DefaultPageSize {
-				t.Errorf("PendingReports(limit %d) = %d reports, %v; want %d", limit, len(due), err, tokens.DefaultPageSize)
+				t.Errorf("DueReports(limit %d) = %d reports, %v; want %d", limit, len(due), err, tokens.DefaultPageSize)
 			}
+		}
+	})
+}
+
+func testClaimDelivery(t *testing.T, open func(t *testing.T) reports.Store) {
+	at := func(d time.Duration) time.Time { return reportT0.Add(d) }
+	const user = "user-1"
+
+	type step struct {
+		claim      bool // else release
+		owner      string
+		now, until time.Duration
+		wantHeld   bool
+		what       string
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []step
+	}{
+		{"Free", []step{{true, "a", 0, time.Minute, true, "free claim"}}},
+		{"SecondOwnerRefused", []step{
+			{true, "a", 0, time.Minute, true, "free claim"},
+			{true, "b", time.Second, time.Minute, false, "claim a holds"},
+			{true, "a", 2 * time.Second, 2 * time.Minute, true, "a's own claim, extended"},
+			{true, "b", 90 * time.Second, 3 * time.Minute, false, "claim a extended"},
+		}},
+		{"HeldUntilItsEnd", []step{
+			{true, "a", 0, time.Minute, true, "free claim"},
+			{true, "b", time.Minute, 2 * time.Minute, false, "claim at its last instant"},
+			{true, "b", time.Minute + time.Nanosecond, 2 * time.Minute, true, "claim just ended"},
+			{true, "a", time.Minute + 2*time.Nanosecond, 2 * time.Minute, false, "claim b took over"},
+		}},
+		{"Release", []step{
+			{true, "a", 0, time.Minute, true, "free claim"},
+			{false, "b", 0, 0, false, "release by b, who holds nothing"},
+			{true, "b", time.Second, time.Minute, false, "claim a still holds"},
+			{false, "a", 0, 0, false, "release by a"},
+			{true, "b", 2 * time.Second, time.Minute, true, "released claim"},
+		}},
+		{"ReleaseFree", []step{
+			{false, "a", 0, 0, false, "release of a claim nobody holds"},
+			{true, "b", 0, time.Minute, true, "free claim"},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			for i, st := range tt.steps {
+				if !st.claim {
+					if err := s.ReleaseDelivery(t.Context(), user, st.owner); err != nil {
+						t.Fatalf("step %d (%s): ReleaseDelivery(%q) error = %v", i, st.what, st.owner, err)
+					}
+					continue
+				}
+				_, held, err := s.ClaimDelivery(t.Context(), user, st.owner, at(st.now), at(st.until))
+				if err != nil {
+					t.Fatalf("step %d (%s): ClaimDelivery(%q) error = %v", i, st.what, st.owner, err)
+				}
+				if held != st.wantHeld {
+					t.Errorf("step %d (%s): ClaimDelivery(%q, now +%s) held = %v, want %v", i, st.what, st.owner, st.now, held, st.wantHeld)
+				}
+			}
+		})
+	}
+
+	t.Run("SeparateUsers", func(t *testing.T) {
+		s := open(t)
+		for _, u := range []string{"user-1", "user-2", "user-1#x", "user"} {
+			if _, held, err := s.ClaimDelivery(t.Context(), u, "owner-"+u, reportT0, at(time.Minute)); err != nil || !held {
+				t.Errorf("ClaimDelivery(%q) = %v, %v; want a claim of its own", u, held, err)
+			}
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		const owners = 20
+		s := open(t)
+		var mu sync.Mutex
+		winners := 0
+		var wg sync.WaitGroup
+		for i := range owners {
+			wg.Go(func() {
+				_, held, err := s.ClaimDelivery(t.Context(), user, fmt.Sprint("owner-", i), reportT0, at(time.Minute))
+				if err != nil {
+					t.Errorf("owner %d: ClaimDelivery error = %v", i, err)
+				}
+				if held {
+					mu.Lock()
+					winners++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if winners != 1 {
+			t.Errorf("%d owners hold the claim, want exactly 1", winners)
+		}
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		s := open(t)
+		for _, tt := range []struct{ name, user, owner string }{{"NoUser", "", "a"}, {"NoOwner", user, ""}} {
+			_, held, err := s.ClaimDelivery(t.Context(), tt.user, tt.owner, reportT0, at(time.Minute))
+			assertReportCode(t, "ClaimDelivery("+tt.name+")", err, tokens.EINVALID)
+			if held {
+				t.Errorf("ClaimDelivery(%s) held", tt.name)
+			}
+			if err := s.ReleaseDelivery(t.Context(), tt.user, tt.owner); err != nil {
+				t.Errorf("ReleaseDelivery(%s) error = %v, want nil", tt.name, err)
+			}
+		}
+		if _, held, err := s.ClaimDelivery(t.Context(), user, "b", reportT0, at(time.Minute)); err != nil || !held {
+			t.Errorf("after refused claims, ClaimDelivery = %v, %v; want held", held, err)
+		}
+	})
+}
+
+func testDeliveredMark(t *testing.T, open func(t *testing.T) reports.Store) {
+	at := func(d time.Duration) time.Time { return reportT0.Add(d) }
+	// claim takes user's claim for owner at now and returns the mark.
+	claim := func(t *testing.T, s reports.Store, user, owner string, now time.Duration) int64 {
+		t.Helper()
+		mark, held, err := s.ClaimDelivery(t.Context(), user, owner, at(now), at(now+time.Minute))
+		if err != nil || !held {
+			t.Fatalf("ClaimDelivery(%s, %s) = %v, %v; want held", user, owner, held, err)
+		}
+		return mark
+	}
+
+	t.Run("None", func(t *testing.T) {
+		s := openWith(t, open, NewReport("m1", "u", reportT0))
+		if got := claim(t, s, "u", "a", 0); got != 0 {
+			t.Errorf("mark of a user never delivered = %d, want 0", got)
+		}
+	})
+
+	t.Run("RaisedByDelivered", func(t *testing.T) {
+		m1, m2, m3 := NewReport("m1", "u", reportT0), NewReport("m2", "u", reportT0), NewReport("m3", "u", reportT0)
+		s := openWith(t, open, m1, m2, m3)
+		mustFinish(t, s, m2, reports.StateDelivered, reportT0)
+		if got := claim(t, s, "u", "a", 0); got != m2.Seq {
+			t.Errorf("mark = %d, want m2's Seq %d", got, m2.Seq)
+		}
+		// Other end states and older deliveries leave it.
+		mustFinish(t, s, m3, reports.StateFailed, reportT0)
+		mustFinish(t, s, m1, reports.StateDelivered, reportT0)
+		if got := claim(t, s, "u", "a", time.Second); got != m2.Seq {
+			t.Errorf("mark after m3 FAILED and m1 DELIVERED = %d, want m2's Seq %d", got, m2.Seq)
+		}
+	})
+
+	t.Run("OutlivesClaimAndReport", func(t *testing.T) {
+		m1 := NewReport("m1", "u", reportT0)
+		s := openWith(t, open, m1)
+		claim(t, s, "u", "a", 0)
+		mustFinish(t, s, m1, reports.StateDelivered, reportT0)
+		if err := s.ReleaseDelivery(t.Context(), "u", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, "u", "b", time.Second); got != m1.Seq {
+			t.Errorf("mark after release = %d, want %d", got, m1.Seq)
+		}
+		if _, err := s.DeleteFinishedReports(t.Context(), reportT0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		// b's claim runs out; c takes over and sees the mark.
+		if got := claim(t, s, "u", "c", 2*time.Minute); got != m1.Seq {
+			t.Errorf("mark after the claim ran out and the report was removed = %d, want %d", got, m1.Seq)
+		}
+	})
+
+	t.Run("NotHeld", func(t *testing.T) {
+		m1 := NewReport("m1", "u", reportT0)
+		s := openWith(t, open, m1)
+		claim(t, s, "u", "a", 0)
+		mustFinish(t, s, m1, reports.StateDelivered, reportT0)
+		if got, held, err := s.ClaimDelivery(t.Context(), "u", "b", at(time.Second), at(time.Minute)); err != nil || held || got != 0 {
+			t.Errorf("ClaimDelivery by another owner = %d, %v, %v; want 0, false, nil", got, held, err)
+		}
+	})
+
+	t.Run("SeparateUsers", func(t *testing.T) {
+		m1 := NewReport("m1", "u", reportT0)
+		s := openWith(t, open, m1)
+		mustFinish(t, s, m1, reports.StateDelivered, reportT0)
+		if got := claim(t, s, "u#", "a", 0); got != 0 {
+			t.Errorf("mark of another user = %d, want 0", got)
 		}
 	})
 }
@@ -425,20 +651,20 @@ func assertStoredReport(tb testing.TB, s reports.Store, want *reports.Report) {
 	}
 }
 
-// assertPending fails the test unless PendingReports(now, limit) returns the
-// reports with ids want, in any order.
-func assertPending(tb testing.TB, s reports.Store, now time.Time, limit int, want ...string) {
+// assertDue fails the test unless DueReports(now, limit) returns the reports
+// with ids want, in any order.
+func assertDue(tb testing.TB, s reports.Store, now time.Time, limit int, want ...string) {
 	tb.Helper()
-	due, err := s.PendingReports(tb.Context(), now, limit)
+	due, err := s.DueReports(tb.Context(), now, limit)
 	if err != nil {
-		tb.Fatalf("PendingReports(%v, %d) error = %v", now, limit, err)
+		tb.Fatalf("DueReports(%v, %d) error = %v", now, limit, err)
 	}
 	wantIDs := map[string]bool{}
 	for _, id := range want {
 		wantIDs[id] = true
 	}
 	if diff := cmp.Diff(wantIDs, ids(due)); diff != "" || len(due) != len(want) {
-		tb.Errorf("PendingReports(%v, %d) = %d reports, ids differ (-want +got):\n%s", now, limit, len(due), diff)
+		tb.Errorf("DueReports(%v, %d) = %d reports, ids differ (-want +got):\n%s", now, limit, len(due), diff)
 	}
 }
 
