@@ -81,6 +81,25 @@ func (h *harness) waitState(token, id, state string) reportView {
 	}
 }
 
+// waitFinal polls until a report reaches an end state (DELIVERED, FAILED or
+// SUPERSEDED), within d, and returns it. Older reports of a user become
+// SUPERSEDED after the newest was delivered, not in the same write.
+func (h *harness) waitFinal(token, id string, d time.Duration) reportView {
+	h.tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		v := h.report(token, id)
+		switch v.State {
+		case "DELIVERED", "FAILED", "SUPERSEDED":
+			return v
+		}
+		if time.Now().After(deadline) {
+			h.tb.Fatalf("report %s is %s (%s) after %s, want an end state", id, v.State, v.LastError, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitAttempts polls until a report has been tried n times, within 10 s.
 func (h *harness) waitAttempts(token, id string, n int) {
 	h.tb.Helper()
@@ -295,15 +314,18 @@ func TestProfileReports_Load(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Generous bounds: 1,000 reports under -race on a small shared machine.
 	for u := range users {
-		h.waitState(tok, ids[u][perUser-1], "DELIVERED")
+		if v := h.waitFinal(tok, ids[u][perUser-1], time.Minute); v.State != "DELIVERED" {
+			t.Errorf("newest report %s of user-%d is %s, want DELIVERED", v.MessageID, u, v.State)
+		}
 	}
 	delivered := 0
 	for u := range users {
 		order := map[string]int{}
 		for i, id := range ids[u] {
 			order[id] = i
-			switch v := h.report(tok, id); v.State {
+			switch v := h.waitFinal(tok, id, 30*time.Second); v.State {
 			case "DELIVERED":
 				delivered++
 			case "SUPERSEDED":

@@ -235,6 +235,7 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 	err = d.attempt(ctx, r)
 	r.Attempts++
 	var retry *RetryError
+	var missingKey *tokens.KeyMissingError
 	switch {
 	case err == nil:
 		// Storing r as DELIVERED raises the user's delivered mark: should
@@ -254,7 +255,10 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
 		}
 		d.finish(ctx, r, StateFailed, ErrPermissionWithdrawn.Message)
-	case errors.As(err, &retry) || tokens.ErrorCode(err) == tokens.EUNAVAILABLE || errors.Is(err, ErrTokenRejected):
+	case errors.As(err, &retry) || tokens.ErrorCode(err) == tokens.EUNAVAILABLE || errors.Is(err, ErrTokenRejected) ||
+		errors.As(err, &missingKey):
+		// A link sealed under a key that is not configured waits, as for an
+		// outage, until the deadline: the operator may configure the key again.
 		var after time.Duration
 		if retry != nil {
 			after = retry.After

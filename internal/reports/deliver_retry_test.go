@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
 func TestDeliverer_Throttled(t *testing.T) {
@@ -120,4 +121,21 @@ func TestDeliverer_Backoff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeliverer_KeyMissing: a link sealed under a key that is not configured
+// keeps its reports pending, naming the key id, until the deadline, and they
+// are delivered once the key is configured again.
+func TestDeliverer_KeyMissing(t *testing.T) {
+	inBubble(t, func(t *testing.T, h *deliverHarness) {
+		h.tokens.setErrs(nil, &tokens.KeyMissingError{KeyID: "0123456789abcdef"}, nil)
+		r := h.firstAttempt(t)
+		assertState(t, r, reports.StatePending)
+		if !strings.Contains(r.LastError, "0123456789abcdef") {
+			t.Errorf("LastError = %q, want it to name the missing key id", r.LastError)
+		}
+		h.tokens.setErrs(nil, nil, nil) // the operator configures the key again
+		advance(h.d.MaxBackoff + h.d.PollInterval)
+		assertState(t, h.report(t, "m1"), reports.StateDelivered)
+	})
 }
