@@ -87,10 +87,15 @@ type tableClient struct {
 	created bool
 }
 
-func (c *tableClient) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+func (c *tableClient) DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
 	// An answer takes a moment, as DynamoDB's does; the SDK's waiter counts it
 	// against its time left, and would call again at once if no time passed.
-	time.Sleep(describeLatency)
+	// Like the SDK's own calls, it ends with ctx.
+	select {
+	case <-time.After(describeLatency):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
