@@ -101,7 +101,10 @@ func (s *memReports) GetReport(ctx context.Context, messageID string) (*reports.
 	return copyReport(r), nil
 }
 
-func (s *memReports) PutReport(ctx context.Context, r *reports.Report) error {
+func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}

@@ -58,7 +58,10 @@ type Store interface {
 	// It returns an EINVALID error when r fails CheckStorable,
 	// ErrVersionConflict (wrapped) when another writer came first, and
 	// ErrReportNotFound (wrapped) when no report has r's message id.
-	PutReport(ctx context.Context, r *Report) error
+	//
+	// events, when given (the delivery's outcome), are stored with the change
+	// as tokens.Store.PutLink stores its events.
+	PutReport(ctx context.Context, r *Report, events ...tokens.Event) error
 	// DueReports returns, for up to tokens.PageSize(limit) users, the user's
 	// newest PENDING report (the highest Seq) when its NextAttemptAt is not
 	// after now, in no promised order: a limit of zero or less asks for

@@ -97,7 +97,10 @@ func (s *memStore) GetLink(ctx context.Context, userID string) (*tokens.Link, er
 	return copyLink(l), nil
 }
 
-func (s *memStore) PutLink(ctx context.Context, link *tokens.Link) error {
+func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
@@ -138,7 +141,10 @@ func (s *memStore) beforeNextPut(fn func()) {
 	s.beforePut = fn
 }
 
-func (s *memStore) DeleteLink(ctx context.Context, userID string) error {
+func (s *memStore) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}

@@ -30,11 +30,18 @@ type Store interface {
 	// ErrVersionConflict (possibly wrapped) when another writer came first: the
 	// stored version differs, or the link to update is gone. On any error nothing
 	// is written and link.Version is left unchanged.
-	PutLink(ctx context.Context, link *Link) error
+	//
+	// events, when given, are stored with the change: together with it or not
+	// at all (see the adapter's comment for how, where the storage has no
+	// transactions), and it returns an EINVALID error when ValidateEvents
+	// refuses them.
+	PutLink(ctx context.Context, link *Link, events ...Event) error
 
 	// DeleteLink removes the link of userID. It returns ErrLinkNotFound (possibly
 	// wrapped) when the user has no link.
-	DeleteLink(ctx context.Context, userID string) error
+	// events, when given, are stored with the deletion as for PutLink; the
+	// user's earlier events are kept.
+	DeleteLink(ctx context.Context, userID string, events ...Event) error
 
 	// ListLinks returns up to PageSize(limit) links ordered by user id as bytes,
 	// starting after the user id in cursor ("" for the first page); the page's

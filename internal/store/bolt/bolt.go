@@ -140,7 +140,10 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 // than a bbolt key (bbolt.MaxKeySize), ErrVersionConflict (wrapped) when the
 // stored version differs, and an EUNAVAILABLE error when the database cannot be
 // written. On any error link is left unchanged and nothing is written.
-func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
+func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := link.Validate(); err != nil {
 		return err
 	}
@@ -188,7 +191,10 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 // ErrLinkNotFound when there is none, and an EUNAVAILABLE error when the
 // database cannot be written. The user's refresh lease, if any, stays until it is
 // taken over.
-func (s *Store) DeleteLink(ctx context.Context, userID string) error {
+func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	return s.update(ctx, "delete link", func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		key := []byte(userID)

@@ -165,7 +165,10 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 // compares the versions, writes the report, keeps the pending index in step
 // and, for a DELIVERED report, raises its user's delivered mark. The new
 // version comes from the bucket's sequence.
-func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("bolt: put report: %w", err)
 	}

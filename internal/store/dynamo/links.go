@@ -41,7 +41,10 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 // than MaxUserIDLen bytes or not UTF-8, ErrVersionConflict (wrapped) when the
 // stored version differs or the link to update is gone, and an EUNAVAILABLE
 // error when DynamoDB cannot be reached. On any error link is left unchanged.
-func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
+func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := link.Validate(); err != nil {
 		return err
 	}
@@ -81,7 +84,10 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link) error {
 // conditional write. It returns ErrLinkNotFound (wrapped) when there is none,
 // and an EUNAVAILABLE error when DynamoDB cannot be reached. The user's refresh
 // lease, if any, stays until it expires.
-func (s *Store) DeleteLink(ctx context.Context, userID string) error {
+func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if !utf8.ValidString(userID) {
 		return fmt.Errorf("dynamo: delete link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
 	}

@@ -96,7 +96,10 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 // read tells a version conflict from a report that is gone. A DELIVERED report
 // raises its user's delivered mark first, in a write of its own (see
 // ClaimDelivery), so that no crash leaves a delivered report without its mark.
-func (s *Store) PutReport(ctx context.Context, r *reports.Report) error {
+func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
+	if len(events) > 0 {
+		return tokens.ErrUnimplemented // events: being built
+	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("dynamo: put report: %w", err)
 	}
