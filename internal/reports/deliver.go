@@ -332,16 +332,31 @@ func (d *Deliverer) backoff(attempts int) time.Duration {
 	return interval/2 + rand.N(interval+1)
 }
 
-// finish moves r to an end state; it reports whether the write succeeded.
+// KindProfileReport is the "kind" of the delivery events of profile reports.
+const KindProfileReport = "profile_report"
+
+// finish moves r to an end state; it reports whether the write succeeded. A
+// report DELIVERED or FAILED is stored with its delivery.delivered or
+// delivery.failed event; a SUPERSEDED one records none.
 func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason string) bool {
-	r.State, r.FinishedAt = state, d.service.Now()
+	s := d.service
+	r.State, r.FinishedAt = state, s.Now()
 	if reason != "" {
 		r.LastError = reason
 	}
-	if !d.put(ctx, r) {
+	var events []tokens.Event
+	switch state {
+	case StateDelivered:
+		events = append(events, s.Events.Event(tokens.EventDelivered, r.UserID, tokens.ActorBroker, r.FinishedAt,
+			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport}))
+	case StateFailed:
+		events = append(events, s.Events.Event(tokens.EventDeliveryFailed, r.UserID, tokens.ActorBroker, r.FinishedAt,
+			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport, "last_error": r.LastError}))
+	}
+	if !d.put(ctx, r, events...) {
 		return false
 	}
-	s := d.service
+	s.Events.Stored(events...)
 	switch state {
 	case StateFailed:
 		s.observer().Failed()
@@ -352,10 +367,10 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	return true
 }
 
-// put stores r; a conflict means another deliverer (another instance) wrote it
-// first, and this one's outcome yields.
-func (d *Deliverer) put(ctx context.Context, r *Report) bool {
-	if err := d.service.store.PutReport(ctx, r); err != nil {
+// put stores r with events; a conflict means another deliverer (another
+// instance) wrote it first, and this one's outcome yields.
+func (d *Deliverer) put(ctx context.Context, r *Report, events ...tokens.Event) bool {
+	if err := d.service.store.PutReport(ctx, r, events...); err != nil {
 		if !errors.Is(err, ErrVersionConflict) && ctx.Err() == nil {
 			d.service.Logger.WarnContext(ctx, "writing a report failed", "message_id", r.MessageID, "err", fmt.Sprint(err))
 		}

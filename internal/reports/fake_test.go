@@ -32,6 +32,7 @@ type memReports struct {
 	reports map[string]*reports.Report
 	counter int64
 	claims  map[string]memClaim // user → delivery claim and mark
+	events  []tokens.Event      // stored with reports, oldest first
 }
 
 // memClaim is a user's delivery claim (owner "" when released) and mark.
@@ -102,14 +103,14 @@ func (s *memReports) GetReport(ctx context.Context, messageID string) (*reports.
 }
 
 func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("memreports: put: %w", err)
+	}
+	if err := tokens.ValidateEvents(events); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,6 +131,7 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ..
 		m.delivered = max(m.delivered, r.Seq)
 		s.claims[r.UserID] = m
 	}
+	s.events = append(s.events, events...)
 	return nil
 }
 

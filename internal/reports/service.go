@@ -73,6 +73,11 @@ type Service struct {
 	// Logger receives what happens to reports; it must not be nil. NewService
 	// sets one that discards.
 	Logger *slog.Logger
+	// Events makes the delivery.delivered and delivery.failed events the
+	// Deliverer stores with a report's end state (whether they notify the
+	// webhook) and counts them; nil notifies nothing and counts nothing, and
+	// events are stored all the same.
+	Events *tokens.Recorder
 	// wake, when set, is signalled after each new report so delivery starts at once.
 	wake chan<- struct{}
 }

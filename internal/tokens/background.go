@@ -94,7 +94,7 @@ func (s *Service) RefreshInBackground(ctx context.Context, window, interval time
 // and records the new expiry; it forgets users whose link is gone or needs
 // re-linking.
 func (s *Service) refreshAhead(ctx context.Context, userID string, horizon time.Duration) {
-	l, err := s.refresh(ctx, userID, horizon)
+	l, err := s.refresh(ctx, userID, horizon, byBackground)
 	if err == nil {
 		s.usage.expires(userID, l.AccessTokenExpiresAt)
 		return

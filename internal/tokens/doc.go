@@ -19,4 +19,9 @@
 // keyring.go (the KeyRing port of a Sealer of several keys), reseal.go (the
 // Resealer, which counts links by key and seals them again under the first)
 // and keycheck.go (the start-up check of the keys against stored links).
+// A link's life is recorded as events stored with each change: event.go (the
+// Event and its types), eventstore.go (the EventStore port of the audit
+// trail), recorder.go (the Recorder that makes events, marks those for the
+// webhook and counts them), cause.go (triggers, reasons and Deletion: who and
+// why), linklist.go (listing links by state) and eventsweep.go (retention).
 package tokens

@@ -16,8 +16,10 @@ const codeClaimTTL = time.Hour
 const exchangeTimeout = 20 * time.Second
 
 // Exchange trades Alexa's authorization code for userID's LWA tokens and stores
-// them sealed, replacing any earlier link of the user. A retry of the same code
-// for the same user returns the stored link without calling LWA again. The
+// them sealed, replacing any earlier link of the user, with a link.linked
+// event of ActorAlexa ("relinked" when it replaced a link). A retry of the same code
+// for the same user returns the stored link without calling LWA again, and
+// records no event. The
 // exchange runs on when ctx ends first, within exchangeTimeout, and stores its
 // link when LWA answers; a retry of the code meanwhile waits for it (within
 // its own ctx) rather than calling LWA again.
@@ -79,10 +81,10 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 		return nil, fmt.Errorf("exchange code: %w", err)
 	}
 	now := s.Now()
-	l, err := s.write(ctx, userID, func(l *Link) (*Link, error) {
+	l, err := s.write(ctx, userID, func(l *Link) (*Link, []Event, error) {
 		sealed, err := s.seal(userID, grant)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		next := &Link{
 			UserID: userID, State: StateLinked, Region: region,
@@ -92,7 +94,8 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 		if l != nil {
 			next.Version = l.Version
 		}
-		return next, nil
+		linked := s.Events.Event(EventLinked, userID, ActorAlexa, now, map[string]any{"region": region, "relinked": l != nil})
+		return next, []Event{linked}, nil
 	})
 	if err != nil {
 		return nil, err

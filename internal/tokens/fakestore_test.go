@@ -37,6 +37,7 @@ type memStore struct {
 	version   int64
 	beforePut func()
 	leaseErr  error
+	events    []tokens.Event // stored with links, oldest first
 }
 
 var (
@@ -98,13 +99,13 @@ func (s *memStore) GetLink(ctx context.Context, userID string) (*tokens.Link, er
 }
 
 func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
 	if err := link.Validate(); err != nil {
+		return err
+	}
+	if err := tokens.ValidateEvents(events); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -129,6 +130,7 @@ func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, events ...tok
 	c.Version = s.version
 	s.links[link.UserID] = c
 	link.Version = s.version
+	s.events = append(s.events, events...)
 	return nil
 }
 
@@ -142,10 +144,10 @@ func (s *memStore) beforeNextPut(fn func()) {
 }
 
 func (s *memStore) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := unavailable(ctx); err != nil {
+		return err
+	}
+	if err := tokens.ValidateEvents(events); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -154,6 +156,7 @@ func (s *memStore) DeleteLink(ctx context.Context, userID string, events ...toke
 		return fmt.Errorf("memstore: delete: %w", tokens.ErrLinkNotFound)
 	}
 	delete(s.links, userID)
+	s.events = append(s.events, events...)
 	return nil
 }
 

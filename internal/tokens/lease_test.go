@@ -247,7 +247,7 @@ func testLeaseRequireRelinkWhileWaiting(t *testing.T) {
 func testLeaseDeletedWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, release, first, second := newLeaseRace(t)
-		if err := h.svc.Delete(t.Context(), "alice"); err != nil {
+		if err := h.svc.Delete(t.Context(), "alice", tokens.Deletion{Actor: "ops"}); err != nil {
 			t.Fatalf("Delete error = %v", err)
 		}
 		if err := (<-second).err; !errors.Is(err, tokens.ErrLinkNotFound) {
@@ -271,7 +271,7 @@ func testLeaseDeletedWhenFreed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, release, first, second := newLeaseRace(t)
 		h.lwa.setRefreshErr(errTransient)
-		if err := h.svc.Delete(t.Context(), "alice"); err != nil {
+		if err := h.svc.Delete(t.Context(), "alice", tokens.Deletion{Actor: "ops"}); err != nil {
 			t.Fatalf("Delete error = %v", err)
 		}
 		release()

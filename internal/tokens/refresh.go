@@ -12,17 +12,31 @@ import (
 const refreshTimeout = 20 * time.Second
 
 // Refresh refreshes userID's tokens with LWA now, even when they are fresh, and
-// returns the updated link. Errors are as for Token.
+// returns the updated link: a refresh the broker needs (its deliverer's, after
+// Alexa refused a token), recorded as a link.refreshed event of ActorBroker
+// with the trigger "caller". Errors are as for Token.
 func (s *Service) Refresh(ctx context.Context, userID string) (*Link, error) {
-	return s.refresh(ctx, userID, math.MaxInt64)
+	return s.refresh(ctx, userID, math.MaxInt64, byCaller)
+}
+
+// RefreshByOperator refreshes userID's tokens as Refresh does, for an operator:
+// its link.refreshed event has the trigger "operator" and actor as its actor,
+// the calling token's client. It returns an EINVALID error when actor is
+// empty; other errors are as for Token.
+func (s *Service) RefreshByOperator(ctx context.Context, userID, actor string) (*Link, error) {
+	if actor == "" {
+		return nil, Errorf(EINVALID, "the refresh has no actor")
+	}
+	return s.refresh(ctx, userID, math.MaxInt64, cause{TriggerOperator, actor})
 }
 
 // refresh runs one refresh of userID at a time in this process: callers that
 // arrive meanwhile wait for its result, each within its own deadline. The
 // refresh itself is not cut short by one impatient caller: it runs detached,
 // within refreshTimeout, and Close waits for it. A caller that has given up
-// already starts none.
-func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duration) (*Link, error) {
+// already starts none. by is who set the refresh off; a caller that joins a
+// refresh in flight joins its cause too.
+func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duration, by cause) (*Link, error) {
 	if ctx.Err() != nil {
 		return nil, Errorf(EUNAVAILABLE, "the caller gave up before the refresh")
 	}
@@ -32,7 +46,7 @@ func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duratio
 			return nil, err
 		}
 		defer done()
-		return s.doRefresh(rctx, userID, ahead)
+		return s.doRefresh(rctx, userID, ahead, by)
 	})
 	select {
 	case r := <-ch:
@@ -49,8 +63,9 @@ func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duratio
 // steps: read the link and check it still needs a refresh; take the refresh
 // lease across processes (or wait for its holder's result); call LWA; on
 // invalid_grant mark the link RELINK_REQUIRED; else store the rotated grant
-// before anything else is done with LWA's answer.
-func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Duration) (*Link, error) {
+// before anything else is done with LWA's answer, with a link.refreshed event
+// of by.
+func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Duration, by cause) (*Link, error) {
 	l, done, err := s.readStale(ctx, userID, ahead)
 	if err != nil || done {
 		return l, err
@@ -69,7 +84,7 @@ func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Durat
 	case err != nil:
 		return nil, err
 	}
-	return s.storeGrant(ctx, l, old.RefreshToken, grant)
+	return s.storeGrant(ctx, l, old.RefreshToken, grant, by)
 }
 
 // readStale reads userID's link and reports done with the link when it needs no
@@ -115,18 +130,20 @@ func (s *Service) callLWA(ctx context.Context, l *Link) (old, grant Grant, err e
 
 // refused handles LWA's invalid_grant for the refresh token of l, the link as
 // it was read: it marks the link RELINK_REQUIRED unless it changed meanwhile,
-// and returns an ERELINK error. A link re-linked or refreshed meanwhile is not
+// and returns an ERELINK error; its link.relink_required event has the reason
+// invalid_grant. A link re-linked or refreshed meanwhile is not
 // the refused token's own: refused returns it, fresh. It returns
 // ErrLinkNotFound when the link was deleted meanwhile.
 func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 	s.Logger.Warn("LWA refused the refresh token; link needs re-linking", "user_id", l.UserID)
-	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, error) {
+	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.Version != l.Version {
-			return nil, nil // changed meanwhile (re-linked or deleted): leave it
+			return nil, nil, nil // changed meanwhile (re-linked or deleted): leave it
 		}
 		next := *cur
 		next.State = StateRelinkRequired
-		return &next, nil
+		e := s.Events.Event(EventRelinkRequired, l.UserID, ActorBroker, s.Now(), map[string]any{"reason": ReasonInvalidGrant})
+		return &next, []Event{e}, nil
 	})
 	switch {
 	case err != nil:
@@ -144,31 +161,35 @@ func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 // takes the grant only while it still holds used: then the grant is the newest
 // LWA issued for it. A link deleted or re-linked meanwhile is not the grant's
 // own; storeGrant leaves it and returns it as it is (ErrLinkNotFound when it is
-// gone, an ERELINK error when the user must link again).
-func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Grant) (*Link, error) {
+// gone, an ERELINK error when the user must link again). The grant stored, it
+// records a link.refreshed event of by.
+func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Grant, by cause) (*Link, error) {
 	now := s.Now()
 	var lost bool
-	next, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, error) {
+	next, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.CodeHash != l.CodeHash {
 			lost = true
-			return nil, nil // deleted or re-linked meanwhile: this grant is of an older link
+			return nil, nil, nil // deleted or re-linked meanwhile: this grant is of an older link
 		}
 		if cur.Version != l.Version {
 			// Somebody wrote since we read. Ours is the newest token LWA issued
 			// from the refresh token we used, unless that token changed.
 			if g, err := s.open(cur); err != nil || g.RefreshToken != used {
 				lost = true
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		sealed, err := s.seal(l.UserID, grant)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		n := *cur
 		n.State, n.Tokens = StateLinked, sealed
 		n.AccessTokenExpiresAt, n.LastRefreshedAt = grant.Expiry, now
-		return &n, nil
+		e := s.Events.Event(EventRefreshed, l.UserID, by.actor, now, map[string]any{
+			"trigger": string(by.trigger), "access_token_expires_at": grant.Expiry.UTC().Format(time.RFC3339),
+		})
+		return &n, []Event{e}, nil
 	})
 	switch {
 	case err != nil:

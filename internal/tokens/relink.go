@@ -7,20 +7,22 @@ var errRelink = &Error{Code: ERELINK, Message: "the user must link the skill aga
 
 // RequireRelink marks userID's link RELINK_REQUIRED, as when Alexa answers that
 // the skill was disabled or its permission withdrawn: no LWA call is made for
-// the user until Alexa hands over a new code. A link already marked stays as it
-// is. It returns ErrLinkNotFound when the user has no link, and an EUNAVAILABLE
+// the user until Alexa hands over a new code. The change is recorded as a
+// link.relink_required event of ActorBroker with the reason alexa_forbidden.
+// A link already marked stays as it is, and records nothing. It returns ErrLinkNotFound when the user has no link, and an EUNAVAILABLE
 // error when the store cannot be reached or the link keeps changing.
 func (s *Service) RequireRelink(ctx context.Context, userID string) error {
-	l, err := s.write(ctx, userID, func(cur *Link) (*Link, error) {
+	l, err := s.write(ctx, userID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil {
-			return nil, ErrLinkNotFound
+			return nil, nil, ErrLinkNotFound
 		}
 		if cur.State == StateRelinkRequired {
-			return nil, nil
+			return nil, nil, nil
 		}
 		next := *cur
 		next.State = StateRelinkRequired
-		return &next, nil
+		e := s.Events.Event(EventRelinkRequired, userID, ActorBroker, s.Now(), map[string]any{"reason": ReasonAlexaForbidden})
+		return &next, []Event{e}, nil
 	})
 	if err != nil {
 		return err

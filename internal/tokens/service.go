@@ -40,6 +40,10 @@ type Service struct {
 	Now func() time.Time
 	// Logger receives refresh outcomes; it never receives a secret.
 	Logger *slog.Logger
+	// Events makes the events stored with every change of a link (whether
+	// they notify the webhook) and counts them; nil notifies nothing and
+	// counts nothing, and events are stored all the same.
+	Events *Recorder
 
 	flight singleflight.Group
 	usage  usage
@@ -80,7 +84,7 @@ func (s *Service) Token(ctx context.Context, userID string) (Token, error) {
 		return Token{}, errRelink
 	}
 	if !s.fresh(l, s.Now()) {
-		if l, err = s.refresh(ctx, userID, s.refreshWindow(l)); err != nil {
+		if l, err = s.refresh(ctx, userID, s.refreshWindow(l), byCaller); err != nil {
 			return Token{}, err
 		}
 	}
@@ -116,25 +120,32 @@ func (s *Service) Link(ctx context.Context, userID string) (*Link, error) {
 	return s.store.GetLink(ctx, userID)
 }
 
-// Links returns a page of links ordered by user id; see Store.ListLinks.
-func (s *Service) Links(ctx context.Context, cursor string, limit int) (LinkPage, error) {
-	return s.store.ListLinks(ctx, cursor, limit)
-}
-
-// Delete removes userID's link and its tokens, or returns ErrLinkNotFound.
-func (s *Service) Delete(ctx context.Context, userID string) error {
-	if err := s.store.DeleteLink(ctx, userID); err != nil {
+// Delete removes userID's link and its tokens, and records a link.deleted
+// event of by.Actor with by.Reason (ReasonOperator when empty). It returns
+// ErrLinkNotFound when the user has no link, and an EINVALID error when
+// by.Actor is empty.
+func (s *Service) Delete(ctx context.Context, userID string, by Deletion) error {
+	if by.Actor == "" {
+		return Errorf(EINVALID, "the deletion has no actor")
+	}
+	if by.Reason == "" {
+		by.Reason = ReasonOperator
+	}
+	e := s.Events.Event(EventDeleted, userID, by.Actor, s.Now(), map[string]any{"reason": by.Reason})
+	if err := s.store.DeleteLink(ctx, userID, e); err != nil {
 		return err
 	}
+	s.Events.Stored(e)
 	s.usage.forget(userID)
 	return nil
 }
 
 // write applies change to the stored link of userID (nil when there is none)
-// and stores the result with a compare-and-set, re-reading and re-applying on
-// version conflicts. change returns nil to leave the store as it is; write then
-// returns the link as read.
-func (s *Service) write(ctx context.Context, userID string, change func(*Link) (*Link, error)) (*Link, error) {
+// and stores the result, with the events change returns, with a
+// compare-and-set, re-reading and re-applying on version conflicts. change
+// returns nil to leave the store as it is; write then returns the link as
+// read.
+func (s *Service) write(ctx context.Context, userID string, change func(*Link) (*Link, []Event, error)) (*Link, error) {
 	for range maxWriteAttempts {
 		current, err := s.store.GetLink(ctx, userID)
 		if errors.Is(err, ErrLinkNotFound) {
@@ -143,17 +154,18 @@ func (s *Service) write(ctx context.Context, userID string, change func(*Link) (
 		if err != nil {
 			return nil, fmt.Errorf("read link: %w", err)
 		}
-		next, err := change(current)
+		next, events, err := change(current)
 		if err != nil || next == nil {
 			return current, err
 		}
-		err = s.store.PutLink(ctx, next)
+		err = s.store.PutLink(ctx, next, events...)
 		if errors.Is(err, ErrVersionConflict) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("write link: %w", err)
 		}
+		s.Events.Stored(events...)
 		return next, nil
 	}
 	return nil, Errorf(EUNAVAILABLE, "link of user is changing too often; try again")

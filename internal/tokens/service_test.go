@@ -69,7 +69,7 @@ func TestService_Delete(t *testing.T) {
 		h.mustLink(t, "alice")
 		h.mustLink(t, "bob")
 		h.mustToken(t, "alice")
-		if err := h.svc.Delete(t.Context(), "alice"); err != nil {
+		if err := h.svc.Delete(t.Context(), "alice", tokens.Deletion{Actor: "ops"}); err != nil {
 			t.Fatalf("Delete error = %v", err)
 		}
 		if _, err := h.svc.Link(t.Context(), "alice"); !errors.Is(err, tokens.ErrLinkNotFound) {
@@ -86,7 +86,7 @@ func TestService_Delete(t *testing.T) {
 
 	t.Run("NotFound", func(t *testing.T) {
 		h := newHarness(t)
-		if err := h.svc.Delete(t.Context(), "nobody"); !errors.Is(err, tokens.ErrLinkNotFound) {
+		if err := h.svc.Delete(t.Context(), "nobody", tokens.Deletion{Actor: "ops"}); !errors.Is(err, tokens.ErrLinkNotFound) {
 			t.Fatalf("Delete error = %v, want ErrLinkNotFound", err)
 		}
 	})
@@ -100,7 +100,7 @@ func TestService_Links(t *testing.T) {
 	var ids []string
 	cursor := ""
 	for range 5 {
-		page, err := h.svc.Links(t.Context(), cursor, 2)
+		page, err := h.svc.Links(t.Context(), tokens.LinkFilter{}, cursor, 2)
 		if err != nil {
 			t.Fatalf("Links(%q) error = %v", cursor, err)
 		}

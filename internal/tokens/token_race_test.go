@@ -26,7 +26,7 @@ func testTokenDeletedDuringRefresh(t *testing.T) {
 		errc <- err
 	}()
 	waitFor(t, "the refresh to reach LWA", func() bool { return h.lwa.blocked.Load() == 1 })
-	if err := h.svc.Delete(t.Context(), "alice"); err != nil {
+	if err := h.svc.Delete(t.Context(), "alice", tokens.Deletion{Actor: "ops"}); err != nil {
 		t.Fatalf("Delete error = %v", err)
 	}
 	release()
