@@ -22,9 +22,11 @@ const (
 	ScopeTokens = "broker:tokens"
 	// ScopeProfiles lets the companion backend submit and read profile reports.
 	ScopeProfiles = "broker:profiles"
-	// ScopeAdmin lets operators read, list, refresh and delete links.
+	// ScopeAdmin lets operators read, list, refresh and delete links, and read
+	// events and stats.
 	ScopeAdmin = "broker:admin"
-	// ScopeEvents is the skill backend's right to report a link's events.
+	// ScopeEvents is the skill backend's right to report a link's events:
+	// to delete a link when Alexa tells it the skill was disabled.
 	ScopeEvents = "broker:events"
 )
 
@@ -65,8 +67,11 @@ var policy = map[string][]string{
 	"/broker.v1.ProfileReportService/GetProfileReport":    {ScopeProfiles},
 	"/broker.v1.LinkService/GetLink":                      {ScopeTokens, ScopeAdmin},
 	"/broker.v1.LinkService/ListLinks":                    {ScopeAdmin},
-	"/broker.v1.LinkService/DeleteLink":                   {ScopeAdmin},
+	"/broker.v1.LinkService/DeleteLink":                   {ScopeAdmin, ScopeEvents},
 	"/broker.v1.LinkService/RefreshLink":                  {ScopeAdmin},
+	"/broker.v1.EventService/ListLinkEvents":              {ScopeAdmin},
+	"/broker.v1.EventService/ListEvents":                  {ScopeAdmin},
+	"/broker.v1.EventService/GetStats":                    {ScopeAdmin},
 }
 
 // public reports whether a method answers without credentials: health and

@@ -81,6 +81,7 @@ func (s *Server) registerGateway(ctx context.Context) error {
 		brokerv1.RegisterPartnerTokenServiceHandler,
 		brokerv1.RegisterProfileReportServiceHandler,
 		brokerv1.RegisterLinkServiceHandler,
+		brokerv1.RegisterEventServiceHandler,
 	} {
 		if err := register(ctx, s.gateway, s.gwConn); err != nil {
 			return fmt.Errorf("register gateway: %w", err)

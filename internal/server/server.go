@@ -49,6 +49,8 @@ type Services struct {
 	Reports brokerv1.ProfileReportServiceServer
 	// Links lets operators manage links (NewLinkService).
 	Links brokerv1.LinkServiceServer
+	// Events is the audit trail and stats (NewEventService).
+	Events brokerv1.EventServiceServer
 }
 
 // Options configure a Server.
@@ -193,6 +195,9 @@ func (s *Server) registerServices() {
 	if svc.Links == nil {
 		svc.Links = brokerv1.UnimplementedLinkServiceServer{}
 	}
+	if svc.Events == nil {
+		svc.Events = brokerv1.UnimplementedEventServiceServer{}
+	}
 	s.health.Register(s.grpc)
 	reflection.Register(s.grpc)
 	brokerv1.RegisterReciprocalServiceServer(s.grpc, svc.Reciprocal)
@@ -203,6 +208,8 @@ func (s *Server) registerServices() {
 	s.health.Serving(brokerv1.ProfileReportService_ServiceDesc.ServiceName)
 	brokerv1.RegisterLinkServiceServer(s.grpc, svc.Links)
 	s.health.Serving(brokerv1.LinkService_ServiceDesc.ServiceName)
+	brokerv1.RegisterEventServiceServer(s.grpc, svc.Events)
+	s.health.Serving(brokerv1.EventService_ServiceDesc.ServiceName)
 }
 
 // Open listens on both addresses and starts serving in the background. It

@@ -113,6 +113,7 @@ func TestServer_Health(t *testing.T) {
 		"broker.v1.PartnerTokenService",
 		"broker.v1.ProfileReportService",
 		"broker.v1.LinkService",
+		"broker.v1.EventService",
 	} {
 		t.Run("gRPC/"+svc, func(t *testing.T) {
 			resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
@@ -172,7 +173,7 @@ func TestServer_Reflection(t *testing.T) {
 	}
 	for _, want := range []string{
 		"broker.v1.ReciprocalService", "broker.v1.PartnerTokenService",
-		"broker.v1.ProfileReportService", "broker.v1.LinkService", "grpc.health.v1.Health",
+		"broker.v1.ProfileReportService", "broker.v1.LinkService", "broker.v1.EventService", "grpc.health.v1.Health",
 	} {
 		if !listed[want] {
 			t.Errorf("reflection does not list %s; it lists %v", want, listed)
@@ -210,6 +211,14 @@ func TestServer_Unimplemented(t *testing.T) {
 			_, err := brokerv1.NewLinkServiceClient(conn).DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "u"})
 			return err
 		}, "DELETE", "/v1/links/u", ""},
+		{"GetStats", func(ctx context.Context) error {
+			_, err := brokerv1.NewEventServiceClient(conn).GetStats(ctx, &brokerv1.GetStatsRequest{})
+			return err
+		}, "GET", "/v1/stats", ""},
+		{"ListEvents", func(ctx context.Context) error {
+			_, err := brokerv1.NewEventServiceClient(conn).ListEvents(ctx, &brokerv1.ListEventsRequest{})
+			return err
+		}, "GET", "/v1/events", ""},
 		{"Authorize", func(ctx context.Context) error {
 			_, err := brokerv1.NewReciprocalServiceClient(conn).Authorize(ctx, &brokerv1.AuthorizeRequest{})
 			return err

@@ -107,13 +107,24 @@ func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest)
 	return linkMessage(link), nil
 }
 
-// ListLinks returns one page of links. It returns an EINVALID error for a
-// negative page_size, and the errors of tokens.Service.Links.
+// ListLinks returns one page of links, optionally of one state. It returns an
+// EINVALID error for a negative page_size or an unknown state, and the errors
+// of tokens.Service.Links.
 func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
 	if req.GetPageSize() < 0 {
 		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
 	}
-	page, err := l.s.Links(ctx, req.GetPageToken(), tokens.PageSize(int(req.GetPageSize())))
+	var filter tokens.LinkFilter
+	switch req.GetState() {
+	case brokerv1.LinkState_LINK_STATE_UNSPECIFIED:
+	case brokerv1.LinkState_LINKED:
+		filter.State = tokens.StateLinked
+	case brokerv1.LinkState_RELINK_REQUIRED:
+		filter.State = tokens.StateRelinkRequired
+	default:
+		return nil, tokens.Errorf(tokens.EINVALID, "state %d is not a link state", req.GetState())
+	}
+	page, err := l.s.Links(ctx, filter, req.GetPageToken(), tokens.PageSize(int(req.GetPageSize())))
 	if err != nil {
 		return nil, err
 	}
@@ -124,29 +135,42 @@ func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequ
 	return resp, nil
 }
 
-// DeleteLink removes the user's link. It returns an EINVALID error for an empty
+// DeleteLink removes the user's link, recording the calling client and the
+// request's reason in its event. It returns an EINVALID error for an empty
 // user_id, and the errors of tokens.Service.Delete.
 func (l *linkService) DeleteLink(ctx context.Context, req *brokerv1.DeleteLinkRequest) (*brokerv1.DeleteLinkResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
-	if err := l.s.Delete(ctx, req.GetUserId()); err != nil {
+	by := tokens.Deletion{Actor: actor(ctx), Reason: req.GetReason()}
+	if err := l.s.Delete(ctx, req.GetUserId(), by); err != nil {
 		return nil, err
 	}
 	return &brokerv1.DeleteLinkResponse{}, nil
 }
 
-// RefreshLink refreshes the user's tokens now. It returns an EINVALID error for
-// an empty user_id, and the errors of tokens.Service.Refresh.
+// RefreshLink refreshes the user's tokens now, for the calling client. It
+// returns an EINVALID error for an empty user_id, and the errors of
+// tokens.Service.RefreshByOperator.
 func (l *linkService) RefreshLink(ctx context.Context, req *brokerv1.RefreshLinkRequest) (*brokerv1.Link, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
-	link, err := l.s.Refresh(ctx, req.GetUserId())
+	link, err := l.s.RefreshByOperator(ctx, req.GetUserId(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
 	return linkMessage(link), nil
+}
+
+// actor names the caller as the actor of the events its call causes: the
+// token's client, or its subject should a token name no client.
+func actor(ctx context.Context) string {
+	p, _ := auth.FromContext(ctx)
+	if p.ClientID != "" {
+		return p.ClientID
+	}
+	return p.Subject
 }
 
 // linkMessage is what may be shown of a link: no token, sealed or not.

@@ -1,6 +1,7 @@
 // The reciprocal token broker's API: Alexa's hand-over of a Login with Amazon
 // (LWA) authorization code, partner tokens for the companion backend, profile
-// reports delivered to the Alexa Health API, and links for operators.
+// reports delivered to the Alexa Health API, links for operators, and the
+// events of the links' lives (the audit trail) with their stats.
 //
 // The HTTP mapping of these methods is in broker_http.yaml beside this file;
 // the README's API section lists every route. JSON field names are the proto
@@ -30,6 +31,7 @@ package brokerv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1012,7 +1014,10 @@ type ListLinksRequest struct {
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// page_token is the next_page_token of the previous page, or empty for the
 	// first page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// state, when set, keeps only the links in that state (in HTTP, the query
+	// parameter state=RELINK_REQUIRED or state=LINKED); unset lists every link.
+	State         LinkState `protobuf:"varint,3,opt,name=state,proto3,enum=broker.v1.LinkState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1059,6 +1064,13 @@ func (x *ListLinksRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListLinksRequest) GetState() LinkState {
+	if x != nil {
+		return x.State
+	}
+	return LinkState_LINK_STATE_UNSPECIFIED
 }
 
 // ListLinksResponse is one page of links.
@@ -1121,7 +1133,11 @@ func (x *ListLinksResponse) GetNextPageToken() string {
 type DeleteLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the partner's user id. Required.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// reason says why the link is deleted, such as "skill_disabled" or
+	// "user_request" (in HTTP, the query parameter reason); it becomes the
+	// reason of the link.deleted event. Empty means "operator".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1159,6 +1175,13 @@ func (*DeleteLinkRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteLinkRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteLinkRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1246,11 +1269,420 @@ func (x *RefreshLinkRequest) GetUserId() string {
 	return ""
 }
 
+// Event is one change in a link's life, or the final outcome of one delivery
+// to Alexa: the audit trail's record, in the same JSON as the webhook body.
+// It never holds a token, code or secret.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies the event: "evt_" and 26 characters that sort by time. A
+	// webhook of the event carries it as its webhook-id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// type says what happened: "link.linked", "link.refreshed",
+	// "link.relink_required", "link.deleted", "delivery.delivered" or
+	// "delivery.failed".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// occurred_at is when it happened.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// user_id is the partner's user whose link it concerns.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id is the broker's name of the link's skill; "default" for a broker
+	// of one skill.
+	SkillId string `protobuf:"bytes,5,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// actor is who caused it: the calling token's client for API calls that
+	// change a link (delete, refresh), "alexa" for hand-overs, "broker" for
+	// what the broker decided itself (a refresh it needed, a link it found
+	// broken, a delivery's outcome).
+	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// data holds the type's details as JSON values: for link.linked "region"
+	// (as Link.region) and "relinked" (a boolean, true when it replaced a
+	// link); for link.refreshed "trigger" ("caller", "background" or
+	// "operator") and "access_token_expires_at" (RFC 3339); for
+	// link.relink_required and link.deleted "reason"; for delivery.delivered
+	// "message_id" and "kind" ("profile_report" or "alexa_event"); for
+	// delivery.failed those and "last_error".
+	Data          *structpb.Struct `protobuf:"bytes,7,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_broker_v1_broker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Event) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *Event) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Event) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+func (x *Event) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Event) GetData() *structpb.Struct {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ListLinkEventsRequest asks for one page of a user's events.
+type ListLinkEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the partner's user id. Required.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// page_size is the most events the page holds: at most 1000 (larger values
+	// are taken as 1000); 0 means 100; negative is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is the next_page_token of the previous page, or empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLinkEventsRequest) Reset() {
+	*x = ListLinkEventsRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLinkEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLinkEventsRequest) ProtoMessage() {}
+
+func (x *ListLinkEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLinkEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListLinkEventsRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListLinkEventsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListLinkEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListLinkEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListEventsRequest asks for one page of the events of every user.
+type ListEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type, when set, keeps only the events of that type, such as
+	// "link.relink_required".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// page_size is the most events the page holds: at most 1000 (larger values
+	// are taken as 1000); 0 means 100; negative is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is the next_page_token of the previous page, or empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListEventsRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListEventsResponse is one page of events, of ListLinkEvents and ListEvents.
+type ListEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the page's events, newest first.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next_page_token is the page_token of the next page; empty after the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_broker_v1_broker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetStatsRequest asks for the broker's counts.
+type GetStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{22}
+}
+
+// Stats are the broker's counts, each map keyed by state name with every
+// state present (0 when none).
+type Stats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// links counts links by state: "LINKED" and "RELINK_REQUIRED".
+	Links map[string]int32 `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// deliveries counts profile reports kept (finished ones until
+	// BROKER_REPORT_RETENTION) by state: "PENDING", "DELIVERED", "FAILED" and
+	// "SUPERSEDED".
+	Deliveries map[string]int32 `protobuf:"bytes,2,rep,name=deliveries,proto3" json:"deliveries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// webhooks counts the events waiting to be sent to BROKER_WEBHOOK_URL:
+	// "PENDING".
+	Webhooks      map[string]int32 `protobuf:"bytes,3,rep,name=webhooks,proto3" json:"webhooks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stats) Reset() {
+	*x = Stats{}
+	mi := &file_broker_v1_broker_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stats) ProtoMessage() {}
+
+func (x *Stats) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stats.ProtoReflect.Descriptor instead.
+func (*Stats) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Stats) GetLinks() map[string]int32 {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *Stats) GetDeliveries() map[string]int32 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *Stats) GetWebhooks() map[string]int32 {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
 var File_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	"\x16broker/v1/broker.proto\x12\tbroker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"b\n" +
+	"\x16broker/v1/broker.proto\x12\tbroker.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"b\n" +
 	"\x10AuthorizeRequest\x12\x1d\n" +
 	"\n" +
 	"grant_type\x18\x01 \x01(\tR\tgrantType\x12\x12\n" +
@@ -1310,19 +1742,60 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x17access_token_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x14accessTokenExpiresAt\x12F\n" +
 	"\x11last_refreshed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshedAt\")\n" +
 	"\x0eGetLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"N\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"z\n" +
 	"\x10ListLinksRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"b\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12*\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.broker.v1.LinkStateR\x05state\"b\n" +
 	"\x11ListLinksResponse\x12%\n" +
 	"\x05links\x18\x01 \x03(\v2\x0f.broker.v1.LinkR\x05links\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
 	"\x11DeleteLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x14\n" +
 	"\x12DeleteLinkResponse\"-\n" +
 	"\x12RefreshLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId*c\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xdf\x01\n" +
+	"\x05Event\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
+	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x05 \x01(\tR\askillId\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12+\n" +
+	"\x04data\x18\a \x01(\v2\x17.google.protobuf.StructR\x04data\"l\n" +
+	"\x15ListLinkEventsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"c\n" +
+	"\x11ListEventsRequest\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"f\n" +
+	"\x12ListEventsResponse\x12(\n" +
+	"\x06events\x18\x01 \x03(\v2\x10.broker.v1.EventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x11\n" +
+	"\x0fGetStatsRequest\"\xee\x02\n" +
+	"\x05Stats\x121\n" +
+	"\x05links\x18\x01 \x03(\v2\x1b.broker.v1.Stats.LinksEntryR\x05links\x12@\n" +
+	"\n" +
+	"deliveries\x18\x02 \x03(\v2 .broker.v1.Stats.DeliveriesEntryR\n" +
+	"deliveries\x12:\n" +
+	"\bwebhooks\x18\x03 \x03(\v2\x1e.broker.v1.Stats.WebhooksEntryR\bwebhooks\x1a8\n" +
+	"\n" +
+	"LinksEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a=\n" +
+	"\x0fDeliveriesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a;\n" +
+	"\rWebhooksEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01*c\n" +
 	"\vReportState\x12\x1c\n" +
 	"\x18REPORT_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
@@ -1348,7 +1821,12 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\tListLinks\x12\x1b.broker.v1.ListLinksRequest\x1a\x1c.broker.v1.ListLinksResponse\x12I\n" +
 	"\n" +
 	"DeleteLink\x12\x1c.broker.v1.DeleteLinkRequest\x1a\x1d.broker.v1.DeleteLinkResponse\x12=\n" +
-	"\vRefreshLink\x12\x1d.broker.v1.RefreshLinkRequest\x1a\x0f.broker.v1.LinkBBZ@github.com/reciprocal-broker/broker/api/proto/broker/v1;brokerv1b\x06proto3"
+	"\vRefreshLink\x12\x1d.broker.v1.RefreshLinkRequest\x1a\x0f.broker.v1.Link2\xe6\x01\n" +
+	"\fEventService\x12Q\n" +
+	"\x0eListLinkEvents\x12 .broker.v1.ListLinkEventsRequest\x1a\x1d.broker.v1.ListEventsResponse\x12I\n" +
+	"\n" +
+	"ListEvents\x12\x1c.broker.v1.ListEventsRequest\x1a\x1d.broker.v1.ListEventsResponse\x128\n" +
+	"\bGetStats\x12\x1a.broker.v1.GetStatsRequest\x1a\x10.broker.v1.StatsBBZ@github.com/reciprocal-broker/broker/api/proto/broker/v1;brokerv1b\x06proto3"
 
 var (
 	file_broker_v1_broker_proto_rawDescOnce sync.Once
@@ -1363,7 +1841,7 @@ func file_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_broker_v1_broker_proto_goTypes = []any{
 	(ReportState)(0),                    // 0: broker.v1.ReportState
 	(LinkState)(0),                      // 1: broker.v1.LinkState
@@ -1385,42 +1863,65 @@ var file_broker_v1_broker_proto_goTypes = []any{
 	(*DeleteLinkRequest)(nil),           // 17: broker.v1.DeleteLinkRequest
 	(*DeleteLinkResponse)(nil),          // 18: broker.v1.DeleteLinkResponse
 	(*RefreshLinkRequest)(nil),          // 19: broker.v1.RefreshLinkRequest
-	(*timestamppb.Timestamp)(nil),       // 20: google.protobuf.Timestamp
+	(*Event)(nil),                       // 20: broker.v1.Event
+	(*ListLinkEventsRequest)(nil),       // 21: broker.v1.ListLinkEventsRequest
+	(*ListEventsRequest)(nil),           // 22: broker.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 23: broker.v1.ListEventsResponse
+	(*GetStatsRequest)(nil),             // 24: broker.v1.GetStatsRequest
+	(*Stats)(nil),                       // 25: broker.v1.Stats
+	nil,                                 // 26: broker.v1.Stats.LinksEntry
+	nil,                                 // 27: broker.v1.Stats.DeliveriesEntry
+	nil,                                 // 28: broker.v1.Stats.WebhooksEntry
+	(*timestamppb.Timestamp)(nil),       // 29: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),             // 30: google.protobuf.Struct
 }
 var file_broker_v1_broker_proto_depIdxs = []int32{
-	20, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 1: broker.v1.SubmitProfileReportRequest.profiles:type_name -> broker.v1.Profile
 	0,  // 2: broker.v1.SubmitProfileReportResponse.state:type_name -> broker.v1.ReportState
 	0,  // 3: broker.v1.ProfileReport.state:type_name -> broker.v1.ReportState
-	20, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
+	29, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
 	11, // 5: broker.v1.Profile.name:type_name -> broker.v1.ProfileName
 	12, // 6: broker.v1.Profile.capabilities:type_name -> broker.v1.Capability
 	1,  // 7: broker.v1.Link.state:type_name -> broker.v1.LinkState
-	20, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
-	20, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	20, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
-	13, // 11: broker.v1.ListLinksResponse.links:type_name -> broker.v1.Link
-	2,  // 12: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
-	4,  // 13: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
-	6,  // 14: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
-	8,  // 15: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
-	14, // 16: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
-	15, // 17: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
-	17, // 18: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
-	19, // 19: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
-	3,  // 20: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
-	5,  // 21: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
-	7,  // 22: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
-	9,  // 23: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
-	13, // 24: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
-	16, // 25: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
-	18, // 26: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
-	13, // 27: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	29, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
+	29, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	29, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
+	1,  // 11: broker.v1.ListLinksRequest.state:type_name -> broker.v1.LinkState
+	13, // 12: broker.v1.ListLinksResponse.links:type_name -> broker.v1.Link
+	29, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	30, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
+	20, // 15: broker.v1.ListEventsResponse.events:type_name -> broker.v1.Event
+	26, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
+	27, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
+	28, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
+	2,  // 19: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
+	4,  // 20: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
+	6,  // 21: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
+	8,  // 22: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
+	14, // 23: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
+	15, // 24: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
+	17, // 25: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
+	19, // 26: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
+	21, // 27: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
+	22, // 28: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
+	24, // 29: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
+	3,  // 30: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
+	5,  // 31: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
+	7,  // 32: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
+	9,  // 33: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
+	13, // 34: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
+	16, // 35: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
+	18, // 36: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
+	13, // 37: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
+	23, // 38: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
+	23, // 39: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
+	25, // 40: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
+	30, // [30:41] is the sub-list for method output_type
+	19, // [19:30] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_broker_v1_broker_proto_init() }
@@ -1434,9 +1935,9 @@ func file_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_broker_v1_broker_proto_rawDesc), len(file_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   27,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_broker_v1_broker_proto_goTypes,
 		DependencyIndexes: file_broker_v1_broker_proto_depIdxs,

@@ -1,6 +1,7 @@
 // The reciprocal token broker's API: Alexa's hand-over of a Login with Amazon
 // (LWA) authorization code, partner tokens for the companion backend, profile
-// reports delivered to the Alexa Health API, and links for operators.
+// reports delivered to the Alexa Health API, links for operators, and the
+// events of the links' lives (the audit trail) with their stats.
 //
 // The HTTP mapping of these methods is in broker_http.yaml beside this file;
 // the README's API section lists every route. JSON field names are the proto
@@ -497,8 +498,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; the other rpcs
-// need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
 // path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
 // ".." as %2E and %2E%2E.
 type LinkServiceClient interface {
@@ -507,18 +509,24 @@ type LinkServiceClient interface {
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; UNAVAILABLE (503) when the store cannot be reached.
 	GetLink(ctx context.Context, in *GetLinkRequest, opts ...grpc.CallOption) (*Link, error)
-	// ListLinks returns links ordered by user id, a page at a time.
+	// ListLinks returns links ordered by user id, a page at a time, optionally
+	// only those in one state.
 	//
-	// Errors: INVALID_ARGUMENT (400) when page_size is negative; UNAVAILABLE
-	// (503) when the store cannot be reached.
+	// Errors: INVALID_ARGUMENT (400) when page_size is negative or state is not
+	// a known state; UNAVAILABLE (503) when the store cannot be reached.
 	ListLinks(ctx context.Context, in *ListLinksRequest, opts ...grpc.CallOption) (*ListLinksResponse, error)
-	// DeleteLink removes a user's link and its stored tokens.
+	// DeleteLink removes a user's link and its stored tokens, and records a
+	// link.deleted event whose actor is the calling token's client and whose
+	// reason is the request's (operator when empty). The user's earlier events
+	// are kept.
 	//
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; UNAVAILABLE (503) when the store cannot be reached.
 	DeleteLink(ctx context.Context, in *DeleteLinkRequest, opts ...grpc.CallOption) (*DeleteLinkResponse, error)
 	// RefreshLink refreshes a user's tokens with LWA now, even when they are
-	// fresh, and returns the updated link.
+	// fresh, and returns the updated link. The refresh is recorded as a
+	// link.refreshed event with the trigger operator, whose actor is the calling
+	// token's client.
 	//
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; FAILED_PRECONDITION (412) when the user must link the
@@ -580,8 +588,9 @@ func (c *linkServiceClient) RefreshLink(ctx context.Context, in *RefreshLinkRequ
 // for forward compatibility.
 //
 // LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; the other rpcs
-// need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
 // path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
 // ".." as %2E and %2E%2E.
 type LinkServiceServer interface {
@@ -590,18 +599,24 @@ type LinkServiceServer interface {
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; UNAVAILABLE (503) when the store cannot be reached.
 	GetLink(context.Context, *GetLinkRequest) (*Link, error)
-	// ListLinks returns links ordered by user id, a page at a time.
+	// ListLinks returns links ordered by user id, a page at a time, optionally
+	// only those in one state.
 	//
-	// Errors: INVALID_ARGUMENT (400) when page_size is negative; UNAVAILABLE
-	// (503) when the store cannot be reached.
+	// Errors: INVALID_ARGUMENT (400) when page_size is negative or state is not
+	// a known state; UNAVAILABLE (503) when the store cannot be reached.
 	ListLinks(context.Context, *ListLinksRequest) (*ListLinksResponse, error)
-	// DeleteLink removes a user's link and its stored tokens.
+	// DeleteLink removes a user's link and its stored tokens, and records a
+	// link.deleted event whose actor is the calling token's client and whose
+	// reason is the request's (operator when empty). The user's earlier events
+	// are kept.
 	//
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; UNAVAILABLE (503) when the store cannot be reached.
 	DeleteLink(context.Context, *DeleteLinkRequest) (*DeleteLinkResponse, error)
 	// RefreshLink refreshes a user's tokens with LWA now, even when they are
-	// fresh, and returns the updated link.
+	// fresh, and returns the updated link. The refresh is recorded as a
+	// link.refreshed event with the trigger operator, whose actor is the calling
+	// token's client.
 	//
 	// Errors: INVALID_ARGUMENT (400) when user_id is empty; NOT_FOUND (404) when
 	// the user has no link; FAILED_PRECONDITION (412) when the user must link the
@@ -745,6 +760,228 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshLink",
 			Handler:    _LinkService_RefreshLink_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "broker/v1/broker.proto",
+}
+
+const (
+	EventService_ListLinkEvents_FullMethodName = "/broker.v1.EventService/ListLinkEvents"
+	EventService_ListEvents_FullMethodName     = "/broker.v1.EventService/ListEvents"
+	EventService_GetStats_FullMethodName       = "/broker.v1.EventService/GetStats"
+)
+
+// EventServiceClient is the client API for EventService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// EventService is the audit trail of links and deliveries, and the broker's
+// stats. Its rpcs need the scope broker:admin. Events are kept
+// BROKER_EVENT_RETENTION (90 days by default), also after their link is
+// deleted.
+type EventServiceClient interface {
+	// ListLinkEvents returns a user's events, newest first, a page at a time.
+	//
+	// Errors: INVALID_ARGUMENT (400) when user_id is empty, page_size is
+	// negative, or page_token is not one this rpc gave; UNAVAILABLE (503) when
+	// the store cannot be reached.
+	ListLinkEvents(ctx context.Context, in *ListLinkEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// ListEvents returns the events of every user, newest first, a page at a
+	// time, optionally only those of one type.
+	//
+	// Errors: INVALID_ARGUMENT (400) when type is not an event type, page_size
+	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
+	// when the store cannot be reached.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// GetStats counts links by state, profile reports by delivery state and the
+	// webhooks waiting to be sent, without reading every record. Every broker
+	// instance sharing a store answers the same within seconds of a change.
+	//
+	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// UNIMPLEMENTED (501) when the store keeps no counts.
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error)
+}
+
+type eventServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewEventServiceClient(cc grpc.ClientConnInterface) EventServiceClient {
+	return &eventServiceClient{cc}
+}
+
+func (c *eventServiceClient) ListLinkEvents(ctx context.Context, in *ListLinkEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_ListLinkEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Stats)
+	err := c.cc.Invoke(ctx, EventService_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EventServiceServer is the server API for EventService service.
+// All implementations must embed UnimplementedEventServiceServer
+// for forward compatibility.
+//
+// EventService is the audit trail of links and deliveries, and the broker's
+// stats. Its rpcs need the scope broker:admin. Events are kept
+// BROKER_EVENT_RETENTION (90 days by default), also after their link is
+// deleted.
+type EventServiceServer interface {
+	// ListLinkEvents returns a user's events, newest first, a page at a time.
+	//
+	// Errors: INVALID_ARGUMENT (400) when user_id is empty, page_size is
+	// negative, or page_token is not one this rpc gave; UNAVAILABLE (503) when
+	// the store cannot be reached.
+	ListLinkEvents(context.Context, *ListLinkEventsRequest) (*ListEventsResponse, error)
+	// ListEvents returns the events of every user, newest first, a page at a
+	// time, optionally only those of one type.
+	//
+	// Errors: INVALID_ARGUMENT (400) when type is not an event type, page_size
+	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
+	// when the store cannot be reached.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// GetStats counts links by state, profile reports by delivery state and the
+	// webhooks waiting to be sent, without reading every record. Every broker
+	// instance sharing a store answers the same within seconds of a change.
+	//
+	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// UNIMPLEMENTED (501) when the store keeps no counts.
+	GetStats(context.Context, *GetStatsRequest) (*Stats, error)
+	mustEmbedUnimplementedEventServiceServer()
+}
+
+// UnimplementedEventServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedEventServiceServer struct{}
+
+func (UnimplementedEventServiceServer) ListLinkEvents(context.Context, *ListLinkEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLinkEvents not implemented")
+}
+func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedEventServiceServer) GetStats(context.Context, *GetStatsRequest) (*Stats, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
+}
+func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
+func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeEventServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to EventServiceServer will
+// result in compilation errors.
+type UnsafeEventServiceServer interface {
+	mustEmbedUnimplementedEventServiceServer()
+}
+
+func RegisterEventServiceServer(s grpc.ServiceRegistrar, srv EventServiceServer) {
+	// If the following call panics, it indicates UnimplementedEventServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&EventService_ServiceDesc, srv)
+}
+
+func _EventService_ListLinkEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLinkEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListLinkEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListLinkEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListLinkEvents(ctx, req.(*ListLinkEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var EventService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "broker.v1.EventService",
+	HandlerType: (*EventServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListLinkEvents",
+			Handler:    _EventService_ListLinkEvents_Handler,
+		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _EventService_ListEvents_Handler,
+		},
+		{
+			MethodName: "GetStats",
+			Handler:    _EventService_GetStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// WebhookBacklog is what GetStats needs of the webhook outbox
+// (events.Store): how many webhooks wait, without reading every event.
+type WebhookBacklog interface {
+	// WebhookBacklog returns how many webhooks are PENDING and when the oldest
+	// of them occurred; see events.Store.
+	WebhookBacklog(ctx context.Context) (pending int, oldest time.Time, err error)
+}
+
+// EventSources are what EventService reads, all of them usually the broker's
+// one store. A nil field answers UNIMPLEMENTED for the rpcs that need it.
+type EventSources struct {
+	// Events is the audit trail, for ListLinkEvents and ListEvents.
+	Events tokens.EventStore
+	// Links counts links by state, for GetStats.
+	Links tokens.LinkCounter
+	// Reports counts profile reports by state, for GetStats.
+	Reports reports.Counter
+	// Webhooks counts the webhooks waiting, for GetStats.
+	Webhooks WebhookBacklog
+}
+
+// NewEventService returns the audit trail's service over src.
+func NewEventService(src EventSources) brokerv1.EventServiceServer {
+	return &eventService{src: src}
+}
+
+// eventService answers for events and stats.
+type eventService struct {
+	brokerv1.UnimplementedEventServiceServer
+	src EventSources
+}
+
+// errNoEvents answers the rpcs of a broker whose store keeps no events.
+var errNoEvents = tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no events")
+
+// ListLinkEvents returns a page of a user's events. It returns an EINVALID
+// error for an empty user_id or a negative page_size, and the errors of
+// tokens.EventStore.ListEvents.
+func (s *eventService) ListLinkEvents(ctx context.Context, req *brokerv1.ListLinkEventsRequest) (*brokerv1.ListEventsResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	}
+	return s.list(ctx, tokens.EventFilter{UserID: req.GetUserId()}, req.GetPageToken(), req.GetPageSize())
+}
+
+// ListEvents returns a page of every user's events, optionally of one type.
+// It returns an EINVALID error for an unknown type or a negative page_size,
+// and the errors of tokens.EventStore.ListEvents.
+func (s *eventService) ListEvents(ctx context.Context, req *brokerv1.ListEventsRequest) (*brokerv1.ListEventsResponse, error) {
+	filter := tokens.EventFilter{Type: tokens.EventType(req.GetType())}
+	if filter.Type != "" {
+		if err := filter.Type.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return s.list(ctx, filter, req.GetPageToken(), req.GetPageSize())
+}
+
+// list reads one page of events that match filter.
+func (s *eventService) list(ctx context.Context, filter tokens.EventFilter, cursor string, size int32) (*brokerv1.ListEventsResponse, error) {
+	if size < 0 {
+		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
+	}
+	if s.src.Events == nil {
+		return nil, errNoEvents
+	}
+	page, err := s.src.Events.ListEvents(ctx, filter, cursor, tokens.PageSize(int(size)))
+	if err != nil {
+		return nil, err
+	}
+	resp := &brokerv1.ListEventsResponse{NextPageToken: page.Next, Events: make([]*brokerv1.Event, 0, len(page.Events))}
+	for i := range page.Events {
+		m, err := EventMessage(&page.Events[i])
+		if err != nil {
+			return nil, err
+		}
+		resp.Events = append(resp.Events, m)
+	}
+	return resp, nil
+}
+
+// GetStats counts links, reports and waiting webhooks, each state present. It
+// returns an EUNIMPLEMENTED error when a source is missing, and the sources'
+// errors.
+func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
+	if s.src.Links == nil || s.src.Reports == nil || s.src.Webhooks == nil {
+		return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no counts")
+	}
+	links, err := s.src.Links.CountLinks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deliveries, err := s.src.Reports.CountReports(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pending, _, err := s.src.Webhooks.WebhookBacklog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stats := &brokerv1.Stats{
+		Links:      map[string]int32{},
+		Deliveries: map[string]int32{},
+		Webhooks:   map[string]int32{"PENDING": int32(pending)},
+	}
+	for _, st := range []tokens.State{tokens.StateLinked, tokens.StateRelinkRequired} {
+		stats.Links[st.String()] = int32(links[st])
+	}
+	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
+		stats.Deliveries[st.String()] = int32(deliveries[st])
+	}
+	return stats, nil
+}
+
+// EventMessage returns e as the API shows it (and webhooks send it): data as
+// JSON values. It returns an EINTERNAL error when data holds a value JSON
+// cannot hold.
+func EventMessage(e *tokens.Event) (*brokerv1.Event, error) {
+	data, err := structpb.NewStruct(e.Data)
+	if err != nil {
+		return nil, tokens.Errorf(tokens.EINTERNAL, "event %s has data that is not JSON: %v", e.ID, err)
+	}
+	return &brokerv1.Event{
+		Id:         e.ID,
+		Type:       string(e.Type),
+		OccurredAt: timestamp(e.OccurredAt),
+		UserId:     e.UserID,
+		SkillId:    e.SkillID,
+		Actor:      e.Actor,
+		Data:       data,
+	}, nil
+}
+
+// EventMetrics counts the events stored, by type; it is the
+// tokens.EventObserver of a broker.
+type EventMetrics struct {
+	events *prometheus.CounterVec
+}
+
+var _ tokens.EventObserver = (*EventMetrics)(nil)
+
+// NewEventMetrics registers broker_events_total with reg, every type at 0. It
+// returns reg's error when it cannot be registered, as when reg holds it
+// already.
+func NewEventMetrics(reg prometheus.Registerer) (*EventMetrics, error) {
+	m := &EventMetrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "broker_events_total", Help: "Events stored (the audit trail), by type.",
+	}, []string{"type"})}
+	if err := reg.Register(m.events); err != nil {
+		return nil, err
+	}
+	for _, t := range tokens.EventTypes {
+		m.events.WithLabelValues(string(t))
+	}
+	return m, nil
+}
+
+// EventStored counts one event of type t.
+func (m *EventMetrics) EventStored(t tokens.EventType) { m.events.WithLabelValues(string(t)).Inc() }
