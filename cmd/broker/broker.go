@@ -101,7 +101,17 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.closers = append(m.closers, verifier.Close)
 
+	registry := server.NewRegistry()
+	eventMetrics, err := server.NewEventMetrics(registry)
+	if err != nil {
+		return err
+	}
+	// One Recorder for every service that records events: the webhook's
+	// filter (Notify) and the metrics see them all alike.
+	recorder := &tokens.Recorder{Observer: eventMetrics}
+
 	tokenService := tokens.NewService(store, sealer, exchanger)
+	tokenService.Events = recorder
 	tokenService.RefreshAhead = c.RefreshAhead
 	tokenService.Now = m.Now
 	tokenService.Logger = m.Logger.With("component", "tokens")
@@ -114,7 +124,6 @@ func (m *Main) Run(ctx context.Context) error {
 	formHandler := reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal"))
 	formHandler.Limiter = limiter
 
-	registry := server.NewRegistry()
 	reportMetrics, err := server.NewReportMetrics(registry)
 	if err != nil {
 		return err
@@ -129,6 +138,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reportService := reports.NewService(store, tokenService)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
+	reportService.Events = recorder
 	deliverer := reports.NewDeliverer(reportService, sender)
 	deliverer.Deadline, deliverer.Retention = c.ReportDeadline, c.ReportRetention
 	if m.ReportPollInterval > 0 {
@@ -152,6 +162,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PartnerTokens: server.NewPartnerTokenService(tokenService, m.Now),
 			Links:         server.NewLinkService(tokenService),
 			Reports:       server.NewProfileReportService(reportService),
+			Events:        server.NewEventService(eventSources(store)),
 		},
 	})
 	if err != nil {
@@ -169,6 +180,7 @@ func (m *Main) Run(ctx context.Context) error {
 	wg.Go(func() { deliverer.Run(bg) })
 	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
 	wg.Go(func() { tokenService.SweepClaimsInBackground(bg, claimSweepInterval) })
+	wg.Go(func() { tokenService.SweepEventsInBackground(bg, c.EventRetention, eventSweepInterval) })
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
 	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
@@ -182,6 +194,21 @@ const backgroundRefreshInterval = 30 * time.Second
 // claimSweepInterval is how often expired code claims are removed from a
 // store that keeps them (bbolt; DynamoDB's time to live removes its own).
 const claimSweepInterval = 10 * time.Minute
+
+// eventSweepInterval is how often the events older than
+// BROKER_EVENT_RETENTION are removed.
+const eventSweepInterval = time.Hour
+
+// eventSources are the parts of s that EventService reads; those s lacks stay
+// nil, and their rpcs answer UNIMPLEMENTED.
+func eventSources(s store) server.EventSources {
+	var src server.EventSources
+	src.Events, _ = s.(tokens.EventStore)
+	src.Links, _ = s.(tokens.LinkCounter)
+	src.Reports, _ = s.(reports.Counter)
+	src.Webhooks, _ = s.(server.WebhookBacklog)
+	return src
+}
 
 // store is what the broker keeps: links and the reports outbox.
 type store interface {

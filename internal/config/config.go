@@ -88,6 +88,9 @@ type Config struct {
 	AlexaRegion     string
 	ReportDeadline  time.Duration
 	ReportRetention time.Duration
+	// EventRetention is how long events (the audit trail) are kept, also
+	// after their link is deleted.
+	EventRetention time.Duration
 
 	LogLevel string
 
@@ -255,6 +258,8 @@ var settings = []setting{
 		bind: duration(func(c *Config) *time.Duration { return &c.ReportDeadline })},
 	{flag: "report-retention", env: "BROKER_REPORT_RETENTION", def: "168h", usage: "keep delivered and failed reports this long",
 		bind: duration(func(c *Config) *time.Duration { return &c.ReportRetention })},
+	{flag: "event-retention", env: "BROKER_EVENT_RETENTION", def: "2160h", usage: "keep events (the audit trail) this long, also after their link is deleted",
+		bind: duration(func(c *Config) *time.Duration { return &c.EventRetention })},
 	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		bind: str(func(c *Config) *string { return &c.LogLevel })},
 	{flag: "authorize-rate-user", env: "BROKER_AUTHORIZE_RATE_USER", def: "10/1m", usage: "reciprocal hand-overs one user may make: COUNT/PERIOD, COUNT at once; beyond it 429 with Retry-After; 0 turns it off",
@@ -464,6 +469,9 @@ func (c *Config) problems() []string {
 	}
 	if c.ReportRetention <= 0 {
 		add("BROKER_REPORT_RETENTION", "must be more than 0")
+	}
+	if c.EventRetention <= 0 {
+		add("BROKER_EVENT_RETENTION", "must be more than 0")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -134,6 +134,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"BadRegion", map[string]string{"BROKER_ALEXA_REGION": "Mars"}, nil, "BROKER_ALEXA_REGION"},
 		{"BadReportDeadline", map[string]string{"BROKER_REPORT_DEADLINE": "0s"}, nil, "BROKER_REPORT_DEADLINE"},
 		{"BadReportRetention", map[string]string{"BROKER_REPORT_RETENTION": "a week"}, nil, "BROKER_REPORT_RETENTION"},
+		{"BadEventRetention", map[string]string{"BROKER_EVENT_RETENTION": "90 days"}, nil, "BROKER_EVENT_RETENTION"},
+		{"ZeroEventRetention", map[string]string{"BROKER_EVENT_RETENTION": "0s"}, nil, "BROKER_EVENT_RETENTION"},
 		{"BadLogLevel", map[string]string{"BROKER_LOG_LEVEL": "loud"}, nil, "BROKER_LOG_LEVEL"},
 		{"UnknownProfile", map[string]string{"BROKER_JWT_PROFILE": "google"}, nil, "BROKER_JWT_PROFILE"},
 		{"ProfileInCaps", map[string]string{"BROKER_JWT_PROFILE": "Okta"}, nil, "BROKER_JWT_PROFILE"},

@@ -34,6 +34,7 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_REFRESH_AHEAD", c.RefreshAhead, tokens.DefaultRefreshAhead},
 		{"BROKER_REPORT_DEADLINE", c.ReportDeadline, reports.DefaultDeadline},
 		{"BROKER_REPORT_RETENTION", c.ReportRetention, reports.DefaultRetention},
+		{"BROKER_EVENT_RETENTION", c.EventRetention, tokens.DefaultEventRetention},
 		{"BROKER_RESEAL_RATE", c.ResealRate, tokens.DefaultResealRate},
 		{"BROKER_JWT_PROFILE", c.JWTProfile, auth.DefaultProfile},
 		{"BROKER_JWT_JWKS_REFRESH", c.JWTJWKSRefresh, auth.DefaultJWKSRefreshInterval},
