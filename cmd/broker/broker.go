@@ -106,12 +106,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// One Recorder for every service that records events: the webhook's
-	// filter (Notify) and the metrics see them all alike.
-	recorder := &tokens.Recorder{Observer: eventMetrics}
 
 	tokenService := tokens.NewService(store, sealer, exchanger)
-	tokenService.Events = recorder
+	tokenService.EventObserver = eventMetrics
 	tokenService.RefreshAhead = c.RefreshAhead
 	tokenService.Now = m.Now
 	tokenService.Logger = m.Logger.With("component", "tokens")
@@ -138,7 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reportService := reports.NewService(store, tokenService)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
-	reportService.Events = recorder
+	reportService.EventObserver = eventMetrics
 	deliverer := reports.NewDeliverer(reportService, sender)
 	deliverer.Deadline, deliverer.Retention = c.ReportDeadline, c.ReportRetention
 	if m.ReportPollInterval > 0 {

@@ -347,16 +347,17 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	var events []tokens.Event
 	switch state {
 	case StateDelivered:
-		events = append(events, s.Events.Event(tokens.EventDelivered, r.UserID, tokens.ActorBroker, r.FinishedAt,
+		events = append(events, tokens.NewEvent(tokens.EventDelivered, r.UserID, tokens.ActorBroker, r.FinishedAt,
 			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport}))
 	case StateFailed:
-		events = append(events, s.Events.Event(tokens.EventDeliveryFailed, r.UserID, tokens.ActorBroker, r.FinishedAt,
+		events = append(events, tokens.NewEvent(tokens.EventDeliveryFailed, r.UserID, tokens.ActorBroker, r.FinishedAt,
 			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport, "last_error": r.LastError}))
 	}
+	s.Notify.Mark(events)
 	if !d.put(ctx, r, events...) {
 		return false
 	}
-	s.Events.Stored(events...)
+	tokens.ObserveStored(s.EventObserver, events...)
 	switch state {
 	case StateFailed:
 		s.observer().Failed()

@@ -114,7 +114,8 @@ func TestDeliverer_Events(t *testing.T) {
 	t.Run("NotifyAndObserve", func(t *testing.T) {
 		inBubble(t, func(t *testing.T, h *deliverHarness) {
 			counter := &eventCounter{}
-			h.svc.Events = &tokens.Recorder{Notify: tokens.NotifyOf([]tokens.EventType{tokens.EventDeliveryFailed}), Observer: counter}
+			h.svc.Notify = tokens.NewNotifySet([]tokens.EventType{tokens.EventDeliveryFailed})
+			h.svc.EventObserver = counter
 			h.sender.setRespond(script(nil, errWithdrawn))
 			h.submit(t, "u1", "m1")
 			h.submit(t, "u2", "m2")

@@ -73,11 +73,12 @@ type Service struct {
 	// Logger receives what happens to reports; it must not be nil. NewService
 	// sets one that discards.
 	Logger *slog.Logger
-	// Events makes the delivery.delivered and delivery.failed events the
-	// Deliverer stores with a report's end state (whether they notify the
-	// webhook) and counts them; nil notifies nothing and counts nothing, and
-	// events are stored all the same.
-	Events *tokens.Recorder
+	// Notify decides which of the delivery events recorded here and in the
+	// Deliverer are also sent to the webhook (Event.Notify); nil sends none.
+	Notify tokens.NotifySet
+	// EventObserver is told of every delivery event stored with a report's
+	// end state; nil observes nothing.
+	EventObserver tokens.EventObserver
 	// wake, when set, is signalled after each new report so delivery starts at once.
 	wake chan<- struct{}
 }

@@ -21,7 +21,7 @@
 // and keycheck.go (the start-up check of the keys against stored links).
 // A link's life is recorded as events stored with each change: event.go (the
 // Event and its types), eventstore.go (the EventStore port of the audit
-// trail), recorder.go (the Recorder that makes events, marks those for the
-// webhook and counts them), cause.go (triggers, reasons and Deletion: who and
+// trail), notify.go (which events the webhook is sent), observer.go (the
+// EventObserver of metrics), cause.go (triggers, reasons and Deletion: who and
 // why), linklist.go (listing links by state) and eventsweep.go (retention).
 package tokens

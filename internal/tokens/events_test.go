@@ -246,7 +246,8 @@ func TestService_Events(t *testing.T) {
 	t.Run("NotifyAndObserve", func(t *testing.T) {
 		h := newHarness(t)
 		obs := &countingObserver{}
-		h.svc.Events = &tokens.Recorder{Notify: tokens.NotifyOf([]tokens.EventType{tokens.EventLinked, tokens.EventDeleted}), Observer: obs}
+		h.svc.Notify = tokens.NewNotifySet([]tokens.EventType{tokens.EventLinked, tokens.EventDeleted})
+		h.svc.EventObserver = obs
 		h.mustLink(t, "alice")
 		h.clock.Advance(ttl)
 		h.mustToken(t, "alice")
@@ -270,7 +271,7 @@ func TestService_Events(t *testing.T) {
 
 	t.Run("NotifyNothingByDefault", func(t *testing.T) {
 		h := newHarness(t)
-		h.svc.Events = &tokens.Recorder{} // no filter
+		h.svc.EventObserver = &countingObserver{} // no notify set
 		h.mustLink(t, "alice")
 		for _, e := range h.eventsSince(0) {
 			if e.Notify {

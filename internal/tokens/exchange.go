@@ -94,7 +94,7 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 		if l != nil {
 			next.Version = l.Version
 		}
-		linked := s.Events.Event(EventLinked, userID, ActorAlexa, now, map[string]any{"region": region, "relinked": l != nil})
+		linked := NewEvent(EventLinked, userID, ActorAlexa, now, map[string]any{"region": region, "relinked": l != nil})
 		return next, []Event{linked}, nil
 	})
 	if err != nil {

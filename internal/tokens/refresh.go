@@ -142,7 +142,7 @@ func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 		}
 		next := *cur
 		next.State = StateRelinkRequired
-		e := s.Events.Event(EventRelinkRequired, l.UserID, ActorBroker, s.Now(), map[string]any{"reason": ReasonInvalidGrant})
+		e := NewEvent(EventRelinkRequired, l.UserID, ActorBroker, s.Now(), map[string]any{"reason": ReasonInvalidGrant})
 		return &next, []Event{e}, nil
 	})
 	switch {
@@ -186,7 +186,7 @@ func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Gr
 		n := *cur
 		n.State, n.Tokens = StateLinked, sealed
 		n.AccessTokenExpiresAt, n.LastRefreshedAt = grant.Expiry, now
-		e := s.Events.Event(EventRefreshed, l.UserID, by.actor, now, map[string]any{
+		e := NewEvent(EventRefreshed, l.UserID, by.actor, now, map[string]any{
 			"trigger": string(by.trigger), "access_token_expires_at": grant.Expiry.UTC().Format(time.RFC3339),
 		})
 		return &n, []Event{e}, nil

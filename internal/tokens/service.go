@@ -40,10 +40,12 @@ type Service struct {
 	Now func() time.Time
 	// Logger receives refresh outcomes; it never receives a secret.
 	Logger *slog.Logger
-	// Events makes the events stored with every change of a link (whether
-	// they notify the webhook) and counts them; nil notifies nothing and
-	// counts nothing, and events are stored all the same.
-	Events *Recorder
+	// Notify decides which of the events the Service records are also sent
+	// to the webhook (Event.Notify); nil sends none.
+	Notify NotifySet
+	// EventObserver is told of every event the Service stored with a change
+	// of a link; nil observes nothing.
+	EventObserver EventObserver
 
 	flight singleflight.Group
 	usage  usage
@@ -131,11 +133,12 @@ func (s *Service) Delete(ctx context.Context, userID string, by Deletion) error 
 	if by.Reason == "" {
 		by.Reason = ReasonOperator
 	}
-	e := s.Events.Event(EventDeleted, userID, by.Actor, s.Now(), map[string]any{"reason": by.Reason})
-	if err := s.store.DeleteLink(ctx, userID, e); err != nil {
+	events := []Event{NewEvent(EventDeleted, userID, by.Actor, s.Now(), map[string]any{"reason": by.Reason})}
+	s.Notify.Mark(events)
+	if err := s.store.DeleteLink(ctx, userID, events...); err != nil {
 		return err
 	}
-	s.Events.Stored(e)
+	ObserveStored(s.EventObserver, events...)
 	s.usage.forget(userID)
 	return nil
 }
@@ -158,6 +161,7 @@ func (s *Service) write(ctx context.Context, userID string, change func(*Link) (
 		if err != nil || next == nil {
 			return current, err
 		}
+		s.Notify.Mark(events)
 		err = s.store.PutLink(ctx, next, events...)
 		if errors.Is(err, ErrVersionConflict) {
 			continue
@@ -165,7 +169,7 @@ func (s *Service) write(ctx context.Context, userID string, change func(*Link) (
 		if err != nil {
 			return nil, fmt.Errorf("write link: %w", err)
 		}
-		s.Events.Stored(events...)
+		ObserveStored(s.EventObserver, events...)
 		return next, nil
 	}
 	return nil, Errorf(EUNAVAILABLE, "link of user is changing too often; try again")

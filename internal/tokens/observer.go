@@ -1,0 +1,18 @@
+package tokens
+
+// EventObserver is told of every event stored, for metrics. Its method must be
+// quick and safe for concurrent use.
+type EventObserver interface {
+	// EventStored is called once for each event stored with its change.
+	EventStored(t EventType)
+}
+
+// ObserveStored tells o, when it is not nil, of events that were stored.
+func ObserveStored(o EventObserver, events ...Event) {
+	if o == nil {
+		return
+	}
+	for _, e := range events {
+		o.EventStored(e.Type)
+	}
+}
