@@ -43,6 +43,10 @@ type Main struct {
 	// (0: the reports package's defaults). Tests shorten them.
 	ReportPollInterval time.Duration
 	ReportMinBackoff   time.Duration
+	// BackgroundRefreshInterval is how often background refresh looks for
+	// links about to need a refresh (0: backgroundRefreshInterval). Tests
+	// shorten it.
+	BackgroundRefreshInterval time.Duration
 
 	closers []func() error
 	// closing is when Close began: the drain time runs from then.
@@ -173,7 +177,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, backgroundRefreshInterval) })
+	refreshInterval := backgroundRefreshInterval
+	if m.BackgroundRefreshInterval > 0 {
+		refreshInterval = m.BackgroundRefreshInterval
+	}
+	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, refreshInterval) })
 	wg.Go(func() { deliverer.Run(bg) })
 	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
 	wg.Go(func() { tokenService.SweepClaimsInBackground(bg, claimSweepInterval) })

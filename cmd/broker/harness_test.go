@@ -35,6 +35,9 @@ type harness struct {
 	dbPath string
 	conn   *grpc.ClientConn
 	base   string // http://host:port of the gateway
+	// backgroundInterval, when set before start, is the broker's
+	// BackgroundRefreshInterval.
+	backgroundInterval time.Duration
 }
 
 // newHarness starts the simulators and the broker; everything stops when the
@@ -109,6 +112,7 @@ func (h *harness) start() {
 	h.main = NewMain()
 	h.main.Config, h.main.Stdout, h.main.Now = h.config, h.logs, h.clock.Now
 	h.main.ReportPollInterval, h.main.ReportMinBackoff = 20*time.Millisecond, time.Second
+	h.main.BackgroundRefreshInterval = h.backgroundInterval
 	if _, ok := h.tb.(*testing.B); ok {
 		h.main.Stdout = io.Discard // logs still formatted, not kept
 		h.main.Config.LogLevel = "info"

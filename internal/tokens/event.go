@@ -1,9 +1,11 @@
 package tokens
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
+	"sync"
 	"time"
 )
 
@@ -65,7 +67,8 @@ const DefaultSkillID = "default"
 // secret.
 type Event struct {
 	// ID identifies the event ("evt_" and 26 characters), the same on every
-	// webhook attempt. IDs made by NewEvent sort by the time they were made.
+	// webhook attempt. IDs made by NewEvent sort by the time they were made,
+	// and within a process in the order they were made.
 	ID string
 	// Type says what happened.
 	Type EventType
@@ -114,15 +117,37 @@ func (e *Event) Validate() error {
 // eventIDEncoding is Crockford's base32, whose alphabet sorts as its values.
 var eventIDEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
 
+// lastEventID is the last id NewEventID made in this process.
+var lastEventID struct {
+	sync.Mutex
+	b [16]byte
+}
+
 // NewEventID returns a new event id made at t: "evt_", then 48 bits of Unix
 // milliseconds and 80 random bits in Crockford base32 (the layout of a ULID),
-// so that ids sort by time to the millisecond and never repeat. Written here
-// rather than with a ULID library because the domain imports only the
-// standard library.
+// so that ids sort by time to the millisecond and never repeat. Within a
+// process ids are monotonic, as a ULID's monotonic generator makes them: an id
+// that would not sort after the last one made (the same millisecond, or a
+// clock that stood still or went back) is the last one plus one, so that
+// events made one after the other at the same time sort in the order they
+// were made. Written here rather than with a ULID library because the domain
+// imports only the standard library.
 func NewEventID(t time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
 	_, _ = rand.Read(b[6:])
+	lastEventID.Lock()
+	if bytes.Compare(b[:], lastEventID.b[:]) <= 0 {
+		b = lastEventID.b
+		for i := len(b) - 1; i >= 0; i-- { // plus one, carrying
+			b[i]++
+			if b[i] != 0 {
+				break
+			}
+		}
+	}
+	lastEventID.b = b
+	lastEventID.Unlock()
 	return "evt_" + eventIDEncoding.EncodeToString(b[:])
 }
 

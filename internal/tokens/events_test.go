@@ -104,7 +104,7 @@ func TestService_Events(t *testing.T) {
 
 	refreshed := func(trigger, actor string, l *tokens.Link) tokens.Event {
 		return ev(tokens.EventRefreshed, "alice", actor, map[string]any{
-			"trigger": trigger, "access_token_expires_at": l.AccessTokenExpiresAt.UTC().Format(time.RFC3339),
+			"trigger": trigger, "access_token_expires_at": l.AccessTokenExpiresAt.UTC().Format(time.RFC3339Nano),
 		})
 	}
 
@@ -136,7 +136,7 @@ func TestService_Events(t *testing.T) {
 		}
 		got := h.eventsSince(n)
 		assertEvents(t, got, []tokens.Event{refreshed("operator", "ops-console", l)}, h.clock.Now())
-		if s := got[0].Data["access_token_expires_at"].(string); s != l.AccessTokenExpiresAt.UTC().Format(time.RFC3339) {
+		if s := got[0].Data["access_token_expires_at"].(string); s != l.AccessTokenExpiresAt.UTC().Format(time.RFC3339Nano) {
 			t.Errorf("access_token_expires_at = %q", s)
 		}
 

@@ -187,7 +187,7 @@ func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Gr
 		n.State, n.Tokens = StateLinked, sealed
 		n.AccessTokenExpiresAt, n.LastRefreshedAt = grant.Expiry, now
 		e := NewEvent(EventRefreshed, l.UserID, by.actor, now, map[string]any{
-			"trigger": string(by.trigger), "access_token_expires_at": grant.Expiry.UTC().Format(time.RFC3339),
+			"trigger": string(by.trigger), "access_token_expires_at": grant.Expiry.UTC().Format(time.RFC3339Nano),
 		})
 		return &n, []Event{e}, nil
 	})
