@@ -2,8 +2,8 @@ package bolt_test
 
 import (
 	"encoding/binary"
-	"fmt"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"

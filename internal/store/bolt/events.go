@@ -20,10 +20,10 @@ var _ tokens.EventStore = (*Store)(nil)
 // through three indexes whose keys end with the event's time key (see
 // eventTimeKey) and whose values are the event id.
 var (
-	bucketEvents       = []byte("events")        // event id → event record
-	bucketEventsByTime = []byte("events_time")   // time key → event id
-	bucketEventsByUser = []byte("events_user")   // user id (length-prefixed), time key → event id
-	bucketEventsByType = []byte("events_type")   // type (length-prefixed), time key → event id
+	bucketEvents       = []byte("events")      // event id → event record
+	bucketEventsByTime = []byte("events_time") // time key → event id
+	bucketEventsByUser = []byte("events_user") // user id (length-prefixed), time key → event id
+	bucketEventsByType = []byte("events_type") // type (length-prefixed), time key → event id
 	eventBuckets       = [][]byte{bucketEvents, bucketEventsByTime, bucketEventsByUser, bucketEventsByType}
 )
 

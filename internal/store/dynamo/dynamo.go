@@ -18,7 +18,18 @@
 //	code claim      CODE#<code hash>    CODE
 //	report          REPORT#<message id> REPORT    PENDING   <escaped user id>#<seq>
 //	                                              FINISHED  <finished_at>
-//	counters        COUNTER             LINKS, REPORTS
+//	counters        COUNTER             LINKS, REPORTS, STATS
+//	event           USER#<user id>      EVENT#<order>       EVENTS#<type>  <order>
+//	webhook         USER#<user id>      WEBHOOK#<order>     WEBHOOKS  <escaped user id>#<order>
+//	webhook claim   USER#<user id>      WEBHOOKCLAIM
+//
+// An event's order is its OccurredAt in Unix nanoseconds as 20 digits, '#',
+// its id. A user's events are one range of the table (listed newest first,
+// strongly consistent); a type's are one partition of the index; all events
+// are the six types' partitions merged. Only a PENDING webhook is in the
+// index, so a user's first item there is the user's oldest pending webhook.
+// The STATS counter item holds links_<state>, reports_<state> and
+// webhooks_PENDING, kept with atomic ADDs after each write they count.
 //
 // Only PENDING reports and reports in an end state are in the index, each under
 // its own gsi1pk. Numbers in sort keys (a report's Seq, its finished_at in Unix
@@ -38,6 +49,28 @@
 // day after they end, delivery claims thirty days after they end, and reports in an end state thirty days after they
 // finished, as a backstop to DeleteFinishedReports: the table's time-to-live setting on AttrTTL is made by
 // the CloudFormation template, since local servers cannot make it.
+//
+// # Events with their changes
+//
+// DynamoDB has no transactions here (the store does not use
+// TransactWriteItems), so a change and its events are ordered so that no
+// event of a written change is lost and none is stored for a change that was
+// not written. The change's own conditional write carries its events, in the
+// item's outbox attribute (with outbox_at, the write's time): that write is
+// the commit. Then the events are stored as event items, and webhooks of
+// those with Notify set, each created only if absent, and the outbox is
+// removed on the condition that it is still the same. A deletion with events
+// first marks the link deleting (gone for readers) with its outbox, then
+// stores the events and removes the item. A process that dies after the
+// commit leaves the outbox in the item: every write of the item requires
+// that it has none, and a writer that finds one flushes it first; GetLink,
+// ListLinks, GetReport and DeleteFinishedReports flush outboxes older than
+// outboxGrace. Flushing twice stores nothing twice. Counters are added to
+// after the commit: a crash between the two writes leaves a count one off.
+//
+// Events carry AttrTTL at their retention (Options.EventRetention) plus a
+// week after they occurred, as a backstop to DeleteEventsBefore; webhook
+// items the same.
 //
 // # Consistency
 //
@@ -65,6 +98,7 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -178,14 +212,19 @@ type Options struct {
 	// default configuration (environment, shared files, instance role) instead.
 	// New always replaces its Retryer with its own (see MaxAttempts).
 	AWS aws.Config
+	// EventRetention is how long events are kept (BROKER_EVENT_RETENTION):
+	// their time to live is this plus a week after they occurred. Zero means
+	// DefaultEventRetention.
+	EventRetention time.Duration
 }
 
 // Store is the DynamoDB store. It is safe for concurrent use by many goroutines,
 // and by many processes sharing the table.
 type Store struct {
-	client dynamoAPI
-	table  *string
-	now    func() time.Time
+	client         dynamoAPI
+	table          *string
+	now            func() time.Time
+	eventRetention time.Duration
 }
 
 var (
@@ -244,7 +283,7 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	if opts.Table == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no table name")
 	}
-	s := &Store{client: client, table: aws.String(opts.Table), now: time.Now}
+	s := &Store{client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention)}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {
 			return nil, err

@@ -30,7 +30,18 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	case item == nil:
 		return nil, fmt.Errorf("dynamo: get link of %q: %w", userID, tokens.ErrLinkNotFound)
 	}
+	s.flushStale(ctx, pkUser+userID, skLink, item)
+	if deleting(item) {
+		return nil, fmt.Errorf("dynamo: get link of %q: being deleted: %w", userID, tokens.ErrLinkNotFound)
+	}
 	return decodeLink(item)
+}
+
+// deleting reports whether item is a link whose deletion is written but not
+// finished (see DeleteLink): it is gone for readers.
+func deleting(item map[string]types.AttributeValue) bool {
+	v, ok := item[attrDeleting].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
 }
 
 // PutLink writes link as tokens.Store specifies, in one conditional write. The
@@ -42,10 +53,10 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 // stored version differs or the link to update is gone, and an EUNAVAILABLE
 // error when DynamoDB cannot be reached. On any error link is left unchanged.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := link.Validate(); err != nil {
+		return err
+	}
+	if err := checkEvents(events); err != nil {
 		return err
 	}
 	if err := checkUserID(link.UserID); err != nil {
@@ -64,20 +75,41 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 		version = link.Version + 1
 		cond = expression.Name(attrVersion).Equal(expression.Value(link.Version))
 	}
+	// An outbox left by a change that stopped half way must be flushed
+	// before the item is written again.
+	cond = cond.And(expression.AttributeNotExists(expression.Name(attrOutbox)))
 	item, err := encodeLink(link, version)
 	if err != nil {
 		return err
 	}
-	ok, err := s.put(ctx, "put link", item, cond)
-	switch {
-	case err != nil:
+	ob, err := withOutbox(item, events, s.now())
+	if err != nil {
 		return err
-	case !ok:
-		return fmt.Errorf("dynamo: put link of %q: version %d is not the stored one: %w",
-			link.UserID, link.Version, tokens.ErrVersionConflict)
 	}
-	link.Version = version
-	return nil
+	pk := pkUser + link.UserID
+	for range 3 {
+		old, ok, err := s.putOld(ctx, "put link", item, cond)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.count(ctx, moved(countLinks, stateOf(old), link.State.String()))
+			link.Version = version
+			// The change and its events are written: flushing them into event
+			// items may fail, and is then left to readers (flushStale).
+			_ = s.flush(ctx, pk, skLink, ob)
+			return nil
+		}
+		_, flushed, err := s.recover(ctx, pk, skLink)
+		if err != nil {
+			return err
+		}
+		if !flushed {
+			break
+		}
+	}
+	return fmt.Errorf("dynamo: put link of %q: version %d is not the stored one: %w",
+		link.UserID, link.Version, tokens.ErrVersionConflict)
 }
 
 // DeleteLink removes the link of userID as tokens.Store specifies, in one
@@ -85,20 +117,95 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 // and an EUNAVAILABLE error when DynamoDB cannot be reached. The user's refresh
 // lease, if any, stays until it expires.
 func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
+	if err := checkEvents(events); err != nil {
+		return err
 	}
 	if !utf8.ValidString(userID) {
 		return fmt.Errorf("dynamo: delete link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
 	}
-	ok, err := s.remove(ctx, "delete link", pkUser+userID, skLink, expression.AttributeExists(expression.Name(AttrPK)))
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		return fmt.Errorf("dynamo: delete link of %q: %w", userID, tokens.ErrLinkNotFound)
+	pk := pkUser + userID
+	cond := expression.AttributeExists(expression.Name(AttrPK)).And(expression.AttributeNotExists(expression.Name(attrOutbox)))
+	for range 3 {
+		var old map[string]types.AttributeValue
+		var ob outbox
+		var ok bool
+		var err error
+		if len(events) == 0 {
+			old, ok, err = s.removeIf(ctx, "delete link", pk, skLink, cond)
+		} else {
+			old, ob, ok, err = s.markDeleting(ctx, pk, events, cond)
+		}
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.count(ctx, moved(countLinks, stateOf(old), ""))
+			_ = s.flush(ctx, pk, skLink, ob) // as in PutLink
+			return nil
+		}
+		exists, flushed, err := s.recover(ctx, pk, skLink)
+		if err != nil {
+			return err
+		}
+		if !exists || !flushed {
+			break
+		}
 	}
-	return nil
+	return fmt.Errorf("dynamo: delete link of %q: %w", userID, tokens.ErrLinkNotFound)
+}
+
+// markDeleting writes the deletion of the link item pk with its events: the
+// events as the item's outbox, and the item marked deleting, gone for readers
+// from then on, when cond holds. flush then stores the events and removes the
+// item. It returns the item as it was.
+func (s *Store) markDeleting(ctx context.Context, pk string, evs []tokens.Event, cond expression.ConditionBuilder) (map[string]types.AttributeValue, outbox, bool, error) {
+	attrs := map[string]types.AttributeValue{}
+	ob, err := withOutbox(attrs, evs, s.now())
+	if err != nil {
+		return nil, outbox{}, false, err
+	}
+	ob.Deleting = true
+	upd := expression.Set(expression.Name(attrOutbox), expression.Value(ob.Events)).
+		Set(expression.Name(attrOutboxAt), expression.Value(ob.At)).
+		Set(expression.Name(attrDeleting), expression.Value(true))
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return nil, outbox{}, false, fmt.Errorf("dynamo: delete link: build update: %w", err)
+	}
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: s.table, Key: key(pk, skLink),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValues: types.ReturnValueAllOld,
+	})
+	switch {
+	case conditionFailed(err):
+		return nil, outbox{}, false, nil
+	case err != nil:
+		return nil, outbox{}, false, s.fail("delete link", err)
+	}
+	return out.Attributes, ob, true, nil
+}
+
+// removeIf deletes the item pk, sk when cond holds and returns what it held;
+// it reports false when cond did not hold.
+func (s *Store) removeIf(ctx context.Context, op, pk, sk string, cond expression.ConditionBuilder) (map[string]types.AttributeValue, bool, error) {
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return nil, false, fmt.Errorf("dynamo: %s: build condition: %w", op, err)
+	}
+	out, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: s.table, Key: key(pk, sk),
+		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValues: types.ReturnValueAllOld,
+	})
+	switch {
+	case conditionFailed(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, s.fail(op, err)
+	}
+	return out.Attributes, true, nil
 }
 
 // ListLinks returns a page of links as tokens.Store specifies, from the index
@@ -129,6 +236,10 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 		link, err := decodeLink(item)
 		if err != nil {
 			return tokens.LinkPage{}, err
+		}
+		s.flushStale(ctx, pkUser+link.UserID, skLink, item)
+		if deleting(item) {
+			continue
 		}
 		page.Links = append(page.Links, link)
 	}

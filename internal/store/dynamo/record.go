@@ -27,10 +27,16 @@ const (
 	skDelivery       = "DELIVERY"
 	skCounterLinks   = "LINKS"
 	skCounterReports = "REPORTS"
+	skCounterStats   = "STATS"
+	skEvent          = "EVENT#"   // + event order (see eventOrder)
+	skWebhook        = "WEBHOOK#" // + event order
+	skWebhookClaim   = "WEBHOOKCLAIM"
 
 	gsiLinks    = "LINK"
 	gsiPending  = "PENDING"
 	gsiFinished = "FINISHED"
+	gsiEvents   = "EVENTS#" // + event type
+	gsiWebhooks = "WEBHOOKS"
 )
 
 // Names of the attributes that conditions and filters name; they must match the
@@ -46,6 +52,7 @@ const (
 	attrDelivered     = "delivered"
 	attrFormat        = "format"
 	attrCounterValue  = "n"
+	attrState         = "state"
 )
 
 // Time to live of items that are of no use after a while, counted from the

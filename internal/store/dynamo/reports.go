@@ -48,6 +48,7 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 		case err != nil:
 			return nil, false, err
 		case ok:
+			s.count(ctx, moved(countReports, "", r.State.String()))
 			r.Seq, r.Version = seq, version
 			return r, true, nil
 		}
@@ -85,6 +86,7 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 	if err != nil || item == nil {
 		return nil, err
 	}
+	s.flushStale(ctx, pkReport+messageID, skReport, item)
 	return decodeReport(item)
 }
 
@@ -97,11 +99,11 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 // raises its user's delivered mark first, in a write of its own (see
 // ClaimDelivery), so that no crash leaves a delivered report without its mark.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("dynamo: put report: %w", err)
+	}
+	if err := checkEvents(events); err != nil {
+		return err
 	}
 	if r.State == reports.StateDelivered && r.Seq > 0 && checkUserID(r.UserID) == nil {
 		if err := s.markDelivered(ctx, r.UserID, r.Seq); err != nil {
@@ -113,22 +115,35 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 	if err != nil {
 		return err
 	}
-	ok, err := s.put(ctx, "put report", item, expression.Name(attrVersion).Equal(expression.Value(r.Version)))
-	switch {
-	case err != nil:
+	ob, err := withOutbox(item, events, s.now())
+	if err != nil {
 		return err
-	case ok:
-		r.Version = version
-		return nil
 	}
-	stored, err := s.getReport(ctx, "put report: read stored", r.MessageID)
-	switch {
-	case err != nil:
-		return err
-	case stored == nil:
-		return fmt.Errorf("dynamo: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
+	pk := pkReport + r.MessageID
+	cond := expression.Name(attrVersion).Equal(expression.Value(r.Version)).
+		And(expression.AttributeNotExists(expression.Name(attrOutbox)))
+	for range 3 {
+		old, ok, err := s.putOld(ctx, "put report", item, cond)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.count(ctx, moved(countReports, stateOf(old), r.State.String()))
+			r.Version = version
+			_ = s.flush(ctx, pk, skReport, ob) // as in PutLink
+			return nil
+		}
+		exists, flushed, err := s.recover(ctx, pk, skReport)
+		switch {
+		case err != nil:
+			return err
+		case !exists:
+			return fmt.Errorf("dynamo: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
+		case !flushed:
+			return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, reports.ErrVersionConflict)
+		}
 	}
-	return fmt.Errorf("dynamo: put report %q: version %d is not the stored one: %w", r.MessageID, r.Version, reports.ErrVersionConflict)
+	return fmt.Errorf("dynamo: put report %q: the report kept changing: %w", r.MessageID, errUnavailable)
 }
 
 // DueReports returns the newest pending report of each user that is due, as
@@ -250,7 +265,8 @@ func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (in
 	if err != nil {
 		return 0, err
 	}
-	still := expression.Name(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Name(AttrGSI1SK).LessThan(end))
+	still := expression.Name(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Name(AttrGSI1SK).LessThan(end)).
+		And(expression.AttributeNotExists(expression.Name(attrOutbox)))
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteConcurrency)
@@ -263,9 +279,16 @@ func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (in
 			break
 		}
 		g.Go(func() error {
-			removed, err := s.remove(gctx, "delete finished report", pk.Value, skReport, still)
+			if item[attrOutbox] != nil {
+				// The events of its last change go to the audit trail first.
+				if _, _, err := s.recover(gctx, pk.Value, skReport); err != nil {
+					return err
+				}
+			}
+			old, removed, err := s.removeIf(gctx, "delete finished report", pk.Value, skReport, still)
 			if removed {
 				n.Add(1)
+				s.count(gctx, moved(countReports, stateOf(old), ""))
 			}
 			return err
 		})

@@ -1,0 +1,133 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/reciprocal-broker/broker/internal/reports"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+var (
+	_ tokens.LinkCounter = (*Store)(nil)
+	_ reports.Counter    = (*Store)(nil)
+)
+
+// Prefixes of the counter attributes of the STATS counter item: links_LINKED,
+// reports_PENDING, webhooks_PENDING and so on, each a Number.
+const (
+	countLinks    = "links_"
+	countReports  = "reports_"
+	countWebhooks = "webhooks_"
+)
+
+// count adds deltas to the STATS counter item in one update (ADD, atomic).
+// It runs after the change it counts has been written: a failure, or a crash
+// between the two writes, leaves a counter one off, and is not the change's
+// error (the change happened).
+func (s *Store) count(ctx context.Context, deltas map[string]int) {
+	var upd expression.UpdateBuilder
+	n := 0
+	for name, d := range deltas {
+		if d != 0 && !strings.HasSuffix(name, "_") {
+			upd = upd.Add(expression.Name(name), expression.Value(d))
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
+	if err != nil {
+		return
+	}
+	_, _ = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: s.table, Key: key(pkCounter, skCounterStats),
+		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+	})
+}
+
+// moved returns the deltas of one item moving from the state from to the
+// state to ("" for none) under prefix.
+func moved(prefix, from, to string) map[string]int {
+	if from == to {
+		return nil
+	}
+	d := map[string]int{}
+	if from != "" {
+		d[prefix+from]--
+	}
+	if to != "" {
+		d[prefix+to]++
+	}
+	return d
+}
+
+// counters reads the STATS counter item with a strongly consistent read and
+// returns its counts under prefix, by the rest of their names.
+func (s *Store) counters(ctx context.Context, op, prefix string) (map[string]int, error) {
+	item, err := s.get(ctx, op, pkCounter, skCounterStats)
+	if err != nil {
+		return nil, err
+	}
+	var all map[string]any
+	if err := unmarshal(item, &all); err != nil {
+		return nil, fmt.Errorf("dynamo: %s: %w: %w", op, errCorrupt, err)
+	}
+	out := map[string]int{}
+	for name, v := range all {
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			f, ok := v.(float64)
+			if !ok {
+				return nil, fmt.Errorf("dynamo: %s: counter %s is no number: %w", op, name, errCorrupt)
+			}
+			out[rest] = int(f)
+		}
+	}
+	return out, nil
+}
+
+// CountLinks returns the number of links in each state, as
+// tokens.LinkCounter specifies, from the counters that every link write
+// keeps (one strongly consistent read). It returns an EUNAVAILABLE error when
+// DynamoDB cannot be reached, and an EINTERNAL error when the counters are
+// corrupt.
+func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
+	c, err := s.counters(ctx, "count links", countLinks)
+	if err != nil {
+		return nil, err
+	}
+	out := map[tokens.State]int{}
+	for name, n := range c {
+		st, err := tokens.ParseState(name)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: count links: unknown state %q: %w", name, errCorrupt)
+		}
+		out[st] = n
+	}
+	return out, nil
+}
+
+// CountReports returns the number of reports in each state, as
+// reports.Counter specifies, from the counters that every report write keeps.
+// Reports that DynamoDB's time to live removes are not subtracted (it is a
+// backstop to DeleteFinishedReports). Errors are as for CountLinks.
+func (s *Store) CountReports(ctx context.Context) (map[reports.State]int, error) {
+	c, err := s.counters(ctx, "count reports", countReports)
+	if err != nil {
+		return nil, err
+	}
+	out := map[reports.State]int{}
+	for name, n := range c {
+		st, err := reports.ParseState(name)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: count reports: unknown state %q: %w", name, errCorrupt)
+		}
+		out[st] = n
+	}
+	return out, nil
+}

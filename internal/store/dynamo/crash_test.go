@@ -1,0 +1,196 @@
+package dynamo_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/reciprocal-broker/broker/internal/events"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
+	"github.com/reciprocal-broker/broker/internal/store/storetest"
+	"github.com/reciprocal-broker/broker/internal/tokens"
+)
+
+// crashingClient is the real client, except that once armed, the writes that
+// crash picks (by their number since arming, from 1) fail as a process that
+// died before sending them would: nothing is written.
+type crashingClient struct {
+	*dynamodb.Client
+	mu     sync.Mutex
+	armed  bool
+	writes int
+	crash  func(n int, op string) bool
+}
+
+var errCrashed = errors.New("crashed before the write")
+
+func (c *crashingClient) arm(crash func(n int, op string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed, c.writes, c.crash = true, 0, crash
+}
+
+func (c *crashingClient) crashes(op string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.armed {
+		return false
+	}
+	c.writes++
+	return c.crash(c.writes, op)
+}
+
+func (c *crashingClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if c.crashes("PutItem") {
+		return nil, errCrashed
+	}
+	return c.Client.PutItem(ctx, in, opts...)
+}
+
+func (c *crashingClient) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if c.crashes("UpdateItem") {
+		return nil, errCrashed
+	}
+	return c.Client.UpdateItem(ctx, in, opts...)
+}
+
+func (c *crashingClient) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	if c.crashes("DeleteItem") {
+		return nil, errCrashed
+	}
+	return c.Client.DeleteItem(ctx, in, opts...)
+}
+
+// TestStore_EventsCrash checks the order of the writes of a change and its
+// events (see the package documentation): a store that dies between two of
+// them, then a store started again on the table (its clock past the outbox
+// grace), shows every event of a change that was written, once, and none of a
+// change that was not.
+func TestStore_EventsCrash(t *testing.T) {
+	endpoint := dynamotest.Start(t)
+	after := func(first int) func(int, string) bool { return func(n int, _ string) bool { return n > first } }
+	only := func(k int) func(int, string) bool { return func(n int, _ string) bool { return n == k } }
+	relinkRequired := func(link *tokens.Link) tokens.Event {
+		link.State = tokens.StateRelinkRequired
+		e := storetest.NewTestEvent(tokens.EventRelinkRequired, link.UserID, time.Now())
+		e.Notify = true
+		return e
+	}
+	for _, tt := range []struct {
+		name        string
+		crash       func(n int, op string) bool
+		change      func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error)
+		wantChanged bool
+	}{
+		{"PutLink/ChangeNotWritten", after(0), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := relinkRequired(link)
+			return e, s.PutLink(t.Context(), link, e)
+		}, false},
+		{"PutLink/EventsNotWritten", after(1), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := relinkRequired(link)
+			return e, s.PutLink(t.Context(), link, e)
+		}, true},
+		// Writes: the link, the link counters, the event, the webhook, the
+		// backlog counter, the end of the outbox.
+		{"PutLink/OutboxNotEnded", only(6), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := relinkRequired(link)
+			return e, s.PutLink(t.Context(), link, e)
+		}, true},
+		{"DeleteLink/ChangeNotWritten", after(0), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
+			e.Notify = true
+			return e, s.DeleteLink(t.Context(), link.UserID, e)
+		}, false},
+		{"DeleteLink/EventsNotWritten", after(1), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
+			e.Notify = true
+			return e, s.DeleteLink(t.Context(), link.UserID, e)
+		}, true},
+		{"DeleteLink/ItemNotRemoved", func(_ int, op string) bool { return op == "DeleteItem" }, func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
+			e.Notify = true
+			return e, s.DeleteLink(t.Context(), link.UserID, e)
+		}, true},
+		{"PutLink/EventLost", only(3), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
+			e := relinkRequired(link)
+			return e, s.PutLink(t.Context(), link, e)
+		}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			table := dynamotest.NewTable(t, endpoint)
+			mustNew(t, endpoint, table, true)
+			client := &crashingClient{Client: dynamotest.Client(endpoint)}
+			dying, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			link := storetest.NewLink("u1")
+			storetest.MustPut(t, dying, link)
+			before := link.Version
+
+			client.arm(tt.crash)
+			ev, err := tt.change(dying, link)
+			if changeErr := tokens.ErrorCode(err); (err == nil) != tt.wantChanged {
+				t.Fatalf("change error = %v (code %q), want an error: %v", err, changeErr, !tt.wantChanged)
+			}
+
+			restarted := mustNew(t, endpoint, table, false)
+			dynamo.SetNow(restarted, func() time.Time { return time.Now().Add(dynamo.OutboxGrace + time.Second) })
+			// A reader of the link finishes what the dying store left.
+			got, err := restarted.GetLink(t.Context(), "u1")
+			deleted := ev.Type == tokens.EventDeleted
+			switch {
+			case !tt.wantChanged && (err != nil || got.Version != before):
+				t.Errorf("after a change that was not written: GetLink = %+v, %v; want the link as before", got, err)
+			case tt.wantChanged && deleted && !errors.Is(err, tokens.ErrLinkNotFound):
+				t.Errorf("after a deletion that was written: GetLink error = %v, want ErrLinkNotFound", err)
+			case tt.wantChanged && !deleted && (err != nil || got.State != tokens.StateRelinkRequired):
+				t.Errorf("after a change that was written: GetLink = %+v, %v; want it RELINK_REQUIRED", got, err)
+			}
+			for range 2 { // a second reader changes nothing
+				_, _ = restarted.GetLink(t.Context(), "u1")
+				_, _ = restarted.ListLinks(t.Context(), "", 0)
+			}
+
+			wantIDs := []string{}
+			if tt.wantChanged {
+				wantIDs = []string{ev.ID}
+			}
+			gotEvents := storetest.MustListEvents(t, restarted, tokens.EventFilter{UserID: "u1"})
+			if len(gotEvents) != len(wantIDs) || (len(wantIDs) == 1 && gotEvents[0].ID != ev.ID) {
+				t.Errorf("events after the restart = %v, want %v", gotEvents, wantIDs)
+			}
+			due, err := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0)
+			if err != nil || len(due) != len(wantIDs) || (len(due) == 1 && due[0].Event.ID != ev.ID) {
+				t.Errorf("DueWebhooks after the restart = %d webhooks, %v; want %v", len(due), err, wantIDs)
+			}
+			if tt.wantChanged {
+				n, _, err := restarted.WebhookBacklog(t.Context())
+				if err != nil || n != 1 {
+					t.Errorf("WebhookBacklog after the restart = %d, %v; want 1", n, err)
+				}
+				w := due[0]
+				w.State = events.StateDelivered
+				if err := restarted.PutWebhook(t.Context(), w); err != nil {
+					t.Fatal(err)
+				}
+				// A late flush of the same outbox does not send it again.
+				_, _ = restarted.GetLink(t.Context(), "u1")
+				if due, _ := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0); len(due) != 0 {
+					t.Errorf("DueWebhooks after delivery = %d webhooks, want none", len(due))
+				}
+			}
+			// The store goes on: the link can be changed again.
+			if !deleted || !tt.wantChanged {
+				cur := storetest.MustGet(t, restarted, "u1")
+				cur.Region = "FE"
+				storetest.MustPut(t, restarted, cur)
+			}
+		})
+	}
+}

@@ -1,0 +1,10 @@
+package dynamo
+
+import "time"
+
+// SetNow replaces the store's clock, which decides when an outbox is old
+// enough for readers to flush it.
+func SetNow(s *Store, now func() time.Time) { s.now = now }
+
+// OutboxGrace is outboxGrace, for tests.
+const OutboxGrace = outboxGrace
