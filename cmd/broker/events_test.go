@@ -13,6 +13,7 @@ import (
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 	"github.com/reciprocal-broker/broker/internal/sim"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 )
 
 // eventView is one event as the API answers it.
@@ -141,11 +142,28 @@ func sameTime(tb testing.TB, what, a, b string) {
 	}
 }
 
-// TestEvents runs every event type through the real flow: Alexa's hand-over,
-// refreshes by a caller and an operator, LWA's invalid_grant, Alexa's 403,
-// deliveries, and a deletion by the skill backend; then the audit API.
+// TestEvents runs every event type through the real flow, on each store:
+// Alexa's hand-over, refreshes by a caller and an operator, LWA's
+// invalid_grant, Alexa's 403, deliveries, and a deletion by the skill backend;
+// then the audit API.
 func TestEvents(t *testing.T) {
-	h := newHarnessWith(t, sim.SetOptions{}, map[string]string{"BROKER_ALEXA_REGION": "EU", "BROKER_BACKGROUND_REFRESH": "0s"})
+	settings := map[string]string{"BROKER_ALEXA_REGION": "EU", "BROKER_BACKGROUND_REFRESH": "0s"}
+	t.Run("bolt", func(t *testing.T) {
+		testEvents(t, newHarnessWith(t, sim.SetOptions{}, settings))
+	})
+	t.Run("dynamodb", func(t *testing.T) {
+		endpoint := dynamotest.Start(t)
+		table := dynamotest.NewTable(t, endpoint)
+		fakeAWSEnv(t)
+		testEvents(t, newHarnessWith(t, sim.SetOptions{}, map[string]string{
+			"BROKER_STORE":             "dynamodb:" + table,
+			"BROKER_DYNAMODB_ENDPOINT": endpoint, "BROKER_DYNAMODB_CREATE_TABLE": "true",
+			"BROKER_ALEXA_REGION": "EU", "BROKER_BACKGROUND_REFRESH": "0s",
+		}))
+	})
+}
+
+func testEvents(t *testing.T, h *harness) {
 	tokensScope, admin := h.clientToken("broker:tokens"), h.clientToken("broker:admin")
 	skill := h.sims.Auth.ClientToken("skill-backend", []string{"broker:events"}, time.Hour)
 	linked := func(relinked bool) eventView {
@@ -253,21 +271,30 @@ func TestEvents(t *testing.T) {
 	})
 
 	t.Run("Stats", func(t *testing.T) {
-		status, body := h.call("GET", "/v1/stats", admin, "")
-		if status != http.StatusOK {
-			t.Fatalf("stats: %d %s", status, body)
-		}
-		var stats map[string]map[string]int
-		if err := json.Unmarshal([]byte(body), &stats); err != nil {
-			t.Fatalf("stats %s: %v", body, err)
-		}
 		want := map[string]map[string]int{
 			"links":      {"LINKED": 1, "RELINK_REQUIRED": 2},
 			"deliveries": {"PENDING": 0, "DELIVERED": 1, "FAILED": 1, "SUPERSEDED": 0},
 			"webhooks":   {"PENDING": 0},
 		}
-		if diff := cmp.Diff(want, stats); diff != "" {
-			t.Errorf("stats (-want +got):\n%s", diff)
+		// Within seconds of the last change, on every store.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, body := h.call("GET", "/v1/stats", admin, "")
+			if status != http.StatusOK {
+				t.Fatalf("stats: %d %s", status, body)
+			}
+			var stats map[string]map[string]int
+			if err := json.Unmarshal([]byte(body), &stats); err != nil {
+				t.Fatalf("stats %s: %v", body, err)
+			}
+			diff := cmp.Diff(want, stats)
+			if diff == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stats after 5s (-want +got):\n%s", diff)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 
