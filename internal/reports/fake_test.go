@@ -32,6 +32,9 @@ type memReports struct {
 	reports map[string]*reports.Report
 	counter int64
 	claims  map[string]memClaim // user → delivery claim and mark
+
+	// MemEvents keeps the events of the changes and their webhooks.
+	storetest.MemEvents
 }
 
 // memClaim is a user's delivery claim (owner "" when released) and mark.
@@ -41,7 +44,11 @@ type memClaim struct {
 	delivered int64
 }
 
-var _ reports.Store = (*memReports)(nil)
+var (
+	_ reports.Store     = (*memReports)(nil)
+	_ reports.Counter   = (*memReports)(nil)
+	_ tokens.EventStore = (*memReports)(nil)
+)
 
 func newMemReports() *memReports {
 	return &memReports{reports: map[string]*reports.Report{}, claims: map[string]memClaim{}}
@@ -102,14 +109,14 @@ func (s *memReports) GetReport(ctx context.Context, messageID string) (*reports.
 }
 
 func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("memreports: put: %w", err)
+	}
+	if err := tokens.ValidateEvents(events); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,7 +137,21 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ..
 		m.delivered = max(m.delivered, r.Seq)
 		s.claims[r.UserID] = m
 	}
+	s.Add(events)
 	return nil
+}
+
+func (s *memReports) CountReports(ctx context.Context) (map[reports.State]int, error) {
+	if err := unavailable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[reports.State]int{}
+	for _, r := range s.reports {
+		counts[r.State]++
+	}
+	return counts, nil
 }
 
 func (s *memReports) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
@@ -228,6 +249,8 @@ func (s *memReports) ReleaseDelivery(ctx context.Context, userID, owner string) 
 
 func TestMemReports(t *testing.T) {
 	storetest.RunReports(t, func(t *testing.T) reports.Store { return newMemReports() })
+	storetest.RunReportEvents(t, func(t *testing.T) storetest.ReportEventStore { return newMemReports() })
+	storetest.RunReportCounts(t, func(t *testing.T) storetest.ReportCountStore { return newMemReports() })
 }
 
 // len returns how many reports the store holds.
