@@ -16,9 +16,7 @@ import (
 
 // storedEvents returns the events stored with reports, oldest first.
 func (s *memReports) storedEvents() []tokens.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]tokens.Event(nil), s.events...)
+	return s.Events()
 }
 
 // eventCounter counts the events it is told of, by type.

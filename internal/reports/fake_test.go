@@ -32,7 +32,9 @@ type memReports struct {
 	reports map[string]*reports.Report
 	counter int64
 	claims  map[string]memClaim // user → delivery claim and mark
-	events  []tokens.Event      // stored with reports, oldest first
+
+	// MemEvents keeps the events of the changes and their webhooks.
+	storetest.MemEvents
 }
 
 // memClaim is a user's delivery claim (owner "" when released) and mark.
@@ -42,7 +44,11 @@ type memClaim struct {
 	delivered int64
 }
 
-var _ reports.Store = (*memReports)(nil)
+var (
+	_ reports.Store     = (*memReports)(nil)
+	_ reports.Counter   = (*memReports)(nil)
+	_ tokens.EventStore = (*memReports)(nil)
+)
 
 func newMemReports() *memReports {
 	return &memReports{reports: map[string]*reports.Report{}, claims: map[string]memClaim{}}
@@ -131,8 +137,21 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ..
 		m.delivered = max(m.delivered, r.Seq)
 		s.claims[r.UserID] = m
 	}
-	s.events = append(s.events, events...)
+	s.Add(events)
 	return nil
+}
+
+func (s *memReports) CountReports(ctx context.Context) (map[reports.State]int, error) {
+	if err := unavailable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[reports.State]int{}
+	for _, r := range s.reports {
+		counts[r.State]++
+	}
+	return counts, nil
 }
 
 func (s *memReports) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
@@ -230,6 +249,8 @@ func (s *memReports) ReleaseDelivery(ctx context.Context, userID, owner string) 
 
 func TestMemReports(t *testing.T) {
 	storetest.RunReports(t, func(t *testing.T) reports.Store { return newMemReports() })
+	storetest.RunReportEvents(t, func(t *testing.T) storetest.ReportEventStore { return newMemReports() })
+	storetest.RunReportCounts(t, func(t *testing.T) storetest.ReportCountStore { return newMemReports() })
 }
 
 // len returns how many reports the store holds.

@@ -15,9 +15,7 @@ import (
 
 // storedEvents returns the events the store holds, oldest first.
 func (s *memStore) storedEvents() []tokens.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]tokens.Event(nil), s.events...)
+	return s.Events()
 }
 
 // eventsSince returns the events stored after the first n.

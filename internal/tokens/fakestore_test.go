@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/store/storetest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
@@ -37,12 +38,17 @@ type memStore struct {
 	version   int64
 	beforePut func()
 	leaseErr  error
-	events    []tokens.Event // stored with links, oldest first
+
+	// MemEvents keeps the events of the changes and their webhooks.
+	storetest.MemEvents
 }
 
 var (
-	_ tokens.Store  = (*memStore)(nil)
-	_ tokens.Leaser = (*memStore)(nil)
+	_ tokens.Store       = (*memStore)(nil)
+	_ tokens.Leaser      = (*memStore)(nil)
+	_ tokens.EventStore  = (*memStore)(nil)
+	_ tokens.LinkCounter = (*memStore)(nil)
+	_ events.Store       = (*memStore)(nil)
 )
 
 // codeClaim is a code claimed by userID until expires.
@@ -98,14 +104,14 @@ func (s *memStore) GetLink(ctx context.Context, userID string) (*tokens.Link, er
 	return copyLink(l), nil
 }
 
-func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
+func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, evs ...tokens.Event) error {
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
 	if err := link.Validate(); err != nil {
 		return err
 	}
-	if err := tokens.ValidateEvents(events); err != nil {
+	if err := tokens.ValidateEvents(evs); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -130,7 +136,7 @@ func (s *memStore) PutLink(ctx context.Context, link *tokens.Link, events ...tok
 	c.Version = s.version
 	s.links[link.UserID] = c
 	link.Version = s.version
-	s.events = append(s.events, events...)
+	s.Add(evs)
 	return nil
 }
 
@@ -143,11 +149,11 @@ func (s *memStore) beforeNextPut(fn func()) {
 	s.beforePut = fn
 }
 
-func (s *memStore) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
+func (s *memStore) DeleteLink(ctx context.Context, userID string, evs ...tokens.Event) error {
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
-	if err := tokens.ValidateEvents(events); err != nil {
+	if err := tokens.ValidateEvents(evs); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -156,8 +162,21 @@ func (s *memStore) DeleteLink(ctx context.Context, userID string, events ...toke
 		return fmt.Errorf("memstore: delete: %w", tokens.ErrLinkNotFound)
 	}
 	delete(s.links, userID)
-	s.events = append(s.events, events...)
+	s.Add(evs)
 	return nil
+}
+
+func (s *memStore) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
+	if err := unavailable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[tokens.State]int{}
+	for _, l := range s.links {
+		counts[l.State]++
+	}
+	return counts, nil
 }
 
 func (s *memStore) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
@@ -252,6 +271,12 @@ func (s *memStore) leaseOf(userID string) (memLease, bool) {
 
 func TestMemStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tokens.Store { return newMemStore() })
+}
+
+func TestMemStore_Events(t *testing.T) {
+	storetest.RunEvents(t, func(t *testing.T) storetest.EventStore { return newMemStore() })
+	storetest.RunWebhooks(t, func(t *testing.T) storetest.WebhookStore { return newMemStore() })
+	storetest.RunLinkCounts(t, func(t *testing.T) storetest.LinkCountStore { return newMemStore() })
 }
 
 func TestMemStore_Leases(t *testing.T) {
