@@ -38,6 +38,11 @@ const (
 	maxAnswer = 64 << 10
 )
 
+// DefaultTypes are the event types sent to the webhook unless configured
+// otherwise: a link's life and failed deliveries, not its routine refreshes
+// and deliveries.
+var DefaultTypes = []tokens.EventType{tokens.EventLinked, tokens.EventRelinkRequired, tokens.EventDeleted, tokens.EventDeliveryFailed}
+
 // Observer is told what happens to webhooks. Its methods must be safe for
 // concurrent use and return at once.
 type Observer interface {
