@@ -83,6 +83,19 @@ type Store interface {
 	WebhookBacklog(ctx context.Context) (pending int, oldest time.Time, err error)
 }
 
+// CheckClaim returns an EINVALID error when Store.ClaimWebhooks may not give
+// userID's webhooks to owner: either is empty. Every Store's ClaimWebhooks
+// calls it first.
+func CheckClaim(userID, owner string) error {
+	switch {
+	case userID == "":
+		return tokens.Errorf(tokens.EINVALID, "webhook claim without a user id")
+	case owner == "":
+		return tokens.Errorf(tokens.EINVALID, "webhook claim without an owner")
+	}
+	return nil
+}
+
 // Sentinel errors of the webhook outbox, possibly wrapped with context.
 var (
 	// ErrWebhookNotFound is returned when the webhook's event is gone.

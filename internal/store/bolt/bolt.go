@@ -14,6 +14,20 @@
 //	reports     message id → report
 //	pending     user id, a zero byte, big-endian sequence → message id of a PENDING report
 //	deliveries  user id → delivered mark: the Seq of the user's newest report Alexa accepted
+//	events      event id → event (the audit trail)
+//	events_time time key → event id, where a time key is the event's time as
+//	            8 bytes that sort as Unix nanoseconds, then its id
+//	events_user user id (uvarint length first), time key → event id
+//	events_type type (uvarint length first), time key → event id
+//	webhooks    event id → webhook delivery record (state, attempts, version)
+//	webhooks_pending user id (uvarint length first), time key → event id of a
+//	            PENDING webhook: the first key of a user is the user's oldest
+//
+// Events are written in the transaction of the change they record (PutLink,
+// DeleteLink, PutReport), with the webhooks of those to be sent; listings walk
+// an index backwards, newest first, and a page's cursor is the last event's
+// time key in base64. Counts by state are read in a transaction; delivery and
+// webhook claims are kept in memory (see deliveryClaims).
 //
 // Records are the package's own forms, never domain types marshalled directly,
 // so that the domain types can change without changing the file: a link record
@@ -63,7 +77,8 @@ type Store struct {
 	path string
 	now  func() time.Time
 
-	deliveries deliveryClaims // users' delivery claims, in memory (see delivery.go)
+	deliveries    deliveryClaims // users' delivery claims, in memory (see delivery.go)
+	webhookClaims deliveryClaims // users' webhook claims, in memory alike
 }
 
 var _ tokens.Store = (*Store)(nil)
@@ -88,7 +103,8 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending, bucketLeases} {
+		names := [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending, bucketLeases, bucketWebhooks, bucketWebhooksPending}
+		for _, name := range append(names, eventBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
@@ -141,10 +157,10 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 // stored version differs, and an EUNAVAILABLE error when the database cannot be
 // written. On any error link is left unchanged and nothing is written.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := link.Validate(); err != nil {
+		return err
+	}
+	if err := checkEvents(events); err != nil {
 		return err
 	}
 	if len(link.UserID) > bbolt.MaxKeySize {
@@ -178,7 +194,7 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 		if err := b.Put(key, v); err != nil {
 			return fmt.Errorf("bolt: put link: %w: %w", errUnavailable, err)
 		}
-		return nil
+		return writeEvents(tx, events)
 	})
 	if err != nil {
 		return err
@@ -192,8 +208,8 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 // database cannot be written. The user's refresh lease, if any, stays until it is
 // taken over.
 func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
+	if err := checkEvents(events); err != nil {
+		return err
 	}
 	return s.update(ctx, "delete link", func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
@@ -204,7 +220,7 @@ func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.
 		if err := b.Delete(key); err != nil {
 			return fmt.Errorf("bolt: delete link: %w: %w", errUnavailable, err)
 		}
-		return nil
+		return writeEvents(tx, events)
 	})
 }
 

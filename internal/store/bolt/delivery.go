@@ -62,16 +62,9 @@ func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, un
 		if err != nil {
 			return err
 		}
-		c := &s.deliveries
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if cur, ok := c.claims[userID]; ok && cur.owner != owner && !cur.until.Before(now) {
+		if !s.deliveries.take(userID, owner, now, until) {
 			return nil // another owner's claim stands
 		}
-		if c.claims == nil {
-			c.claims = map[string]deliveryClaim{}
-		}
-		c.claims[userID] = deliveryClaim{owner: owner, until: until}
 		mark, held = rec.Delivered, true
 		return nil
 	})
@@ -81,13 +74,32 @@ func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, un
 // ReleaseDelivery ends owner's delivery claim of userID as
 // reports.Store.ReleaseDelivery says, in memory. It always returns nil.
 func (s *Store) ReleaseDelivery(_ context.Context, userID, owner string) error {
-	c := &s.deliveries
+	s.deliveries.release(userID, owner)
+	return nil
+}
+
+// take gives userID's claim to owner until until, unless another owner's
+// claim stands at now, and reports whether owner holds it.
+func (c *deliveryClaims) take(userID, owner string, now, until time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.claims[userID]; ok && cur.owner != owner && !cur.until.Before(now) {
+		return false
+	}
+	if c.claims == nil {
+		c.claims = map[string]deliveryClaim{}
+	}
+	c.claims[userID] = deliveryClaim{owner: owner, until: until}
+	return true
+}
+
+// release ends owner's claim of userID, if owner holds it.
+func (c *deliveryClaims) release(userID, owner string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur, ok := c.claims[userID]; ok && owner != "" && cur.owner == owner {
 		delete(c.claims, userID)
 	}
-	return nil
 }
 
 // raiseMark raises userID's delivered mark to seq, unless it is at seq or

@@ -166,11 +166,11 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 // and, for a DELIVERED report, raises its user's delivered mark. The new
 // version comes from the bucket's sequence.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
-	if len(events) > 0 {
-		return tokens.ErrUnimplemented // events: being built
-	}
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("bolt: put report: %w", err)
+	}
+	if err := checkEvents(events); err != nil {
+		return err
 	}
 	var version int64
 	err := s.update(ctx, "put report", func(tx *bbolt.Tx) error {
@@ -196,7 +196,10 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 				return err
 			}
 		}
-		return s.putReport(tx, r, version)
+		if err := s.putReport(tx, r, version); err != nil {
+			return err
+		}
+		return writeEvents(tx, events)
 	})
 	if err != nil {
 		return err

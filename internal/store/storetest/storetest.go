@@ -4,7 +4,10 @@
 // stores behave alike and the domain can rely on exactly what the ports' doc
 // comments say. Run checks a Store, RunLeases a Leaser, RunReports a
 // reports.Store, RunClaimSweeper a store that removes its expired code claims
-// (tokens.ClaimSweeper).
+// (tokens.ClaimSweeper); RunEvents and RunReportEvents the audit trail
+// (tokens.EventStore and the events stored with changes), RunWebhooks the
+// webhook outbox (events.Store), RunLinkCounts and RunReportCounts the counts
+// by state (tokens.LinkCounter, reports.Counter).
 //
 // Beyond the doc comments of tokens.Store, the suite pins down:
 //
