@@ -109,6 +109,7 @@ func (h *harness) start() {
 	h.main = NewMain()
 	h.main.Config, h.main.Stdout, h.main.Now = h.config, h.logs, h.clock.Now
 	h.main.ReportPollInterval, h.main.ReportMinBackoff = 20*time.Millisecond, time.Second
+	h.main.WebhookPollInterval, h.main.WebhookMinBackoff = 20*time.Millisecond, 200*time.Millisecond
 	if _, ok := h.tb.(*testing.B); ok {
 		h.main.Stdout = io.Discard // logs still formatted, not kept
 		h.main.Config.LogLevel = "info"
