@@ -114,6 +114,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if webhooks != nil {
+		tokenService.Notify = tokens.NewNotifySet(c.WebhookEvents)
+	}
 	// After the server has drained and before the store closes: refreshes and
 	// exchanges in flight store LWA's answers within the drain time.
 	m.closers = append(m.closers, func() error { return m.drain(tokenService) })
@@ -139,6 +142,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
 	if webhooks != nil {
+		reportService.Notify = tokens.NewNotifySet(c.WebhookEvents)
 		outbox := store.(events.Store)
 		metrics, err := server.NewWebhookMetrics(registry, outbox.WebhookBacklog, m.Now)
 		if err != nil {

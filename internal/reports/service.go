@@ -73,6 +73,9 @@ type Service struct {
 	// Logger receives what happens to reports; it must not be nil. NewService
 	// sets one that discards.
 	Logger *slog.Logger
+	// Notify decides which of the delivery events recorded here and in the
+	// Deliverer are also sent to the webhook (Event.Notify); nil sends none.
+	Notify tokens.NotifySet
 	// wake, when set, is signalled after each new report so delivery starts at once.
 	wake chan<- struct{}
 }

@@ -40,6 +40,9 @@ type Service struct {
 	Now func() time.Time
 	// Logger receives refresh outcomes; it never receives a secret.
 	Logger *slog.Logger
+	// Notify decides which of the events the Service records are also sent
+	// to the webhook (Event.Notify); nil sends none.
+	Notify NotifySet
 
 	flight singleflight.Group
 	usage  usage
