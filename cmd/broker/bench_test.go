@@ -237,3 +237,35 @@ func BenchmarkDynamo_Token(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkWebhooks_PartnerTokens measures partner-token calls per second
+// with webhooks off, then on with a receiver that answers in 500 ms and a
+// backlog of 200 link.linked events being sent meanwhile, in the same run, and
+// prints the ratio (goal: no measurable difference).
+func BenchmarkWebhooks_PartnerTokens(b *testing.B) {
+	perSecond := map[string]float64{}
+	for _, tc := range []struct {
+		name     string
+		settings map[string]string
+	}{
+		{"Off", map[string]string{"BROKER_WEBHOOK_URL": ""}},
+		{"On500ms", nil},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newHarnessWith(b, sim.SetOptions{}, tc.settings)
+			h.sims.Webhooks.SetDelay(500 * time.Millisecond)
+			for i := range 200 {
+				h.link(fmt.Sprintf("hook-%d", i))
+			}
+			benchmarkGetPartnerToken(b, h)
+			perSecond[tc.name] = float64(b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(perSecond[tc.name], "calls/s")
+			if tc.settings == nil && b.N > 1000 && len(h.sims.Webhooks.Received()) == 0 {
+				b.Error("no webhook was sent during the run")
+			}
+		})
+	}
+	if off, on := perSecond["Off"], perSecond["On500ms"]; off > 0 && on > 0 {
+		fmt.Printf("partner tokens/s: webhooks off %.0f, on (receiver 500 ms) %.0f, ratio on/off %.3f\n", off, on, on/off)
+	}
+}

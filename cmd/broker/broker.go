@@ -14,6 +14,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/health"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
@@ -47,6 +48,10 @@ type Main struct {
 	// links about to need a refresh (0: backgroundRefreshInterval). Tests
 	// shorten it.
 	BackgroundRefreshInterval time.Duration
+	// WebhookPollInterval and WebhookMinBackoff tune webhook delivery likewise
+	// (0: the events package's defaults).
+	WebhookPollInterval time.Duration
+	WebhookMinBackoff   time.Duration
 
 	closers []func() error
 	// closing is when Close began: the drain time runs from then.
@@ -116,6 +121,13 @@ func (m *Main) Run(ctx context.Context) error {
 	tokenService.RefreshAhead = c.RefreshAhead
 	tokenService.Now = m.Now
 	tokenService.Logger = m.Logger.With("component", "tokens")
+	webhooks, err := m.newWebhooks(store)
+	if err != nil {
+		return err
+	}
+	if webhooks != nil {
+		tokenService.Notify = tokens.NewNotifySet(c.WebhookEvents)
+	}
 	// After the server has drained and before the store closes: refreshes and
 	// exchanges in flight store LWA's answers within the drain time.
 	m.closers = append(m.closers, func() error { return m.drain(tokenService) })
@@ -140,6 +152,15 @@ func (m *Main) Run(ctx context.Context) error {
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
 	reportService.EventObserver = eventMetrics
+	if webhooks != nil {
+		reportService.Notify = tokens.NewNotifySet(c.WebhookEvents)
+		outbox := store.(events.Store)
+		metrics, err := server.NewWebhookMetrics(registry, outbox.WebhookBacklog, m.Now)
+		if err != nil {
+			return err
+		}
+		webhooks.Observer = metrics
+	}
 	deliverer := reports.NewDeliverer(reportService, sender)
 	deliverer.Deadline, deliverer.Retention = c.ReportDeadline, c.ReportRetention
 	if m.ReportPollInterval > 0 {
@@ -186,10 +207,41 @@ func (m *Main) Run(ctx context.Context) error {
 	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
 	wg.Go(func() { tokenService.SweepClaimsInBackground(bg, claimSweepInterval) })
 	wg.Go(func() { tokenService.SweepEventsInBackground(bg, c.EventRetention, eventSweepInterval) })
+	if webhooks != nil {
+		wg.Go(func() { webhooks.Run(bg) })
+	}
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
-	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store)
+	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil)
 	return nil
+}
+
+// newWebhooks returns the webhook deliverer of BROKER_WEBHOOK_URL, or nil when
+// it is unset. It refuses a store that keeps no webhook outbox.
+func (m *Main) newWebhooks(s store) (*events.Deliverer, error) {
+	c := m.Config
+	if c.WebhookURL == "" {
+		return nil, nil
+	}
+	outbox, ok := s.(events.Store)
+	if !ok {
+		return nil, fmt.Errorf("BROKER_WEBHOOK_URL: the %s store keeps no webhook outbox yet", c.StoreKind)
+	}
+	d, err := events.NewDeliverer(outbox, c.WebhookURL, c.WebhookSecret)
+	if err != nil {
+		return nil, fmt.Errorf("BROKER_WEBHOOK_URL: %w", err)
+	}
+	// Real time, not m.Now: the webhook-timestamp is checked against the
+	// receiver's clock.
+	d.Deadline = c.WebhookDeadline
+	d.Logger = m.Logger.With("component", "webhooks")
+	if m.WebhookPollInterval > 0 {
+		d.PollInterval = m.WebhookPollInterval
+	}
+	if m.WebhookMinBackoff > 0 {
+		d.MinBackoff = m.WebhookMinBackoff
+	}
+	return d, nil
 }
 
 // backgroundRefreshInterval is how often background refresh looks for links

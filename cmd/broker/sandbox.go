@@ -78,6 +78,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	m.Config, m.Stdout = c, logFile
 	m.ReportMinBackoff = time.Second
 	m.ReportPollInterval = 200 * time.Millisecond
+	m.WebhookPollInterval, m.WebhookMinBackoff = 200*time.Millisecond, time.Second
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return fail(err)
@@ -93,17 +94,19 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p.line("  broker     gRPC %s · HTTP http://%s · logs %s", m.Server.GRPCAddr(), m.Server.HTTPAddr(), logPath)
 	p.line("  simulated  LWA %s · Alexa Health API %s", sims.LWA.TokenURL(), sims.Alexa.URL())
 	p.line("             partner authorization server %s (JWKS %s)", sims.Auth.Issuer(), sims.Auth.JWKSURL())
+	p.line("             companion backend's webhook receiver %s", sims.Webhooks.URL())
 	p.line("")
 
 	tok := newDevTokens(sims.Auth)
 	st := &story{p: p, sims: sims, tok: tok, base: "http://" + m.Server.HTTPAddr(), client: &http.Client{Timeout: 10 * time.Second}}
 	storyCtx, cancel := context.WithTimeout(ctx, storyTimeout)
 	err = st.play(storyCtx)
-	cancel()
 	if err != nil {
 		p.line("✗ the story stopped: %v", err)
 		p.line("  (the broker keeps serving; its log is %s)", logPath)
 	}
+	st.webhooks(storyCtx, err != nil)
+	cancel()
 	p.line("")
 	printTryIt(p, m.Server.GRPCAddr(), "http://"+m.Server.HTTPAddr(), sims.AdminURL(), tok)
 	p.line("")

@@ -106,6 +106,48 @@ func (s *story) play(ctx context.Context) error {
 	}
 }
 
+// webhooks prints what the companion backend's webhook receiver got, once it
+// has link.linked (and, after a failure, link.relink_required) or ctx ends.
+func (s *story) webhooks(ctx context.Context, failed bool) {
+	want := []string{"link.linked"}
+	if failed {
+		want = append(want, "link.relink_required")
+	}
+	has := func() bool {
+		got := map[string]bool{}
+		for _, e := range s.sims.Webhooks.Delivered() {
+			got[e.Type] = true
+		}
+		for _, w := range want {
+			if !got[w] {
+				return false
+			}
+		}
+		return true
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for !has() && wait.Err() == nil {
+		select {
+		case <-wait.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p := s.p
+	p.line("Webhooks: the companion backend was told, signed (Standard Webhooks):")
+	for _, r := range s.sims.Webhooks.Received() {
+		verified := "signature verified"
+		if !r.Verified {
+			verified = "signature NOT verified"
+		}
+		data, _ := json.Marshal(r.Event.Data)
+		p.line("   %s for %s %s (webhook-id %s, %s, answered %d)", r.Event.Type, r.Event.UserID, data, r.ID, verified, r.Status)
+	}
+	if len(s.sims.Webhooks.Received()) == 0 {
+		p.line("   nothing yet")
+	}
+}
+
 func (s *story) do(ctx context.Context, method, path, contentType, token, body string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, s.base+path, strings.NewReader(body))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
+	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -93,6 +94,15 @@ type Config struct {
 	EventRetention time.Duration
 
 	LogLevel string
+
+	// WebhookURL is where events are POSTed; empty turns webhooks off.
+	// WebhookSecret signs them (whsec_ and base64 of 24 to 64 bytes);
+	// WebhookEvents are the event types sent; WebhookDeadline is how long one
+	// event is retried.
+	WebhookURL      string
+	WebhookSecret   tokens.Secret
+	WebhookEvents   []tokens.EventType
+	WebhookDeadline time.Duration
 
 	// AuthorizeRateUser and AuthorizeRateClient limit the reciprocal
 	// hand-overs of each user and of each client.
@@ -262,6 +272,22 @@ var settings = []setting{
 		bind: duration(func(c *Config) *time.Duration { return &c.EventRetention })},
 	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		bind: str(func(c *Config) *string { return &c.LogLevel })},
+	{flag: "webhook-url", env: "BROKER_WEBHOOK_URL", usage: "where link events are POSTed, signed (unset: webhooks off)",
+		bind: str(func(c *Config) *string { return &c.WebhookURL })},
+	{flag: "webhook-secret", env: "BROKER_WEBHOOK_SECRET", usage: "whsec_ and the base64 of 24 to 64 random bytes: signs webhooks (required with BROKER_WEBHOOK_URL; prefer the environment)", secret: true,
+		bind: secret(func(c *Config) *tokens.Secret { return &c.WebhookSecret })},
+	{flag: "webhook-events", env: "BROKER_WEBHOOK_EVENTS", def: joinTypes(events.DefaultTypes), usage: "comma list of the event types sent to the webhook: " + joinTypes(tokens.EventTypes),
+		bind: func(c *Config, v string) error {
+			var names []string
+			_ = list(func(*Config) *[]string { return &names })(c, v)
+			c.WebhookEvents = nil
+			for _, n := range names {
+				c.WebhookEvents = append(c.WebhookEvents, tokens.EventType(n))
+			}
+			return nil
+		}},
+	{flag: "webhook-deadline", env: "BROKER_WEBHOOK_DEADLINE", def: "24h", usage: "retry one webhook this long after its event, then give it up",
+		bind: duration(func(c *Config) *time.Duration { return &c.WebhookDeadline })},
 	{flag: "authorize-rate-user", env: "BROKER_AUTHORIZE_RATE_USER", def: "10/1m", usage: "reciprocal hand-overs one user may make: COUNT/PERIOD, COUNT at once; beyond it 429 with Retry-After; 0 turns it off",
 		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateUser })},
 	{flag: "authorize-rate-client", env: "BROKER_AUTHORIZE_RATE_CLIENT", def: "1200/1m", usage: "reciprocal hand-overs one client (the JWT's client) may make: COUNT/PERIOD, COUNT at once; 0 turns it off",
@@ -473,12 +499,53 @@ func (c *Config) problems() []string {
 	if c.EventRetention <= 0 {
 		add("BROKER_EVENT_RETENTION", "must be more than 0")
 	}
+	p = append(p, c.webhookProblems()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		add("BROKER_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	return p
+}
+
+// webhookProblems lists what is wrong with the webhook settings: a URL that is
+// not http(s), a URL without a valid secret (so that it never receives an
+// unsigned request), an unknown event type, a deadline that is not positive.
+// They never contain the secret.
+func (c *Config) webhookProblems() []string {
+	var p []string
+	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+	if c.WebhookURL != "" && !isHTTPURL(c.WebhookURL) {
+		add("BROKER_WEBHOOK_URL", "not an http(s) URL")
+	}
+	switch _, err := events.NewSigner(c.WebhookSecret); {
+	case c.WebhookSecret == "" && c.WebhookURL != "":
+		add("BROKER_WEBHOOK_SECRET", "required with BROKER_WEBHOOK_URL")
+	case c.WebhookSecret != "" && err != nil:
+		add("BROKER_WEBHOOK_SECRET", "%v", err)
+	}
+	if len(c.WebhookEvents) == 0 {
+		add("BROKER_WEBHOOK_EVENTS", "must name at least one event type")
+	}
+	for _, t := range c.WebhookEvents {
+		if t.Validate() != nil {
+			add("BROKER_WEBHOOK_EVENTS", "unknown event type %q; known: %s", string(t), joinTypes(tokens.EventTypes))
+			break
+		}
+	}
+	if c.WebhookDeadline <= 0 {
+		add("BROKER_WEBHOOK_DEADLINE", "must be more than 0")
+	}
+	return p
+}
+
+// joinTypes writes types as a comma list.
+func joinTypes(types []tokens.EventType) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ",")
 }
 
 // profileProblems lists what is wrong with the claim profile, the settings

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
@@ -42,6 +44,8 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_SCOPE_PROFILES", c.ScopeProfiles, server.ScopeProfiles},
 		{"BROKER_SCOPE_ADMIN", c.ScopeAdmin, server.ScopeAdmin},
 		{"BROKER_SCOPE_EVENTS", c.ScopeEvents, server.ScopeEvents},
+		{"BROKER_WEBHOOK_DEADLINE", c.WebhookDeadline, events.DefaultDeadline},
+		{"BROKER_WEBHOOK_EVENTS", fmt.Sprint(c.WebhookEvents), fmt.Sprint(events.DefaultTypes)},
 		{"BROKER_AUTHORIZE_RATE_USER", reciprocal.Rate(c.AuthorizeRateUser), reciprocal.DefaultUserRate},
 		{"BROKER_AUTHORIZE_RATE_CLIENT", reciprocal.Rate(c.AuthorizeRateClient), reciprocal.DefaultClientRate},
 	} {

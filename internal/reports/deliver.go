@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/reciprocal-broker/broker/internal/retry"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -310,26 +310,10 @@ func (d *Deliverer) send(ctx context.Context, region string, token tokens.Secret
 	return d.sender.Send(ctx, region, token, r)
 }
 
-// backoff returns the wait after a report's attempts-th failed attempt: the
-// interval MinBackoff·2^(attempts−1), capped at MaxBackoff, spread by ±50 %
-// jitter, drawn uniformly from [interval/2, interval·3/2].
-//
-// This is the attempts-th NextBackOff of a new backoff.ExponentialBackOff
-// (github.com/cenkalti/backoff/v5) with InitialInterval MinBackoff, Multiplier
-// 2, RandomizationFactor 0.5 and MaxInterval MaxBackoff. The library has no
-// closed form for it: its interval is hidden state that only NextBackOff
-// advances, one step and one random draw per call, while a report keeps only
-// its count of attempts (the next attempt may be another process's). So the
-// formula is written here, once.
+// backoff returns the wait after a report's attempts-th failed attempt (see
+// retry.Backoff).
 func (d *Deliverer) backoff(attempts int) time.Duration {
-	interval := d.MaxBackoff
-	if doublings := min(max(attempts-1, 0), 62); d.MinBackoff <= d.MaxBackoff>>doublings {
-		interval = d.MinBackoff << doublings // no overflow: it is at most MaxBackoff
-	}
-	if interval <= 0 {
-		return 0
-	}
-	return interval/2 + rand.N(interval+1)
+	return retry.Backoff(attempts, d.MinBackoff, d.MaxBackoff)
 }
 
 // KindProfileReport is the "kind" of the delivery events of profile reports.

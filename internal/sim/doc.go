@@ -7,6 +7,8 @@
 //   - AuthServer: the partner's authorization server, which publishes a JWKS
 //     and mints the JWT access tokens that Alexa and the companion backend
 //     present to the broker;
+//   - Webhooks: the partner's companion backend receiving the broker's signed
+//     webhooks, which it verifies and records;
 //   - KMS: the two operations of AWS KMS that envelope encryption uses,
 //     GenerateDataKey and Decrypt, over the protocol the AWS SDK speaks.
 //

@@ -12,13 +12,15 @@ import (
 )
 
 // FaultNames lists the faults Apply understands, for help texts.
-const FaultNames = "lwa:invalid_grant, lwa:5xx, lwa:429, lwa:slow, alexa:401, alexa:403, alexa:429, alexa:5xx, alexa:slow"
+const FaultNames = "lwa:invalid_grant, lwa:5xx, lwa:429, lwa:slow, alexa:401, alexa:403, alexa:429, alexa:5xx, alexa:slow, webhook:5xx, webhook:429, webhook:slow"
 
 // Faults switches the simulators' failure modes on by name, from the command
 // line (broker sandbox --fault) or from the admin route.
 type Faults struct {
 	LWA   *LWA
 	Alexa *Alexa
+	// Webhooks is the webhook receiver; nil has no webhook faults.
+	Webhooks *Webhooks
 	// User is whom the user-specific faults (invalid_grant, 403) strike.
 	User string
 }
@@ -58,6 +60,21 @@ func (f *Faults) Apply(name string, count int) (string, error) {
 	case "alexa:slow":
 		f.Alexa.SetDelay(3 * time.Second)
 		return "the Alexa Health API now takes 3 s to answer", nil
+	case "webhook:5xx":
+		if f.Webhooks != nil {
+			f.Webhooks.FailNext(count, http.StatusServiceUnavailable)
+			return fmt.Sprintf("the webhook receiver answers the next %d webhooks with 503", count), nil
+		}
+	case "webhook:429":
+		if f.Webhooks != nil {
+			f.Webhooks.ThrottleNext(count, 2*time.Second)
+			return fmt.Sprintf("the webhook receiver answers the next %d webhooks with 429, Retry-After: 2", count), nil
+		}
+	case "webhook:slow":
+		if f.Webhooks != nil {
+			f.Webhooks.SetDelay(3 * time.Second)
+			return "the webhook receiver now takes 3 s to answer", nil
+		}
 	}
 	return "", fmt.Errorf("unknown fault %q (known: %s)", name, FaultNames)
 }
@@ -69,6 +86,9 @@ func (f *Faults) Clear() string {
 	f.LWA.ClearFaults()
 	f.Alexa.ClearFaults()
 	f.Alexa.RestoreUser(f.User)
+	if f.Webhooks != nil {
+		f.Webhooks.ClearFaults()
+	}
 	return "faults cleared"
 }
 

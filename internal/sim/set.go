@@ -49,7 +49,7 @@ type SetOptions struct {
 // Set is every party around the broker, simulated and started together for
 // tests, `broker sandbox` and `broker simulate`: Login with Amazon, the Alexa
 // Health API (accepting LWA's access tokens), the partner's authorization
-// server, KMS when asked, and an admin route that switches faults and mints
+// server, the companion backend's webhook receiver, KMS when asked, and an admin route that switches faults and mints
 // authorization codes:
 //
 //	POST   /faults/{target}/{kind}?count=N   switch a fault on (see FaultNames)
@@ -63,6 +63,9 @@ type Set struct {
 	LWA   *LWA
 	Alexa *Alexa
 	Auth  *AuthServer
+	// Webhooks is the running webhook receiver: the partner's companion
+	// backend, told of link events.
+	Webhooks *Webhooks
 	// KMS is the running KMS simulator, or nil when SetOptions.KMS was false.
 	KMS *KMS
 	// Faults switches the LWA and Alexa simulators' faults on by name, as the
@@ -113,13 +116,17 @@ func (s *Set) start(ctx context.Context, opts SetOptions) error {
 	if err != nil {
 		return fmt.Errorf("authorization server simulator: %w", err)
 	}
+	s.Webhooks = NewWebhooks(WebhooksOptions{})
+	if err := s.Webhooks.Start(ctx); err != nil {
+		return fmt.Errorf("the webhook receiver simulator: %w", err)
+	}
 	if opts.KMS {
 		s.KMS = NewKMS(KMSOptions{})
 		if err := s.KMS.Start(ctx); err != nil {
 			return fmt.Errorf("the KMS simulator: %w", err)
 		}
 	}
-	s.Faults = &Faults{LWA: s.LWA, Alexa: s.Alexa, User: s.user}
+	s.Faults = &Faults{LWA: s.LWA, Alexa: s.Alexa, Webhooks: s.Webhooks, User: s.user}
 	if err := s.admin.listen(ctx, "admin", opts.AdminAddr, s.adminHandler()); err != nil {
 		return fmt.Errorf("simulators' admin route: %w", err)
 	}
@@ -149,7 +156,7 @@ func (s *Set) AdminURL() string { return s.admin.url() }
 // BrokerEnv returns the settings that point a broker at the Set, by
 // environment variable: the LWA client credentials and token URL, the Alexa
 // API URL and Alexa's client id, the authorization server's issuer, audience
-// and JWKS URL, and with KMS its endpoint and BROKER_ENCRYPTION_KEY naming
+// and JWKS URL, the webhook receiver's URL and secret, and with KMS its endpoint and BROKER_ENCRYPTION_KEY naming
 // DefaultKMSKeyID. The map is new on every call; the caller may change it.
 func (s *Set) BrokerEnv() map[string]string {
 	env := map[string]string{
@@ -161,6 +168,8 @@ func (s *Set) BrokerEnv() map[string]string {
 		"BROKER_JWT_ISSUER":        s.Auth.Issuer(),
 		"BROKER_JWT_AUDIENCE":      s.Auth.Audience(),
 		"BROKER_JWT_JWKS_URL":      s.Auth.JWKSURL(),
+		"BROKER_WEBHOOK_URL":       s.Webhooks.URL(),
+		"BROKER_WEBHOOK_SECRET":    s.Webhooks.Secret().Reveal(),
 	}
 	if s.KMS != nil {
 		env["BROKER_KMS_ENDPOINT"] = s.KMS.URL()
@@ -176,6 +185,9 @@ func (s *Set) Close() error {
 	s.admin.close()
 	if s.KMS != nil {
 		s.KMS.Close()
+	}
+	if s.Webhooks != nil {
+		s.Webhooks.Close()
 	}
 	if s.Auth != nil {
 		s.Auth.Close()

@@ -142,6 +142,8 @@ func TestSet_BrokerEnv(t *testing.T) {
 		{"BROKER_JWT_ISSUER", env["BROKER_JWT_ISSUER"], s.Auth.URL()},
 		{"BROKER_JWT_AUDIENCE", env["BROKER_JWT_AUDIENCE"], sim.DefaultAudience},
 		{"BROKER_JWT_JWKS_URL", env["BROKER_JWT_JWKS_URL"], s.Auth.URL() + sim.JWKSPath},
+		{"BROKER_WEBHOOK_URL", env["BROKER_WEBHOOK_URL"], s.Webhooks.URL()},
+		{"BROKER_WEBHOOK_SECRET", env["BROKER_WEBHOOK_SECRET"], s.Webhooks.Secret().Reveal()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
@@ -149,8 +151,8 @@ func TestSet_BrokerEnv(t *testing.T) {
 			}
 		})
 	}
-	if len(env) != 8 {
-		t.Errorf("BrokerEnv has %d settings, want 8: %v", len(env), env)
+	if len(env) != 10 {
+		t.Errorf("BrokerEnv has %d settings, want 10", len(env))
 	}
 	env["BROKER_LWA_CLIENT_ID"] = "changed"
 	if s.BrokerEnv()["BROKER_LWA_CLIENT_ID"] == "changed" {
