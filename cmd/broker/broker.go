@@ -116,15 +116,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	tokenService := tokens.NewService(store, sealer, exchanger)
-	tokenService.EventObserver = eventMetrics
-	tokenService.RefreshAhead = c.RefreshAhead
-	tokenService.Now = m.Now
-	tokenService.Logger = m.Logger.With("component", "tokens")
 	webhooks, err := m.newWebhooks(store)
 	if err != nil {
 		return err
 	}
+	var observer tokens.EventObserver = eventMetrics
+	if webhooks != nil {
+		observer = wakeWebhooks{eventMetrics, webhooks}
+	}
+	tokenService := tokens.NewService(store, sealer, exchanger)
+	tokenService.EventObserver = observer
+	tokenService.RefreshAhead = c.RefreshAhead
+	tokenService.Now = m.Now
+	tokenService.Logger = m.Logger.With("component", "tokens")
 	if webhooks != nil {
 		tokenService.Notify = tokens.NewNotifySet(c.WebhookEvents)
 	}
@@ -151,7 +155,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reportService := reports.NewService(store, tokenService)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
-	reportService.EventObserver = eventMetrics
+	reportService.EventObserver = observer
 	if webhooks != nil {
 		reportService.Notify = tokens.NewNotifySet(c.WebhookEvents)
 		outbox := store.(events.Store)
@@ -331,4 +335,19 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// wakeWebhooks counts each stored event and wakes the webhook deliverer, so that
+// an event leaves at once rather than at the deliverer's next poll.
+type wakeWebhooks struct {
+	metrics   tokens.EventObserver
+	deliverer *events.Deliverer
+}
+
+var _ tokens.EventObserver = wakeWebhooks{}
+
+// EventStored counts the event and wakes the deliverer; it never blocks.
+func (w wakeWebhooks) EventStored(t tokens.EventType) {
+	w.metrics.EventStored(t)
+	w.deliverer.Wake()
 }
