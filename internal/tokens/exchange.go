@@ -70,6 +70,13 @@ func (s *Service) Exchange(ctx context.Context, userID string, code Secret, regi
 // when it comes after the caller gave up: Alexa's retry of the code then finds
 // the link.
 func (s *Service) doExchange(ctx context.Context, userID string, code Secret, hash, region string) (*Link, error) {
+	if leaser, ok := s.store.(Leaser); ok {
+		l, done, err := s.exchangeLease(ctx, leaser, userID, hash)
+		if err != nil || done {
+			return l, err
+		}
+		defer leaser.ReleaseLease(context.WithoutCancel(ctx), exchangeLeaseKey(hash), s.owner)
+	}
 	grant, err := s.lwa.Exchange(ctx, code)
 	if errors.Is(err, ErrInvalidGrant) {
 		// A concurrent hand-over of the same code may have won the exchange.
@@ -102,4 +109,48 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 	}
 	s.Logger.Info("exchanged code", "user_id", userID, "expires_at", l.AccessTokenExpiresAt)
 	return l, nil
+}
+
+// exchangeLeaseKey is the Leaser key of the exchange of the code whose hash is
+// hash: a lease of its own, not the user's refresh lease, so that a hand-over
+// never waits for a refresh of the user's old link. It starts with a NUL byte,
+// which no user id the broker serves holds in practice, followed by a label.
+func exchangeLeaseKey(hash string) string { return "\x00exchange\x00" + hash }
+
+// exchangeLease takes, across processes, the lease of the exchange of the code
+// whose hash is hash before it is traded with LWA. While another process holds
+// it (it is exchanging this code for Alexa's earlier try), it waits: when a
+// link of userID made of this code appears, it returns that link with done
+// true, and LWA is not asked again (it would refuse the used code); once the
+// lease is free it returns with the lease held (done false), and the caller
+// exchanges.
+func (s *Service) exchangeLease(ctx context.Context, leaser Leaser, userID, hash string) (*Link, bool, error) {
+	key, owner := exchangeLeaseKey(hash), s.owner
+	for {
+		now := s.Now()
+		held, err := leaser.AcquireLease(ctx, key, owner, now, now.Add(leaseTTL))
+		if err != nil {
+			return nil, false, fmt.Errorf("take lease for exchange: %w", err)
+		}
+		l, err := s.store.GetLink(ctx, userID)
+		switch {
+		case err == nil && l.CodeHash == hash && l.State == StateLinked:
+			if held {
+				_ = leaser.ReleaseLease(context.WithoutCancel(ctx), key, owner)
+			}
+			return l, true, nil // another process exchanged this code
+		case err != nil && !errors.Is(err, ErrLinkNotFound):
+			if held {
+				_ = leaser.ReleaseLease(context.WithoutCancel(ctx), key, owner)
+			}
+			return nil, false, fmt.Errorf("read link: %w", err)
+		case held:
+			return nil, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, Errorf(EUNAVAILABLE, "another broker instance is changing the user's link; try again")
+		case <-time.After(leasePoll):
+		}
+	}
 }

@@ -222,6 +222,37 @@ func TestService_Exchange(t *testing.T) {
 		})
 	})
 
+	t.Run("RetryOnOtherInstance", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			other := h.newService() // another broker instance on the same store
+			code := h.lwa.newCode("alice")
+			// LWA has used the code; its answer comes after Alexa's 4 s.
+			release := h.lwa.holdAnswers()
+			handover := func(svc *tokens.Service) (*tokens.Link, error) {
+				ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+				defer cancel()
+				return svc.Exchange(ctx, "alice", code, "")
+			}
+			_, err := handover(h.svc)
+			assertCode(t, err, tokens.EUNAVAILABLE)
+
+			// Alexa's retry reaches the other instance while the first still
+			// exchanges: it waits for that exchange instead of asking LWA, which
+			// would refuse the used code (invalid_grant).
+			retry := make(chan error, 1)
+			go func() { _, err := handover(other); retry <- err }()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			release()
+			if err := <-retry; err != nil {
+				t.Fatalf("retry on the other instance: error = %v", err)
+			}
+			assertCount(t, "LWA exchanges", h.lwa.exchanges.Load(), 1)
+			h.assertSealed(t, h.stored(t, "alice"), []tokens.Secret{h.lwa.lastGrant().RefreshToken})
+		})
+	})
+
 	t.Run("Relink", func(t *testing.T) {
 		h := newHarness(t)
 		first, _ := h.mustLink(t, "alice")
