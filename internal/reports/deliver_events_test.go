@@ -81,11 +81,14 @@ func TestDeliverer_Events(t *testing.T) {
 
 	t.Run("FailedAtDeadline", func(t *testing.T) {
 		inBubble(t, func(t *testing.T, h *deliverHarness) {
+			// The last wait before the deadline is at most MaxBackoff and half
+			// again (jitter): advancing Deadline plus that always passes it.
 			h.d.Deadline = time.Minute
+			h.d.MinBackoff, h.d.MaxBackoff = time.Second, 16*time.Second
 			h.sender.setRespond(always(errServer))
 			h.submit(t, "u1", "m1")
 			h.start(t)
-			advance(2 * time.Minute)
+			advance(h.d.Deadline + 2*h.d.MaxBackoff)
 			r := h.report(t, "m1")
 			assertState(t, r, reports.StateFailed)
 			if !strings.Contains(r.LastError, "deadline") {
