@@ -83,11 +83,8 @@ func TestSandbox_Fault403(t *testing.T) {
 // lines printed until "Serving.".
 func runSandbox(t *testing.T, extra ...string) []string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "broker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBroker(t)
+	dir := filepath.Dir(bin)
 	args := append([]string{"sandbox", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, []string{}
@@ -138,4 +135,15 @@ func runSandbox(t *testing.T, extra ...string) []string {
 	printed := append([]string(nil), lines...)
 	mu.Unlock()
 	return printed
+}
+
+// buildBroker builds the broker binary into a temp folder of its own and
+// returns its path.
+func buildBroker(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "broker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
