@@ -114,3 +114,27 @@ func (s *Service) Close(ctx context.Context) error {
 	s.Logger.Error("shutdown cut refreshes and exchanges short; their LWA answers are lost", "count", n)
 	return Errorf(EUNAVAILABLE, "shutdown cut %d refreshes or exchanges short", n)
 }
+
+// shareDetached runs work once per key in this process, detached from the
+// callers (see detach) and bounded by timeout, and returns its link to every
+// caller that asks for key meanwhile, each within its own ctx: a caller whose
+// ctx ends first gets an EUNAVAILABLE error while the work runs on.
+func (s *Service) shareDetached(ctx context.Context, key string, timeout time.Duration, work func(context.Context) (*Link, error)) (*Link, error) {
+	ch := s.flight.DoChan(key, func() (any, error) {
+		wctx, done, err := s.detach(ctx, timeout)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		return work(wctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Link), nil
+	case <-ctx.Done():
+		return nil, Errorf(EUNAVAILABLE, "Login with Amazon did not answer in time")
+	}
+}

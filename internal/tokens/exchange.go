@@ -46,23 +46,9 @@ func (s *Service) Exchange(ctx context.Context, userID string, code Secret, regi
 		return nil, fmt.Errorf("read link: %w", err)
 	}
 
-	ch := s.flight.DoChan("exchange\x00"+userID+"\x00"+hash, func() (any, error) {
-		xctx, done, err := s.detach(ctx, exchangeTimeout)
-		if err != nil {
-			return nil, err
-		}
-		defer done()
+	return s.shareDetached(ctx, "exchange\x00"+userID+"\x00"+hash, exchangeTimeout, func(xctx context.Context) (*Link, error) {
 		return s.doExchange(xctx, userID, code, hash, region)
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Link), nil
-	case <-ctx.Done():
-		return nil, Errorf(EUNAVAILABLE, "Login with Amazon did not answer in time")
-	}
 }
 
 // doExchange trades code, whose hash is hash, with LWA and stores userID's new

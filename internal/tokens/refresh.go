@@ -40,23 +40,9 @@ func (s *Service) refresh(ctx context.Context, userID string, ahead time.Duratio
 	if ctx.Err() != nil {
 		return nil, Errorf(EUNAVAILABLE, "the caller gave up before the refresh")
 	}
-	ch := s.flight.DoChan("refresh\x00"+userID, func() (any, error) {
-		rctx, done, err := s.detach(ctx, refreshTimeout)
-		if err != nil {
-			return nil, err
-		}
-		defer done()
+	return s.shareDetached(ctx, "refresh\x00"+userID, refreshTimeout, func(rctx context.Context) (*Link, error) {
 		return s.doRefresh(rctx, userID, ahead, by)
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Link), nil
-	case <-ctx.Done():
-		return nil, Errorf(EUNAVAILABLE, "Login with Amazon did not answer in time")
-	}
 }
 
 // doRefresh refreshes userID's tokens unless they stay fresh for ahead, in
