@@ -5,6 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/scripts/tools.sh"
+build_tools protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway
+need_protoc
 out=${1:-$root/api/proto}
 cd "$root/api/proto"
 protoc -I . \

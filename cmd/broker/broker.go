@@ -148,6 +148,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := registry.Register(newSealedLinks(resealer)); err != nil {
 		return err
 	}
+	build := readVersion()
+	if err := registry.Register(newBuildInfo(build)); err != nil {
+		return err
+	}
 	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexa.RegionsFor(c.AlexaAPIURL), Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
@@ -216,7 +220,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
-	m.Logger.Info("broker serving", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil)
+	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil)
 	return nil
 }
 

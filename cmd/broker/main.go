@@ -25,6 +25,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help":
 		usage(stdout)
 		return 0
+	case "version", "--version", "-version":
+		return versionCommand(stdout)
 	default:
 		fmt.Fprintf(stderr, "broker: unknown command %q (try broker --help)\n", cmd)
 		return 2

@@ -19,6 +19,7 @@ Commands:
   keys status
             count the stored links by the key that seals them (the settings
             of serve; on bbolt while no broker holds the file)
+  version   print the version, VCS revision and Go version (also --version)
   help      show this help
 
 `)

@@ -1,8 +1,9 @@
 // Package cloudformation_test checks the CloudFormation templates of this
 // directory against the code they deploy: the table is the one the DynamoDB
 // store uses, the task definition sets only settings the broker knows, and no
-// IAM or key policy allows a wildcard action on a wildcard resource. cfn-lint
-// (scripts/test.sh) checks the templates against CloudFormation itself.
+// IAM or key policy allows a wildcard action on a wildcard resource; and
+// (goformation_test.go) that goformation, which knows CloudFormation's resource
+// types, parses them. scripts/test.sh runs cfn-lint in addition where it exists.
 //
 // The templates use CloudFormation's short-form tags (!Ref, !Sub, !If, ...),
 // so they are read as yaml.Node trees, which keep the tags, rather than
