@@ -182,8 +182,11 @@ func (d *Deliverer) Run(ctx context.Context) {
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				defer d.give(user)
-				if d.serveUser(ctx, w) {
+				more := d.serveUser(ctx, w)
+				// Give the user up before waking the loop, or it would find the
+				// user still busy and leave the next event to the next poll.
+				d.give(user)
+				if more {
 					d.Wake() // look again: the user may have more due
 				}
 			})

@@ -125,8 +125,11 @@ func (d *Deliverer) Run(ctx context.Context) {
 			go func(user string) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				defer d.release(user)
-				if !d.serveUser(ctx, user) {
+				more := d.serveUser(ctx, user)
+				// Release the user before waking the loop, or it would find the
+				// user still busy and leave the next report to the next poll.
+				d.release(user)
+				if !more {
 					return // nothing was due: wait for the next poll or wake
 				}
 				select { // look again: the user may have more due
