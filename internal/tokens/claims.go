@@ -36,15 +36,25 @@ func (s *Service) SweepClaimsInBackground(ctx context.Context, interval time.Dur
 	if !ok || interval <= 0 {
 		return
 	}
+	s.sweepEvery(ctx, interval, "expired code claims", func(now time.Time) (int, error) {
+		return sweeper.DeleteExpiredClaims(ctx, now)
+	})
+}
+
+// sweepEvery calls sweep with the current time once at once and then every
+// interval until ctx ends, logging how many records of what it removed, and a
+// failure (tried again at the next interval). It is the one loop of the
+// Service's background removals.
+func (s *Service) sweepEvery(ctx context.Context, interval time.Duration, what string, sweep func(now time.Time) (int, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := sweeper.DeleteExpiredClaims(ctx, s.Now())
+		n, err := sweep(s.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.Logger.Warn("removing expired code claims failed", "removed", n, "err", err.Error())
+			s.Logger.Warn("removing "+what+" failed", "removed", n, "err", err.Error())
 		case n > 0:
-			s.Logger.Info("removed expired code claims", "removed", n)
+			s.Logger.Info("removed "+what, "removed", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -20,20 +20,7 @@ func (s *Service) SweepEventsInBackground(ctx context.Context, retention, interv
 	if !ok || retention <= 0 || interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := events.DeleteEventsBefore(ctx, s.Now().Add(-retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.Logger.Warn("removing old events failed", "removed", n, "err", err.Error())
-		case n > 0:
-			s.Logger.Info("removed old events", "removed", n, "retention", retention.String())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	s.sweepEvery(ctx, interval, "events older than "+retention.String(), func(now time.Time) (int, error) {
+		return events.DeleteEventsBefore(ctx, now.Add(-retention))
+	})
 }
