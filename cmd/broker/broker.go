@@ -156,7 +156,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
-	reportService := reports.NewService(store, tokenService)
+	services, err := tokens.NewServices(tokenService)
+	if err != nil {
+		return err
+	}
+	reportService := reports.NewService(store, services)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
 	reportService.EventObserver = observer

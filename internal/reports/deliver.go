@@ -112,23 +112,24 @@ func (d *Deliverer) Run(ctx context.Context) {
 			d.service.Logger.WarnContext(ctx, "reading the outbox failed", "err", err.Error())
 		}
 		for _, r := range due {
-			if !d.claim(r.UserID) {
+			lane := r.Lane()
+			if !d.claim(lane) {
 				continue
 			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				d.release(r.UserID)
+				d.release(lane)
 				return
 			}
 			wg.Add(1)
-			go func(user string) {
+			go func(r *Report) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				more := d.serveUser(ctx, user)
-				// Release the user before waking the loop, or it would find the
-				// user still busy and leave the next report to the next poll.
-				d.release(user)
+				more := d.serveLane(ctx, r)
+				// Release the lane before waking the loop, or it would find the
+				// lane still busy and leave the next report to the next poll.
+				d.release(r.Lane())
 				if !more {
 					return // nothing was due: wait for the next poll or wake
 				}
@@ -136,7 +137,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				case d.wake <- struct{}{}:
 				default:
 				}
-			}(r.UserID)
+			}(r)
 		}
 		select {
 		case <-ctx.Done():
@@ -147,57 +148,60 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-func (d *Deliverer) claim(user string) bool {
+func (d *Deliverer) claim(lane string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.busy[user] {
+	if d.busy[lane] {
 		return false
 	}
-	d.busy[user] = true
+	d.busy[lane] = true
 	return true
 }
 
-func (d *Deliverer) release(user string) {
+func (d *Deliverer) release(lane string) {
 	d.mu.Lock()
-	delete(d.busy, user)
+	delete(d.busy, lane)
 	d.mu.Unlock()
 }
 
-// serveUser takes the user's delivery claim for one attempt, delivers under
-// it and gives it back. It reports whether it stored an outcome; false when
-// another deliverer holds the claim.
-func (d *Deliverer) serveUser(ctx context.Context, user string) bool {
+// serveLane takes the delivery claim of due's lane for one attempt, delivers
+// under it and gives it back. It reports whether it stored an outcome; false
+// when another deliverer holds the claim.
+func (d *Deliverer) serveLane(ctx context.Context, due *Report) bool {
 	s := d.service
+	lane := due.Lane()
 	now := s.Now()
-	mark, held, err := s.store.ClaimDelivery(ctx, user, d.owner, now, now.Add(claimTTL))
+	mark, held, err := s.store.ClaimDelivery(ctx, lane, d.owner, now, now.Add(claimTTL))
 	if err != nil {
 		if ctx.Err() == nil {
-			s.Logger.WarnContext(ctx, "claiming a user's delivery failed", "user_id", user, "err", err.Error())
+			s.Logger.WarnContext(ctx, "claiming a lane's delivery failed", "user_id", due.UserID, "skill_id", due.SkillID, "kind", string(due.Kind), "err", err.Error())
 		}
 		return false
 	}
 	if !held {
-		return false // another deliverer serves the user
+		return false // another deliverer serves the lane
 	}
 	defer func() {
 		// Give the claim back even when ctx has ended (shutdown), so that
 		// another instance need not wait for it to run out.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		if err := s.store.ReleaseDelivery(rctx, user, d.owner); err != nil {
-			s.Logger.WarnContext(ctx, "releasing a user's delivery failed", "user_id", user, "err", err.Error())
+		if err := s.store.ReleaseDelivery(rctx, lane, d.owner); err != nil {
+			s.Logger.WarnContext(ctx, "releasing a lane's delivery failed", "user_id", due.UserID, "skill_id", due.SkillID, "err", err.Error())
 		}
 	}()
-	return d.deliverUser(ctx, user, mark)
+	return d.deliverLane(ctx, due, mark)
 }
 
-// deliverUser makes one attempt at the user's newest pending report and, once
-// it is delivered, supersedes the older ones; reports older than the user's
-// delivered mark are superseded without an attempt. It reports whether it
-// stored an outcome.
-func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bool {
+// deliverLane makes one attempt at the lane's next report: for a kind that
+// supersedes, the newest pending one, and once it is delivered the older
+// ones are superseded (reports older than the lane's delivered mark are
+// superseded without an attempt); for any other kind, the oldest pending one.
+// It reports whether it stored an outcome.
+func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bool {
 	s := d.service
-	pending, err := s.store.UserPendingReports(ctx, user)
+	user, supersedes := due.UserID, due.Kind.Supersedes()
+	pending, err := s.store.LanePendingReports(ctx, due.Lane())
 	if err != nil {
 		return false
 	}
@@ -205,7 +209,7 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 	// it: it is moot. (Its supersession was not stored, or is not visible
 	// yet, when the deliverer that delivered the newer one stopped.)
 	stored := false
-	for len(pending) > 0 && pending[0].Seq < mark {
+	for supersedes && len(pending) > 0 && pending[0].Seq < mark {
 		if d.finish(ctx, pending[0], StateSuperseded, "a newer report of the user was delivered") {
 			s.observer().Superseded()
 			stored = true
@@ -215,13 +219,17 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 	if len(pending) == 0 {
 		return stored
 	}
-	r := pending[len(pending)-1]
+	r, older := pending[0], []*Report(nil)
+	if supersedes {
+		r, older = pending[len(pending)-1], pending[:len(pending)-1]
+	}
 	now := s.Now()
 	if r.NextAttemptAt.After(now) {
 		return stored
 	}
 	if now.Sub(r.SubmittedAt) > d.Deadline {
-		for _, old := range pending {
+		d.finish(ctx, r, StateFailed, "delivery deadline passed; last error: "+r.LastError)
+		for _, old := range older {
 			d.finish(ctx, old, StateFailed, "delivery deadline passed; last error: "+old.LastError)
 		}
 		return true
@@ -247,14 +255,14 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 		r.DeliveredAt = s.Now()
 		if d.finish(ctx, r, StateDelivered, "") {
 			s.observer().Delivered(r.DeliveredAt.Sub(r.SubmittedAt))
-			for _, old := range pending[:len(pending)-1] {
+			for _, old := range older {
 				if d.finish(ctx, old, StateSuperseded, "a newer report of the user was delivered") {
 					s.observer().Superseded()
 				}
 			}
 		}
 	case errors.Is(err, ErrPermissionWithdrawn):
-		if rerr := s.tokens.RequireRelink(ctx, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
+		if rerr := s.tokens.RequireRelink(ctx, r.SkillID, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
 			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
 		}
 		d.finish(ctx, r, StateFailed, ErrPermissionWithdrawn.Message)
@@ -286,11 +294,11 @@ func (d *Deliverer) deliverUser(ctx context.Context, user string, mark int64) bo
 // sends once more.
 func (d *Deliverer) attempt(ctx context.Context, r *Report) error {
 	s := d.service
-	link, err := s.tokens.Link(ctx, r.UserID)
+	link, err := s.tokens.Link(ctx, r.SkillID, r.UserID)
 	if err != nil {
 		return err
 	}
-	tok, err := s.tokens.Token(ctx, r.UserID)
+	tok, err := s.tokens.Token(ctx, r.SkillID, r.UserID)
 	if err != nil {
 		return err
 	}
@@ -298,10 +306,10 @@ func (d *Deliverer) attempt(ctx context.Context, r *Report) error {
 	if !errors.Is(err, ErrTokenRejected) {
 		return err
 	}
-	if _, err := s.tokens.Refresh(ctx, r.UserID); err != nil {
+	if _, err := s.tokens.Refresh(ctx, r.SkillID, r.UserID); err != nil {
 		return err
 	}
-	if tok, err = s.tokens.Token(ctx, r.UserID); err != nil {
+	if tok, err = s.tokens.Token(ctx, r.SkillID, r.UserID); err != nil {
 		return err
 	}
 	return d.send(ctx, link.Region, tok.AccessToken, r)
@@ -319,9 +327,6 @@ func (d *Deliverer) backoff(attempts int) time.Duration {
 	return retry.Backoff(attempts, d.MinBackoff, d.MaxBackoff)
 }
 
-// KindProfileReport is the "kind" of the delivery events of profile reports.
-const KindProfileReport = "profile_report"
-
 // finish moves r to an end state; it reports whether the write succeeded. A
 // report DELIVERED or FAILED is stored with its delivery.delivered or
 // delivery.failed event; a SUPERSEDED one records none.
@@ -334,11 +339,10 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	var events []tokens.Event
 	switch state {
 	case StateDelivered:
-		events = append(events, tokens.NewEvent(tokens.EventDelivered, r.UserID, tokens.ActorBroker, r.FinishedAt,
-			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport}))
+		events = append(events, r.event(tokens.EventDelivered, map[string]any{"message_id": r.MessageID, "kind": string(r.kind())}))
 	case StateFailed:
-		events = append(events, tokens.NewEvent(tokens.EventDeliveryFailed, r.UserID, tokens.ActorBroker, r.FinishedAt,
-			map[string]any{"message_id": r.MessageID, "kind": KindProfileReport, "last_error": r.LastError}))
+		events = append(events, r.event(tokens.EventDeliveryFailed,
+			map[string]any{"message_id": r.MessageID, "kind": string(r.kind()), "last_error": r.LastError}))
 	}
 	s.Notify.Mark(events)
 	if !d.put(ctx, r, events...) {
@@ -365,4 +369,21 @@ func (d *Deliverer) put(ctx context.Context, r *Report, events ...tokens.Event) 
 		return false
 	}
 	return true
+}
+
+// kind returns r's Kind, the empty one read as KindProfileReport.
+func (r *Report) kind() Kind {
+	if r.Kind == "" {
+		return KindProfileReport
+	}
+	return r.Kind
+}
+
+// event returns a new event of typ about r's delivery, made when r finished.
+func (r *Report) event(typ tokens.EventType, data map[string]any) tokens.Event {
+	e := tokens.NewEvent(typ, r.UserID, tokens.ActorBroker, r.FinishedAt, data)
+	if r.SkillID != "" {
+		e.SkillID = r.SkillID
+	}
+	return e
 }

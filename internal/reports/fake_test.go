@@ -184,7 +184,7 @@ func (s *memReports) DueReports(ctx context.Context, now time.Time, limit int) (
 	return due, nil
 }
 
-func (s *memReports) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+func (s *memReports) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
 	if err := unavailable(ctx); err != nil {
 		return nil, err
 	}

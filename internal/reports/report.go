@@ -100,9 +100,20 @@ type Report struct {
 	MessageID string
 	// UserID is the partner's user whose link carries the report.
 	UserID string
+	// SkillID is the skill of that link; "" is the default skill (reports
+	// stored before skills existed have none).
+	SkillID string
+	// Kind says what is delivered: a profile report (Profiles) or an Alexa
+	// event (Message); "" is KindProfileReport (reports stored before kinds
+	// existed have none). Stores keep both as given.
+	Kind Kind
+	// Message is the Alexa event of a KindAlexaEvent delivery, as accepted:
+	// the JSON object {"event":…,"context":…} without any token.
+	Message []byte
 	// Profiles is the user's whole set of profiles.
 	Profiles []Profile
-	// Seq orders a user's reports: a later submission has a higher Seq.
+	// Seq orders a lane's reports (see Lane): a later submission has a
+	// higher Seq.
 	Seq int64
 
 	// State is where the report stands.

@@ -12,26 +12,28 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// Tokens is what reports need of the token service (tokens.Service).
-// Implementations are safe for concurrent use. Every method may return an
+// Tokens is what reports need of the token services of the skills
+// (tokens.Services). Implementations are safe for concurrent use. Every method
+// returns an EINVALID error for an unknown skill, and may return an
 // EUNAVAILABLE error when the store or Login with Amazon cannot be reached:
 // the Deliverer then tries the report again later, while any other error of
 // Link, Token or Refresh fails it.
 type Tokens interface {
-	// Link returns the user's link, or tokens.ErrLinkNotFound (wrapped).
-	Link(ctx context.Context, userID string) (*tokens.Link, error)
-	// Token returns an access token of the user that is fresh, refreshing it
-	// first when needed. It returns tokens.ErrLinkNotFound (wrapped) when the
-	// user has no link, and an ERELINK error when the user must link the skill
-	// again.
-	Token(ctx context.Context, userID string) (tokens.Token, error)
-	// Refresh refreshes the user's tokens now, even when they are fresh.
-	// Errors are as for Token.
-	Refresh(ctx context.Context, userID string) (*tokens.Link, error)
-	// RequireRelink marks the user's link as needing a new hand-over, so that
-	// Token and Refresh answer ERELINK until then. It returns
-	// tokens.ErrLinkNotFound (wrapped) when the user has no link.
-	RequireRelink(ctx context.Context, userID string) error
+	// Link returns the user's link in the skill, or tokens.ErrLinkNotFound
+	// (wrapped).
+	Link(ctx context.Context, skillID, userID string) (*tokens.Link, error)
+	// Token returns an access token of the user in the skill that is fresh,
+	// refreshing it first when needed. It returns tokens.ErrLinkNotFound
+	// (wrapped) when the user has no link, and an ERELINK error when the user
+	// must link the skill again.
+	Token(ctx context.Context, skillID, userID string) (tokens.Token, error)
+	// Refresh refreshes the user's tokens in the skill now, even when they
+	// are fresh. Errors are as for Token.
+	Refresh(ctx context.Context, skillID, userID string) (*tokens.Link, error)
+	// RequireRelink marks the user's link in the skill as needing a new
+	// hand-over, so that Token and Refresh answer ERELINK until then. It
+	// returns tokens.ErrLinkNotFound (wrapped) when the user has no link.
+	RequireRelink(ctx context.Context, skillID, userID string) error
 }
 
 // Observer is told what happens to reports, for metrics. Its methods must be
@@ -96,7 +98,8 @@ func (s *Service) observer() Observer {
 	return s.Observer
 }
 
-// Submit checks the report of userID's profiles under messageID and stores it
+// Submit checks the report of userID's profiles in skillID ("" is the default
+// skill) under messageID and stores it
 // as PENDING before returning, so that it is delivered even if the process
 // stops next. An empty messageID gets a new UUID. Submitting a message id again
 // returns the report stored first, as it stands now, and does not deliver it
@@ -106,19 +109,19 @@ func (s *Service) observer() Observer {
 // refuse (or a message id already used for another user), tokens.ErrLinkNotFound
 // when the user has no link, and an EUNAVAILABLE error when the store cannot be
 // reached.
-func (s *Service) Submit(ctx context.Context, userID, messageID string, profiles []Profile) (*Report, error) {
+func (s *Service) Submit(ctx context.Context, skillID, userID, messageID string, profiles []Profile) (*Report, error) {
 	if messageID == "" {
 		messageID = uuid.NewString()
 	}
 	now := s.Now()
 	r := &Report{
-		MessageID: messageID, UserID: userID, Profiles: slices.Clone(profiles),
+		MessageID: messageID, UserID: userID, SkillID: skillID, Kind: KindProfileReport, Profiles: slices.Clone(profiles),
 		State: StatePending, SubmittedAt: now, NextAttemptAt: now,
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.tokens.Link(ctx, userID); err != nil {
+	if _, err := s.tokens.Link(ctx, skillID, userID); err != nil {
 		return nil, err
 	}
 	existing, created, err := s.store.CreateReport(ctx, r)
@@ -126,8 +129,8 @@ func (s *Service) Submit(ctx context.Context, userID, messageID string, profiles
 		return nil, fmt.Errorf("store report: %w", err)
 	}
 	if !created {
-		if existing.UserID != userID {
-			return nil, tokens.Errorf(tokens.EINVALID, "message_id: already used for another user")
+		if existing.UserID != userID || existing.Lane() != r.Lane() {
+			return nil, tokens.Errorf(tokens.EINVALID, "message_id: already used for another user, skill or kind")
 		}
 		return existing, nil
 	}

@@ -45,11 +45,11 @@ type Store interface {
 	// CheckMessageID refuses, such as "".
 	GetReport(ctx context.Context, messageID string) (*Report, error)
 	// PutReport writes r when the stored version equals r.Version, then sets
-	// r.Version to the new version; r.MessageID, r.UserID and r.Seq must be the
-	// stored ones. On any error it leaves r as it was; on the errors below, the
+	// r.Version to the new version; r.MessageID, r.UserID, r.SkillID, r.Kind,
+	// r.Message and r.Seq must be the stored ones. On any error it leaves r as it was; on the errors below, the
 	// stored report too.
 	//
-	// Writing r in StateDelivered raises the delivered mark of r's user to
+	// Writing r in StateDelivered raises the delivered mark of r's lane to
 	// r.Seq, unless it is higher (see ClaimDelivery). A store that cannot
 	// write both at once raises the mark first: a report accepted by the
 	// Alexa API may raise it even when its write then fails, never the other
@@ -62,56 +62,58 @@ type Store interface {
 	// events, when given (the delivery's outcome), are stored with the change
 	// as tokens.Store.PutLink stores its events.
 	PutReport(ctx context.Context, r *Report, events ...tokens.Event) error
-	// DueReports returns, for up to tokens.PageSize(limit) users, the user's
-	// newest PENDING report (the highest Seq) when its NextAttemptAt is not
-	// after now, in no promised order: a limit of zero or less asks for
-	// tokens.DefaultPageSize. A user's older pending reports are never
-	// returned, due or not, so that a user with a long backlog takes one place
-	// in the answer like any other user, and a user whose newest report waits
-	// for a retry (or is being sent) takes none. A report written a moment ago
-	// may be missing or stale in the answer (then an older report may stand for
-	// its user); PutReport's version check catches that.
+	// DueReports returns, for up to tokens.PageSize(limit) lanes (see Lane),
+	// one PENDING report of the lane whose NextAttemptAt is not after now, in
+	// no promised order: a limit of zero or less asks for
+	// tokens.DefaultPageSize. The report of a lane is its newest pending one
+	// (the highest Seq) when the lane's kind Supersedes, else its oldest (the
+	// lowest Seq); the lane's other pending reports are never returned, due or
+	// not, so that a lane with a long backlog takes one place in the answer like
+	// any other lane, and a lane whose report waits for a retry (or is being
+	// sent) takes none. A report written a moment ago may be missing or stale in
+	// the answer (then another report may stand for its lane); PutReport's
+	// version check catches that.
 	DueReports(ctx context.Context, now time.Time, limit int) ([]*Report, error)
-	// UserPendingReports returns every PENDING report of userID, by Seq, whether
-	// due or not. It returns none for a user without pending reports, such as
+	// LanePendingReports returns every PENDING report of lane, by Seq, whether
+	// due or not. It returns none for a lane without pending reports, such as
 	// "".
-	UserPendingReports(ctx context.Context, userID string) ([]*Report, error)
+	LanePendingReports(ctx context.Context, lane string) ([]*Report, error)
 	// DeleteFinishedReports removes the reports in an end state whose
 	// FinishedAt is before before, and returns how many it removed. Reports the
 	// storage removed by itself (a time to live) are not counted. When it fails,
 	// the reports removed until then may stay removed.
 	DeleteFinishedReports(ctx context.Context, before time.Time) (int, error)
 
-	// ClaimDelivery takes the delivery claim of userID for owner until until,
+	// ClaimDelivery takes the delivery claim of lane for owner until until,
 	// when no other owner's claim stands at now: there is none, it ended before
 	// now, or owner holds it already (which extends it to until). It reports
 	// whether owner holds the claim; another owner's claim is the answer false,
-	// not an error. A Deliverer sends a user's reports only under the user's
+	// not an error. A Deliverer sends a lane's reports only under the lane's
 	// claim, so that deliverers sharing the outbox (several broker instances)
-	// send one user's reports one at a time and in order.
+	// send one lane's reports one at a time and in order.
 	//
-	// With the claim it returns the user's delivered mark: the highest Seq of
-	// the user's reports that PutReport stored as StateDelivered, or 0 (also
+	// With the claim it returns the lane's delivered mark: the highest Seq of
+	// the lane's reports that PutReport stored as StateDelivered, or 0 (also
 	// when held is false). The mark outlives the claim (ReleaseDelivery and a
 	// claim that ran out keep it) and the reports (their removal keeps it).
 	//
-	// It returns an EINVALID error when CheckDeliveryClaim refuses userID and
-	// owner (one of them is empty), or the store cannot keep userID (too long
+	// It returns an EINVALID error when CheckDeliveryClaim refuses lane and
+	// owner (one of them is empty), or the store cannot keep lane (too long
 	// for its keys).
-	ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (delivered int64, held bool, err error)
-	// ReleaseDelivery ends owner's delivery claim of userID, keeping the
-	// user's delivered mark. When another owner holds the claim, or nobody (an
-	// empty userID or owner included), it does nothing and returns nil.
-	ReleaseDelivery(ctx context.Context, userID, owner string) error
+	ClaimDelivery(ctx context.Context, lane, owner string, now, until time.Time) (delivered int64, held bool, err error)
+	// ReleaseDelivery ends owner's delivery claim of lane, keeping the lane's
+	// delivered mark. When another owner holds the claim, or nobody (an
+	// empty lane or owner included), it does nothing and returns nil.
+	ReleaseDelivery(ctx context.Context, lane, owner string) error
 }
 
 // CheckDeliveryClaim returns an EINVALID error when Store.ClaimDelivery may
-// not give userID's delivery claim to owner: either is empty. Every Store's
+// not give lane's delivery claim to owner: either is empty. Every Store's
 // ClaimDelivery calls it first.
-func CheckDeliveryClaim(userID, owner string) error {
+func CheckDeliveryClaim(lane, owner string) error {
 	switch {
-	case userID == "":
-		return tokens.Errorf(tokens.EINVALID, "no user id to claim the delivery of")
+	case lane == "":
+		return tokens.Errorf(tokens.EINVALID, "no lane to claim the delivery of")
 	case owner == "":
 		return tokens.Errorf(tokens.EINVALID, "no owner to hold the delivery claim")
 	}
@@ -135,8 +137,8 @@ func CheckMessageID(id string) error {
 }
 
 // CheckStorable returns an EINVALID error when r cannot be stored: its message
-// id fails CheckMessageID, it has no user id, or its State is not one of the
-// four states. Store.CreateReport and Store.PutReport call it first, so that every
+// id fails CheckMessageID, it has no user id, its Kind fails Validate, or
+// its State is not one of the four states. Store.CreateReport and Store.PutReport call it first, so that every
 // store refuses the same reports. It does not look at the profiles, which
 // Validate checks before a report is accepted.
 func (r *Report) CheckStorable() error {
@@ -149,6 +151,8 @@ func (r *Report) CheckStorable() error {
 	switch {
 	case r.UserID == "":
 		return tokens.Errorf(tokens.EINVALID, "report %q has no user id", r.MessageID)
+	case r.Kind.Validate() != nil:
+		return tokens.Errorf(tokens.EINVALID, "report %q has an unknown kind %q", r.MessageID, string(r.Kind))
 	case !slices.Contains(states, r.State):
 		return tokens.Errorf(tokens.EINVALID, "report %q has no known state (%d)", r.MessageID, r.State)
 	}

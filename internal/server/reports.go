@@ -41,7 +41,7 @@ func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *bro
 			})
 		}
 	}
-	r, err := p.s.Submit(ctx, req.GetUserId(), req.GetMessageId(), profiles)
+	r, err := p.s.Submit(ctx, "", req.GetUserId(), req.GetMessageId(), profiles)
 	if err != nil {
 		return nil, err
 	}

@@ -58,10 +58,6 @@ const (
 	ActorBroker = "broker"
 )
 
-// DefaultSkillID names the one skill of a broker configured without a skills
-// file.
-const DefaultSkillID = "default"
-
 // Event is one change in a link's life, or the final outcome of one delivery:
 // the audit trail, and what webhooks send. It never holds a token, code or
 // secret.

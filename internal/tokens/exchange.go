@@ -80,14 +80,14 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 			return nil, nil, err
 		}
 		next := &Link{
-			UserID: userID, State: StateLinked, Region: region,
+			UserID: userID, SkillID: s.SkillID, State: StateLinked, Region: region,
 			LinkedAt: now, LastRefreshedAt: now, AccessTokenExpiresAt: grant.Expiry,
 			CodeHash: hash, Tokens: sealed,
 		}
 		if l != nil {
 			next.Version = l.Version
 		}
-		linked := NewEvent(EventLinked, userID, ActorAlexa, now, map[string]any{"region": region, "relinked": l != nil})
+		linked := s.event(EventLinked, userID, ActorAlexa, map[string]any{"region": region, "relinked": l != nil})
 		return next, []Event{linked}, nil
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ func TestService_Exchange(t *testing.T) {
 		grant := h.lwa.lastGrant()
 		now := h.clock.Now()
 		want := &tokens.Link{
-			UserID: "alice", State: tokens.StateLinked, Region: "EU",
+			UserID: "alice", SkillID: tokens.DefaultSkillID, State: tokens.StateLinked, Region: "EU",
 			LinkedAt: now, LastRefreshedAt: now, AccessTokenExpiresAt: now.Add(ttl),
 			CodeHash: tokens.CodeHash(code),
 			Tokens:   got.Tokens, Version: got.Version,

@@ -79,6 +79,7 @@ type storeOnly struct{ tokens.Store }
 func copyLink(l *tokens.Link) *tokens.Link {
 	c := *l
 	c.Tokens.Ciphertext = bytes.Clone(l.Tokens.Ciphertext)
+	c.SkillID = tokens.DefaultSkillID // the one skill of this store
 	return &c
 }
 

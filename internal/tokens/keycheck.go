@@ -47,7 +47,7 @@ func CheckKeys(ctx context.Context, store Store, ring KeyRing, n int) (read int,
 	}
 	byKey := map[string]*KeyProblem{}
 	for _, l := range page.Links {
-		b, err := ring.Open(l.UserID, l.Tokens)
+		b, err := ring.Open(SealSubject(l.SkillID, l.UserID), l.Tokens)
 		clear(b)
 		if err == nil {
 			continue

@@ -7,6 +7,10 @@ import "time"
 type Link struct {
 	// UserID is the partner's user id (the JWT's sub).
 	UserID string
+	// SkillID is the skill the link belongs to. Stores set it on every link
+	// they return to the skill of their view; "" in a link given to a store
+	// means the store's skill.
+	SkillID string
 	// State says whether the tokens are usable.
 	State State
 	// Region is the Alexa API region ("NA", "EU", "FE"), or "" for the default.
@@ -21,7 +25,8 @@ type Link struct {
 	// the code), so that Alexa's retry of the same hand-over is answered without a
 	// second exchange.
 	CodeHash string
-	// Tokens holds the access and refresh tokens, sealed to UserID.
+	// Tokens holds the access and refresh tokens, sealed to
+	// SealSubject(SkillID, UserID).
 	Tokens Sealed
 	// Version is the store's compare-and-set counter: 0 for a link not stored yet.
 	// Store.PutLink sets it.

@@ -11,14 +11,14 @@ import (
 const tokensFormat byte = 1
 
 // seal encodes g's access and refresh tokens as plaintext and seals it for
-// userID; the plaintext is cleared before seal returns.
+// userID in the Service's skill; the plaintext is cleared before seal returns.
 func (s *Service) seal(userID string, g Grant) (Sealed, error) {
 	a, r := g.AccessToken.Reveal(), g.RefreshToken.Reveal()
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(a)+len(r))
 	b = append(b, tokensFormat)
 	b = append(binary.AppendUvarint(b, uint64(len(a))), a...)
 	b = append(binary.AppendUvarint(b, uint64(len(r))), r...)
-	sealed, err := s.sealer.Seal(userID, b)
+	sealed, err := s.sealer.Seal(SealSubject(s.SkillID, userID), b)
 	clear(b)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("seal tokens: %w", err)
@@ -30,7 +30,7 @@ func (s *Service) seal(userID string, g Grant) (Sealed, error) {
 // access token does. It returns an EINTERNAL error when the plaintext is not in
 // tokensFormat or is truncated, and the sealer's errors as they are.
 func (s *Service) open(l *Link) (Grant, error) {
-	b, err := s.sealer.Open(l.UserID, l.Tokens)
+	b, err := s.sealer.Open(SealSubject(s.SkillID, l.UserID), l.Tokens)
 	if err != nil {
 		return Grant{}, fmt.Errorf("open tokens of link: %w", err)
 	}

@@ -128,7 +128,7 @@ func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 		}
 		next := *cur
 		next.State = StateRelinkRequired
-		e := NewEvent(EventRelinkRequired, l.UserID, ActorBroker, s.Now(), map[string]any{"reason": ReasonInvalidGrant})
+		e := s.event(EventRelinkRequired, l.UserID, ActorBroker, map[string]any{"reason": ReasonInvalidGrant})
 		return &next, []Event{e}, nil
 	})
 	switch {
@@ -172,7 +172,7 @@ func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Gr
 		n := *cur
 		n.State, n.Tokens = StateLinked, sealed
 		n.AccessTokenExpiresAt, n.LastRefreshedAt = grant.Expiry, now
-		e := NewEvent(EventRefreshed, l.UserID, by.actor, now, map[string]any{
+		e := s.event(EventRefreshed, l.UserID, by.actor, map[string]any{
 			"trigger": string(by.trigger), "access_token_expires_at": grant.Expiry.UTC().Format(time.RFC3339Nano),
 		})
 		return &n, []Event{e}, nil

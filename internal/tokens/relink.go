@@ -21,7 +21,7 @@ func (s *Service) RequireRelink(ctx context.Context, userID string) error {
 		}
 		next := *cur
 		next.State = StateRelinkRequired
-		e := NewEvent(EventRelinkRequired, userID, ActorBroker, s.Now(), map[string]any{"reason": ReasonAlexaForbidden})
+		e := s.event(EventRelinkRequired, userID, ActorBroker, map[string]any{"reason": ReasonAlexaForbidden})
 		return &next, []Event{e}, nil
 	})
 	if err != nil {

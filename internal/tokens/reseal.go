@@ -146,7 +146,7 @@ func (r *Resealer) Counts() (map[string]int, bool) {
 // lacks l's key: then reseal does not wait) or the Store's: ErrVersionConflict
 // when the link was written meanwhile.
 func (r *Resealer) reseal(ctx context.Context, l *Link) (stop, err error) {
-	b, err := r.ring.Open(l.UserID, l.Tokens)
+	b, err := r.ring.Open(SealSubject(l.SkillID, l.UserID), l.Tokens)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (r *Resealer) reseal(ctx context.Context, l *Link) (stop, err error) {
 	if err := r.Limit.Wait(ctx); err != nil {
 		return err, nil
 	}
-	sealed, err := r.ring.Seal(l.UserID, b)
+	sealed, err := r.ring.Seal(SealSubject(l.SkillID, l.UserID), b)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,10 @@ type Service struct {
 	sealer Sealer
 	lwa    Exchanger
 
+	// SkillID is the skill whose links the Service keeps (those of its Store,
+	// through its LWA credentials): it stamps the events it records and binds
+	// the sealed tokens. NewService sets DefaultSkillID.
+	SkillID string
 	// RefreshAhead is how long before expiry a token is refreshed.
 	RefreshAhead time.Duration
 	// Now returns the current time; tests set it to move time without sleeping.
@@ -58,6 +62,7 @@ type Service struct {
 func NewService(store Store, sealer Sealer, lwa Exchanger) *Service {
 	return &Service{
 		store: store, sealer: sealer, lwa: lwa,
+		SkillID:      DefaultSkillID,
 		RefreshAhead: DefaultRefreshAhead,
 		Now:          time.Now,
 		Logger:       slog.New(slog.DiscardHandler),
@@ -133,7 +138,7 @@ func (s *Service) Delete(ctx context.Context, userID string, by Deletion) error 
 	if by.Reason == "" {
 		by.Reason = ReasonOperator
 	}
-	events := []Event{NewEvent(EventDeleted, userID, by.Actor, s.Now(), map[string]any{"reason": by.Reason})}
+	events := []Event{s.event(EventDeleted, userID, by.Actor, map[string]any{"reason": by.Reason})}
 	s.Notify.Mark(events)
 	if err := s.store.DeleteLink(ctx, userID, events...); err != nil {
 		return err
@@ -173,4 +178,11 @@ func (s *Service) write(ctx context.Context, userID string, change func(*Link) (
 		return next, nil
 	}
 	return nil, Errorf(EUNAVAILABLE, "link of user is changing too often; try again")
+}
+
+// event returns a new event of the Service's skill, made now.
+func (s *Service) event(typ EventType, userID, actor string, data map[string]any) Event {
+	e := NewEvent(typ, userID, actor, s.Now(), data)
+	e.SkillID = s.SkillID
+	return e
 }

@@ -248,9 +248,9 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 	return due, err
 }
 
-// UserPendingReports returns the pending reports of userID as
-// reports.Store.UserPendingReports says, from one range of the pending index.
-func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+// LanePendingReports returns the pending reports of userID as
+// reports.Store.LanePendingReports says, from one range of the pending index.
+func (s *Store) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
 	var out []*reports.Report
 	err := s.view(ctx, "user pending reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)

@@ -81,7 +81,7 @@
 // store reads the item again, with a strongly consistent read, to decide; it
 // never relies on ReturnValuesOnConditionCheckFailure. Reads by key are
 // strongly consistent. Queries of the index (ListLinks, DueReports,
-// UserPendingReports, DeleteFinishedReports) are eventually consistent, as every
+// LanePendingReports, DeleteFinishedReports) are eventually consistent, as every
 // DynamoDB index is: a write may show there a moment late. Writes based on what
 // they return are still conditional on the version, so a stale index costs a
 // conflict, never a lost update.

@@ -311,8 +311,8 @@ func TestStore_CorruptItem(t *testing.T) {
 		if _, err := st.GetReport(t.Context(), "m1"); tokens.ErrorCode(err) != tokens.EINTERNAL {
 			t.Errorf("GetReport of a corrupt item: error = %v, want code %q", err, tokens.EINTERNAL)
 		}
-		if _, err := st.UserPendingReports(t.Context(), "u"); tokens.ErrorCode(err) != tokens.EINTERNAL {
-			t.Errorf("UserPendingReports over a corrupt item: error = %v, want code %q", err, tokens.EINTERNAL)
+		if _, err := st.LanePendingReports(t.Context(), "u"); tokens.ErrorCode(err) != tokens.EINTERNAL {
+			t.Errorf("LanePendingReports over a corrupt item: error = %v, want code %q", err, tokens.EINTERNAL)
 		}
 	})
 }
@@ -355,7 +355,7 @@ func TestStore_UserIDsInKeys(t *testing.T) {
 			}
 		}
 		for _, u := range users {
-			got, err := s.UserPendingReports(t.Context(), u)
+			got, err := s.LanePendingReports(t.Context(), u)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -364,7 +364,7 @@ func TestStore_UserIDsInKeys(t *testing.T) {
 				ids = append(ids, r.MessageID)
 			}
 			if diff := cmp.Diff([]string{u + "/0", u + "/1"}, ids); diff != "" {
-				t.Errorf("UserPendingReports(%q) (-want +got):\n%s", u, diff)
+				t.Errorf("LanePendingReports(%q) (-want +got):\n%s", u, diff)
 			}
 		}
 		due, err := s.DueReports(t.Context(), t0, 0)

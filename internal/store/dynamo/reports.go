@@ -236,10 +236,10 @@ func (s *Store) queryPage(ctx context.Context, op string, kc expression.KeyCondi
 	return out.Items, len(out.LastEvaluatedKey) > 0, nil
 }
 
-// UserPendingReports returns the pending reports of userID as
-// reports.Store.UserPendingReports says, from the index IndexGSI1, which is
+// LanePendingReports returns the pending reports of userID as
+// reports.Store.LanePendingReports says, from the index IndexGSI1, which is
 // eventually consistent.
-func (s *Store) UserPendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+func (s *Store) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
 	if checkUserID(userID) != nil {
 		return nil, nil // no report of such a user can be stored
 	}

@@ -40,10 +40,11 @@ func RunReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	t.Run("GetReport", func(t *testing.T) { testGetReport(t, open) })
 	t.Run("PutReport", func(t *testing.T) { testPutReport(t, open) })
 	t.Run("DueReports", func(t *testing.T) { testDueReports(t, open) })
-	t.Run("UserPendingReports", func(t *testing.T) { testUserPendingReports(t, open) })
+	t.Run("LanePendingReports", func(t *testing.T) { testLanePendingReports(t, open) })
 	t.Run("DeleteFinishedReports", func(t *testing.T) { testDeleteFinishedReports(t, open) })
 	t.Run("ClaimDelivery", func(t *testing.T) { testClaimDelivery(t, open) })
 	t.Run("DeliveredMark", func(t *testing.T) { testDeliveredMark(t, open) })
+	t.Run("Lanes", func(t *testing.T) { testLanes(t, open) })
 }
 
 // reportT0 is the time the suite's reports are submitted at: nanoseconds set,
@@ -527,12 +528,12 @@ func testDeliveredMark(t *testing.T, open func(t *testing.T) reports.Store) {
 	})
 }
 
-func testUserPendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
+func testLanePendingReports(t *testing.T, open func(t *testing.T) reports.Store) {
 	t.Run("BySeq", func(t *testing.T) {
 		a1, a2, a3, b1 := NewReport("a1", "a", reportT0), NewReport("a2", "a", reportT0), NewReport("a3", "a", reportT0), NewReport("b1", "b", reportT0)
 		a3.NextAttemptAt = reportT0.Add(time.Hour) // not due: listed all the same
 		s := openWith(t, open, a1, a2, b1, a3)
-		user, err := s.UserPendingReports(t.Context(), "a")
+		user, err := s.LanePendingReports(t.Context(), "a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -546,9 +547,9 @@ func testUserPendingReports(t *testing.T, open func(t *testing.T) reports.Store)
 		s := openWith(t, open, b1, NewReport("c1", "c", reportT0))
 		mustFinish(t, s, b1, reports.StateDelivered, reportT0)
 		for _, user := range []string{"b", "nobody", "", "c\x00"} {
-			got, err := s.UserPendingReports(t.Context(), user)
+			got, err := s.LanePendingReports(t.Context(), user)
 			if err != nil || len(got) != 0 {
-				t.Errorf("UserPendingReports(%q) = %v, %v; want none", user, ids(got), err)
+				t.Errorf("LanePendingReports(%q) = %v, %v; want none", user, ids(got), err)
 			}
 		}
 	})
@@ -682,4 +683,112 @@ func ids(rs []*reports.Report) map[string]bool {
 		m[r.MessageID] = true
 	}
 	return m
+}
+
+// NewAlexaEvent returns a pending Alexa event delivery of userID in skillID,
+// submitted and due at at.
+func NewAlexaEvent(messageID, skillID, userID string, at time.Time) *reports.Report {
+	return &reports.Report{
+		MessageID: messageID, UserID: userID, SkillID: skillID, Kind: reports.KindAlexaEvent,
+		State: reports.StatePending, SubmittedAt: at, NextAttemptAt: at,
+		Message: []byte(`{"event":{"header":{"namespace":"Alexa","name":"ChangeReport","messageId":"` + messageID +
+			`","payloadVersion":"3"},"endpoint":{"endpointId":"thermostat-1"},"payload":{}},"context":{}}`),
+	}
+}
+
+// testLanes checks the outbox's lanes: a delivery's kind, skill and message
+// round-trip; each kind, skill and user is a lane of its own, with its own
+// claim and delivered mark; and a lane of Alexa events offers its oldest
+// pending event, where a lane of profile reports offers its newest.
+func testLanes(t *testing.T, open func(t *testing.T) reports.Store) {
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := open(t)
+		e := NewAlexaEvent("e1", "home", "u", reportT0)
+		e.Message = append(e.Message, 0x00, 0xff) // kept byte for byte, whatever it holds
+		mustCreate(t, s, e)
+		assertStoredReport(t, s, e)
+		r := NewReport("r1", "u", reportT0)
+		r.SkillID, r.Kind = "baby", reports.KindProfileReport
+		mustCreate(t, s, r)
+		assertStoredReport(t, s, r)
+		e.Attempts, e.LastError = 1, "Alexa answered 503"
+		mustPutReport(t, s, e)
+		assertStoredReport(t, s, e)
+	})
+
+	t.Run("UnknownKind", func(t *testing.T) {
+		s := open(t)
+		e := NewAlexaEvent("e1", "home", "u", reportT0)
+		e.Kind = "fax"
+		_, _, err := s.CreateReport(t.Context(), e)
+		assertReportCode(t, "CreateReport(kind fax)", err, tokens.EINVALID)
+	})
+
+	t.Run("OldestEventFirst", func(t *testing.T) {
+		s := openWith(t, open,
+			NewAlexaEvent("e1", "home", "u", reportT0), NewAlexaEvent("e2", "home", "u", reportT0),
+			NewAlexaEvent("e3", "home", "u", reportT0))
+		assertDue(t, s, reportT0, 100, "e1")
+		e1 := mustGetReport(t, s, "e1")
+		mustFinish(t, s, e1, reports.StateDelivered, reportT0)
+		assertDue(t, s, reportT0, 100, "e2")
+		// The oldest waits for its retry: the lane takes no place, and no later
+		// event overtakes it.
+		e2 := mustGetReport(t, s, "e2")
+		e2.NextAttemptAt = reportT0.Add(time.Minute)
+		mustPutReport(t, s, e2)
+		assertDue(t, s, reportT0, 100)
+		assertDue(t, s, reportT0.Add(time.Minute), 100, "e2")
+	})
+
+	t.Run("LanesApart", func(t *testing.T) {
+		// One user: profile reports of the default skill and of baby, and
+		// Alexa events of home and of the default skill: four lanes.
+		r1, r2 := NewReport("r1", "u", reportT0), NewReport("r2", "u", reportT0)
+		b1 := NewReport("b1", "u", reportT0)
+		b1.SkillID, b1.Kind = "baby", reports.KindProfileReport
+		s := openWith(t, open, r1, r2, b1,
+			NewAlexaEvent("e1", "home", "u", reportT0), NewAlexaEvent("e2", "home", "u", reportT0),
+			NewAlexaEvent("d1", tokens.DefaultSkillID, "u", reportT0))
+		assertDue(t, s, reportT0, 100, "r2", "b1", "e1", "d1")
+
+		pending, err := s.LanePendingReports(t.Context(), reports.Lane(reports.KindAlexaEvent, "home", "u"))
+		if err != nil {
+			t.Fatalf("LanePendingReports error = %v", err)
+		}
+		if diff := cmp.Diff([]string{"e1", "e2"}, messageIDs(pending)); diff != "" {
+			t.Errorf("LanePendingReports(home's events of u) (-want +got):\n%s", diff)
+		}
+		pending, err = s.LanePendingReports(t.Context(), "u")
+		if err != nil {
+			t.Fatalf("LanePendingReports error = %v", err)
+		}
+		if diff := cmp.Diff([]string{"r1", "r2"}, messageIDs(pending)); diff != "" {
+			t.Errorf("LanePendingReports(u) (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("ClaimsAndMarksApart", func(t *testing.T) {
+		s := openWith(t, open, NewReport("r1", "u", reportT0), NewAlexaEvent("e1", "home", "u", reportT0))
+		events := reports.Lane(reports.KindAlexaEvent, "home", "u")
+		for lane, owner := range map[string]string{"u": "owner-a", events: "owner-b"} {
+			if _, held, err := s.ClaimDelivery(t.Context(), lane, owner, reportT0, reportT0.Add(time.Minute)); err != nil || !held {
+				t.Errorf("ClaimDelivery(%q, %s) = %v, %v; want held: lanes are claimed apart", lane, owner, held, err)
+			}
+		}
+		r1 := mustGetReport(t, s, "r1")
+		mustFinish(t, s, r1, reports.StateDelivered, reportT0)
+		if mark, held, err := s.ClaimDelivery(t.Context(), events, "owner-b", reportT0, reportT0.Add(time.Minute)); err != nil || !held || mark != 0 {
+			t.Errorf("ClaimDelivery(events of u) = mark %d, %v, %v; want 0, true, nil: a lane's mark is its own", mark, held, err)
+		}
+	})
+}
+
+// messageIDs returns the message ids of rs, in order.
+func messageIDs(rs []*reports.Report) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.MessageID)
+	}
+	return out
 }
