@@ -173,8 +173,9 @@ type fixture struct {
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
 	f := &fixture{authn: newFakeAuthn(), exch: &fakeExchanger{}, logs: &syncBuffer{}}
-	svc := reciprocal.NewService(f.exch, []string{alexaClient, alexaClient2})
-	svc.Region = region
+	svc := reciprocal.NewService(reciprocal.Skill{
+		ID: "default", ClientIDs: []string{alexaClient, alexaClient2}, Region: region, Tokens: f.exch,
+	})
 	f.handler = reciprocal.NewHandler(svc, f.authn, slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	tb.Cleanup(func() {
 		for _, s := range secrets {

@@ -15,7 +15,6 @@ package reciprocal
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
@@ -49,17 +48,45 @@ type Exchanger interface {
 
 var _ Exchanger = (*tokens.Service)(nil)
 
-// Service checks and carries out hand-overs. It is safe for concurrent use.
-type Service struct {
-	tokens  Exchanger
-	clients []string
-	// Region is the Alexa API region new links remember; "" for the default host.
+// Skill is one skill whose hand-overs a Service takes: its Alexa clients, the
+// region its new links remember, and its token service.
+type Skill struct {
+	// ID is the broker's name of the skill.
+	ID string
+	// ClientIDs are the client ids the partner issued to Alexa for the skill;
+	// a client id belongs to one skill only.
+	ClientIDs []string
+	// Region is the Alexa API region new links remember; "" for the default
+	// host.
 	Region string
+	// Tokens exchanges the skill's codes with its LWA credentials.
+	Tokens Exchanger
 }
 
-// NewService returns a Service that accepts the Alexa client ids in clients.
-func NewService(tokens Exchanger, clients []string) *Service {
-	return &Service{tokens: tokens, clients: slices.Clone(clients)}
+// Service checks and carries out hand-overs. It is safe for concurrent use.
+type Service struct {
+	byClient map[string]Skill
+}
+
+// NewService returns a Service of skills, each accepting its Alexa client
+// ids. When two skills name one client id, the first keeps it (the skills
+// file refuses that before).
+func NewService(skills ...Skill) *Service {
+	s := &Service{byClient: map[string]Skill{}}
+	for _, sk := range skills {
+		for _, id := range sk.ClientIDs {
+			if _, taken := s.byClient[id]; !taken {
+				s.byClient[id] = sk
+			}
+		}
+	}
+	return s
+}
+
+// SkillOf returns the skill whose Alexa clients include clientID.
+func (s *Service) SkillOf(clientID string) (Skill, bool) {
+	sk, ok := s.byClient[clientID]
+	return sk, ok
 }
 
 // Request is one hand-over, in either form.
@@ -94,8 +121,9 @@ func (req Request) Validate() error {
 // (tokens.Service.Exchange), so that Alexa's retry of the code is answered
 // from it, or waits for it within its own Deadline.
 //
-// The form's client id must be one of the service's Alexa clients and equal
-// p.ClientID, the client that the token's claim profile reads.
+// The form's client id must be an Alexa client of one of the skills, which
+// is the skill of the link, and equal p.ClientID, the client that the token's
+// claim profile reads.
 //
 // It returns an EINVALID error for a missing field, ErrUnsupportedGrantType,
 // an EUNAUTHENTICATED error when p names no user, ErrInvalidClient, an error
@@ -106,15 +134,18 @@ func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) 
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	skill, known := s.byClient[req.ClientID]
 	switch {
 	case p.Subject == "":
 		return tokens.Errorf(tokens.EUNAUTHENTICATED, "token names no user")
-	case !slices.Contains(s.clients, req.ClientID) || req.ClientID != p.ClientID:
+	case tokens.CheckUserID(p.Subject) != nil:
+		return tokens.Errorf(tokens.EUNAUTHENTICATED, "token's user id holds a NUL byte")
+	case !known || req.ClientID != p.ClientID:
 		return ErrInvalidClient
 	}
 	ctx, cancel := context.WithTimeout(ctx, Deadline)
 	defer cancel()
-	if _, err := s.tokens.Exchange(ctx, p.Subject, req.Code, s.Region); err != nil {
+	if _, err := skill.Tokens.Exchange(ctx, p.Subject, req.Code, skill.Region); err != nil {
 		if ctx.Err() != nil && tokens.ErrorCode(err) == tokens.EINTERNAL {
 			return fmt.Errorf("hand-over of user %q: %w", p.Subject, tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time"))
 		}

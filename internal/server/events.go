@@ -47,14 +47,27 @@ type eventService struct {
 // errNoEvents answers the rpcs of a broker whose store keeps no events.
 var errNoEvents = tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no events")
 
-// ListLinkEvents returns a page of a user's events. It returns an EINVALID
-// error for an empty user_id or a negative page_size, and the errors of
+// ListLinkEvents returns a page of a user's events: of every skill, or of
+// skill_id's only when it is set (the page then may hold fewer events than
+// page_size, and still have a next page). It returns an EINVALID error for an
+// empty user_id or a negative page_size, and the errors of
 // tokens.EventStore.ListEvents.
 func (s *eventService) ListLinkEvents(ctx context.Context, req *brokerv1.ListLinkEventsRequest) (*brokerv1.ListEventsResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
-	return s.list(ctx, tokens.EventFilter{UserID: req.GetUserId()}, req.GetPageToken(), req.GetPageSize())
+	resp, err := s.list(ctx, tokens.EventFilter{UserID: req.GetUserId()}, req.GetPageToken(), req.GetPageSize())
+	if err != nil || req.GetSkillId() == "" {
+		return resp, err
+	}
+	kept := resp.Events[:0]
+	for _, e := range resp.Events {
+		if e.GetSkillId() == req.GetSkillId() {
+			kept = append(kept, e)
+		}
+	}
+	resp.Events = kept
+	return resp, nil
 }
 
 // ListEvents returns a page of every user's events, optionally of one type.

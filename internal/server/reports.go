@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,20 +12,26 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// NewProfileReportService returns the service that accepts profile reports.
-func NewProfileReportService(s *reports.Service) brokerv1.ProfileReportServiceServer {
-	return &profileReportService{s: s}
+// NewProfileReportService returns the service that accepts profile reports
+// of the users of the skills of ss.
+func NewProfileReportService(s *reports.Service, ss *tokens.Services) brokerv1.ProfileReportServiceServer {
+	return &profileReportService{s: s, ss: ss}
 }
 
 // profileReportService accepts profile reports and answers for their delivery.
 type profileReportService struct {
 	brokerv1.UnimplementedProfileReportServiceServer
-	s *reports.Service
+	s  *reports.Service
+	ss *tokens.Services
 }
 
 // SubmitProfileReport stores the report for delivery; errors are those of
-// reports.Service.Submit.
+// userSkill and of reports.Service.Submit.
 func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *brokerv1.SubmitProfileReportRequest) (*brokerv1.SubmitProfileReportResponse, error) {
+	skill, err := userSkill(p.ss, req.GetSkillId(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
 	profiles := make([]reports.Profile, len(req.GetProfiles()))
 	for i, pr := range req.GetProfiles() {
 		profiles[i] = reports.Profile{
@@ -41,7 +48,7 @@ func (p *profileReportService) SubmitProfileReport(ctx context.Context, req *bro
 			})
 		}
 	}
-	r, err := p.s.Submit(ctx, "", req.GetUserId(), req.GetMessageId(), profiles)
+	r, err := p.s.Submit(ctx, skill.SkillID, req.GetUserId(), req.GetMessageId(), profiles)
 	if err != nil {
 		return nil, err
 	}
@@ -58,14 +65,27 @@ func (p *profileReportService) GetProfileReport(ctx context.Context, req *broker
 	if err != nil {
 		return nil, err
 	}
+	if r.Kind != "" && r.Kind != reports.KindProfileReport {
+		return nil, fmt.Errorf("message %q is not a profile report: %w", r.MessageID, reports.ErrReportNotFound)
+	}
 	return &brokerv1.ProfileReport{
 		MessageId:   r.MessageID,
 		UserId:      r.UserID,
+		SkillId:     skillOf(r),
 		State:       reportState(r.State),
 		Attempts:    int32(r.Attempts),
 		LastError:   r.LastError,
 		DeliveredAt: timestamp(r.DeliveredAt),
 	}, nil
+}
+
+// skillOf returns the skill of r, DefaultSkillID for a report stored before
+// skills existed.
+func skillOf(r *reports.Report) string {
+	if r.SkillID == "" {
+		return tokens.DefaultSkillID
+	}
+	return r.SkillID
 }
 
 // reportState returns the API's name of s, REPORT_STATE_UNSPECIFIED for a state

@@ -52,26 +52,27 @@ func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.Authori
 	return &brokerv1.AuthorizeResponse{}, nil
 }
 
-// NewPartnerTokenService returns the service that hands out access tokens; now
-// is the clock that expires_in is counted from.
-func NewPartnerTokenService(s *tokens.Service, now func() time.Time) brokerv1.PartnerTokenServiceServer {
-	return &partnerTokenService{s: s, now: now}
+// NewPartnerTokenService returns the service that hands out access tokens of
+// the skills of ss; now is the clock that expires_in is counted from.
+func NewPartnerTokenService(ss *tokens.Services, now func() time.Time) brokerv1.PartnerTokenServiceServer {
+	return &partnerTokenService{ss: ss, now: now}
 }
 
 // partnerTokenService hands the companion backend users' access tokens.
 type partnerTokenService struct {
 	brokerv1.UnimplementedPartnerTokenServiceServer
-	s   *tokens.Service
+	ss  *tokens.Services
 	now func() time.Time
 }
 
-// GetPartnerToken returns the user's access token. It returns an EINVALID error
-// for an empty user_id, and the errors of tokens.Service.Token.
+// GetPartnerToken returns the user's access token. It returns the errors of
+// userSkill, and those of tokens.Service.Token.
 func (p *partnerTokenService) GetPartnerToken(ctx context.Context, req *brokerv1.GetPartnerTokenRequest) (*brokerv1.GetPartnerTokenResponse, error) {
-	if req.GetUserId() == "" {
-		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	s, err := userSkill(p.ss, req.GetSkillId(), req.GetUserId())
+	if err != nil {
+		return nil, err
 	}
-	t, err := p.s.Token(ctx, req.GetUserId())
+	t, err := s.Token(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -83,36 +84,56 @@ func (p *partnerTokenService) GetPartnerToken(ctx context.Context, req *brokerv1
 	}, nil
 }
 
-// NewLinkService returns the service operators use to manage links.
-func NewLinkService(s *tokens.Service) brokerv1.LinkServiceServer {
-	return &linkService{s: s}
+// NewLinkService returns the service operators use to manage the links of
+// the skills of ss.
+func NewLinkService(ss *tokens.Services) brokerv1.LinkServiceServer {
+	return &linkService{ss: ss}
 }
 
 // linkService lets operators see and manage links.
 type linkService struct {
 	brokerv1.UnimplementedLinkServiceServer
-	s *tokens.Service
+	ss *tokens.Services
 }
 
-// GetLink returns the user's link. It returns an EINVALID error for an empty
-// user_id, and the errors of tokens.Service.Link.
-func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
-	if req.GetUserId() == "" {
+// userSkill returns the token service of a call about userID in skillID. It
+// returns an EINVALID error naming user_id when userID is empty or cannot be
+// a user id, and the errors of tokens.Services.Resolve.
+func userSkill(ss *tokens.Services, skillID, userID string) (*tokens.Service, error) {
+	if userID == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
-	link, err := l.s.Link(ctx, req.GetUserId())
+	if err := tokens.CheckUserID(userID); err != nil {
+		return nil, err
+	}
+	return ss.Resolve(skillID)
+}
+
+// GetLink returns the user's link. It returns the errors of userSkill, and
+// those of tokens.Service.Link.
+func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest) (*brokerv1.Link, error) {
+	s, err := userSkill(l.ss, req.GetSkillId(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	link, err := s.Link(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
 	return linkMessage(link), nil
 }
 
-// ListLinks returns one page of links, optionally of one state. It returns an
-// EINVALID error for a negative page_size or an unknown state, and the errors
-// of tokens.Service.Links.
+// ListLinks returns one page of the links of a skill, optionally of one
+// state. It returns an EINVALID error for a negative page_size or an unknown
+// state, the errors of tokens.Services.Resolve, and those of
+// tokens.Service.Links.
 func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
 	if req.GetPageSize() < 0 {
 		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
+	}
+	s, err := l.ss.Resolve(req.GetSkillId())
+	if err != nil {
+		return nil, err
 	}
 	var filter tokens.LinkFilter
 	switch req.GetState() {
@@ -124,7 +145,7 @@ func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequ
 	default:
 		return nil, tokens.Errorf(tokens.EINVALID, "state %d is not a link state", req.GetState())
 	}
-	page, err := l.s.Links(ctx, filter, req.GetPageToken(), tokens.PageSize(int(req.GetPageSize())))
+	page, err := s.Links(ctx, filter, req.GetPageToken(), tokens.PageSize(int(req.GetPageSize())))
 	if err != nil {
 		return nil, err
 	}
@@ -136,27 +157,29 @@ func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequ
 }
 
 // DeleteLink removes the user's link, recording the calling client and the
-// request's reason in its event. It returns an EINVALID error for an empty
-// user_id, and the errors of tokens.Service.Delete.
+// request's reason in its event. It returns the errors of userSkill, and those
+// of tokens.Service.Delete.
 func (l *linkService) DeleteLink(ctx context.Context, req *brokerv1.DeleteLinkRequest) (*brokerv1.DeleteLinkResponse, error) {
-	if req.GetUserId() == "" {
-		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	s, err := userSkill(l.ss, req.GetSkillId(), req.GetUserId())
+	if err != nil {
+		return nil, err
 	}
 	by := tokens.Deletion{Actor: actor(ctx), Reason: req.GetReason()}
-	if err := l.s.Delete(ctx, req.GetUserId(), by); err != nil {
+	if err := s.Delete(ctx, req.GetUserId(), by); err != nil {
 		return nil, err
 	}
 	return &brokerv1.DeleteLinkResponse{}, nil
 }
 
 // RefreshLink refreshes the user's tokens now, for the calling client. It
-// returns an EINVALID error for an empty user_id, and the errors of
+// returns the errors of userSkill, and those of
 // tokens.Service.RefreshByOperator.
 func (l *linkService) RefreshLink(ctx context.Context, req *brokerv1.RefreshLinkRequest) (*brokerv1.Link, error) {
-	if req.GetUserId() == "" {
-		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
+	s, err := userSkill(l.ss, req.GetSkillId(), req.GetUserId())
+	if err != nil {
+		return nil, err
 	}
-	link, err := l.s.RefreshByOperator(ctx, req.GetUserId(), actor(ctx))
+	link, err := s.RefreshByOperator(ctx, req.GetUserId(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +204,7 @@ func linkMessage(l *tokens.Link) *brokerv1.Link {
 	}
 	return &brokerv1.Link{
 		UserId:               l.UserID,
+		SkillId:              l.SkillID,
 		State:                state,
 		Region:               l.Region,
 		LinkedAt:             timestamp(l.LinkedAt),

@@ -31,8 +31,10 @@ func NewServices(services ...*Service) (*Services, error) {
 	return ss, nil
 }
 
-// Skill returns the Service of skillID; "" is DefaultSkillID. It returns an
-// EINVALID error naming skill_id when no Service has that skill.
+// Skill returns the Service of skillID; "" is DefaultSkillID (the skill of
+// what was stored before skills existed). It returns an EINVALID error naming
+// skill_id when no Service has that skill. Calls naming a skill as the API
+// does use Resolve.
 func (ss *Services) Skill(skillID string) (*Service, error) {
 	if skillID == "" {
 		skillID = DefaultSkillID
@@ -42,6 +44,23 @@ func (ss *Services) Skill(skillID string) (*Service, error) {
 		return nil, Errorf(EINVALID, "unknown skill_id %q", skillID)
 	}
 	return s, nil
+}
+
+// Resolve returns the Service of a call's skill_id: the skill named, or, when
+// skillID is "", the only skill when there is one, else the default skill
+// when there is one. It returns an EINVALID error naming skill_id for an
+// unknown skill, and for "" among several skills none of which is the default.
+func (ss *Services) Resolve(skillID string) (*Service, error) {
+	if skillID != "" {
+		return ss.Skill(skillID)
+	}
+	if len(ss.ids) == 1 {
+		return ss.byID[ss.ids[0]], nil
+	}
+	if s, ok := ss.byID[DefaultSkillID]; ok {
+		return s, nil
+	}
+	return nil, Errorf(EINVALID, "skill_id is required: several skills are configured")
 }
 
 // All returns every Service, in the order NewServices was given them.

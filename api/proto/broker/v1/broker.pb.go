@@ -273,7 +273,10 @@ type GetPartnerTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the partner's user id, as the sub claim of the user's JWT at the
 	// hand-over named it. Required.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +314,13 @@ func (*GetPartnerTokenRequest) Descriptor() ([]byte, []int) {
 func (x *GetPartnerTokenRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetPartnerTokenRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
 	}
 	return ""
 }
@@ -403,7 +413,10 @@ type SubmitProfileReportRequest struct {
 	Profiles []*Profile `protobuf:"bytes,2,rep,name=profiles,proto3" json:"profiles,omitempty"`
 	// message_id makes the submission idempotent: at most 128 characters, the
 	// broker makes a UUID when it is empty.
-	MessageId     string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	MessageId string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +468,13 @@ func (x *SubmitProfileReportRequest) GetProfiles() []*Profile {
 func (x *SubmitProfileReportRequest) GetMessageId() string {
 	if x != nil {
 		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SubmitProfileReportRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
 	}
 	return ""
 }
@@ -580,7 +600,10 @@ type ProfileReport struct {
 	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// delivered_at is when the Alexa Health API accepted the report; absent
 	// unless state is DELIVERED.
-	DeliveredAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	DeliveredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	// skill_id is the broker's name of the link's skill ("default" for a broker
+	// of one skill).
+	SkillId       string `protobuf:"bytes,7,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,6 +678,13 @@ func (x *ProfileReport) GetDeliveredAt() *timestamppb.Timestamp {
 		return x.DeliveredAt
 	}
 	return nil
+}
+
+func (x *ProfileReport) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
 }
 
 // Profile is one baby-activity profile, as the Alexa Health API names its
@@ -884,8 +914,11 @@ type Link struct {
 	// last_refreshed_at is when LWA last issued tokens for the link, by the
 	// exchange of a code or a refresh.
 	LastRefreshedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_refreshed_at,json=lastRefreshedAt,proto3" json:"last_refreshed_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// skill_id is the broker's name of the link's skill ("default" for a broker
+	// of one skill).
+	SkillId       string `protobuf:"bytes,7,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Link) Reset() {
@@ -960,11 +993,21 @@ func (x *Link) GetLastRefreshedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Link) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
 // GetLinkRequest names a user.
 type GetLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the partner's user id. Required.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1006,6 +1049,13 @@ func (x *GetLinkRequest) GetUserId() string {
 	return ""
 }
 
+func (x *GetLinkRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
 // ListLinksRequest asks for one page of links.
 type ListLinksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1017,7 +1067,10 @@ type ListLinksRequest struct {
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// state, when set, keeps only the links in that state (in HTTP, the query
 	// parameter state=RELINK_REQUIRED or state=LINKED); unset lists every link.
-	State         LinkState `protobuf:"varint,3,opt,name=state,proto3,enum=broker.v1.LinkState" json:"state,omitempty"`
+	State LinkState `protobuf:"varint,3,opt,name=state,proto3,enum=broker.v1.LinkState" json:"state,omitempty"`
+	// skill_id keeps only the links of that skill; it may be left out when one
+	// skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1071,6 +1124,13 @@ func (x *ListLinksRequest) GetState() LinkState {
 		return x.State
 	}
 	return LinkState_LINK_STATE_UNSPECIFIED
+}
+
+func (x *ListLinksRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
 }
 
 // ListLinksResponse is one page of links.
@@ -1137,7 +1197,10 @@ type DeleteLinkRequest struct {
 	// reason says why the link is deleted, such as "skill_disabled" or
 	// "user_request" (in HTTP, the query parameter reason); it becomes the
 	// reason of the link.deleted event. Empty means "operator".
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,3,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,6 +1249,13 @@ func (x *DeleteLinkRequest) GetReason() string {
 	return ""
 }
 
+func (x *DeleteLinkRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
 // DeleteLinkResponse is empty: success means the link and its tokens are gone.
 type DeleteLinkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1227,7 +1297,10 @@ func (*DeleteLinkResponse) Descriptor() ([]byte, []int) {
 type RefreshLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_id is the partner's user id. Required.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1265,6 +1338,13 @@ func (*RefreshLinkRequest) Descriptor() ([]byte, []int) {
 func (x *RefreshLinkRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *RefreshLinkRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
 	}
 	return ""
 }
@@ -1394,7 +1474,10 @@ type ListLinkEventsRequest struct {
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// page_token is the next_page_token of the previous page, or empty for the
 	// first page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// skill_id names the skill of the link (see the skills file); it may be
+	// left out when one skill is configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1446,6 +1529,13 @@ func (x *ListLinkEventsRequest) GetPageSize() int32 {
 func (x *ListLinkEventsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListLinkEventsRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
 	}
 	return ""
 }
@@ -1678,6 +1768,392 @@ func (x *Stats) GetWebhooks() map[string]int32 {
 	return nil
 }
 
+// AcceptGrantRequest is the directive as Alexa sent it to the skill.
+type AcceptGrantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// directive is Alexa's Alexa.Authorization.AcceptGrant directive: header
+	// (namespace, name, messageId, payloadVersion "3") and payload (grant with
+	// type "OAuth2.AuthorizationCode" and code; grantee with type
+	// "BearerToken" and the user's access token from the partner's server).
+	Directive *structpb.Struct `protobuf:"bytes,1,opt,name=directive,proto3" json:"directive,omitempty"`
+	// skill_id names the smart-home skill; it may be left out when one skill is
+	// configured, or for the skill "default".
+	SkillId       string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptGrantRequest) Reset() {
+	*x = AcceptGrantRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptGrantRequest) ProtoMessage() {}
+
+func (x *AcceptGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptGrantRequest.ProtoReflect.Descriptor instead.
+func (*AcceptGrantRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AcceptGrantRequest) GetDirective() *structpb.Struct {
+	if x != nil {
+		return x.Directive
+	}
+	return nil
+}
+
+func (x *AcceptGrantRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+// AcceptGrantResponse is the message to return to Alexa as it is.
+type AcceptGrantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event is an Alexa.Authorization AcceptGrant.Response, or an
+	// ErrorResponse whose payload has type ACCEPT_GRANT_FAILED and a message.
+	Event         *structpb.Struct `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptGrantResponse) Reset() {
+	*x = AcceptGrantResponse{}
+	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptGrantResponse) ProtoMessage() {}
+
+func (x *AcceptGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptGrantResponse.ProtoReflect.Descriptor instead.
+func (*AcceptGrantResponse) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AcceptGrantResponse) GetEvent() *structpb.Struct {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// SubmitAlexaEventRequest is one Alexa event to deliver on a user's behalf.
+type SubmitAlexaEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the partner's user id. Required.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id names the skill of the user's link; it may be left out when one
+	// skill is configured, or for the skill "default".
+	SkillId string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// event is the Alexa message as Amazon documents it: header (namespace,
+	// name, messageId, payloadVersion "3"), endpoint (when the event has one)
+	// and payload, without any scope or token: the broker adds the user's.
+	Event *structpb.Struct `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	// context, when set, is sent beside the event as the message's context
+	// (the properties of a ChangeReport, for one).
+	Context       *structpb.Struct `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitAlexaEventRequest) Reset() {
+	*x = SubmitAlexaEventRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitAlexaEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitAlexaEventRequest) ProtoMessage() {}
+
+func (x *SubmitAlexaEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitAlexaEventRequest.ProtoReflect.Descriptor instead.
+func (*SubmitAlexaEventRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SubmitAlexaEventRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SubmitAlexaEventRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+func (x *SubmitAlexaEventRequest) GetEvent() *structpb.Struct {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *SubmitAlexaEventRequest) GetContext() *structpb.Struct {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+// SubmitAlexaEventResponse says the event was accepted.
+type SubmitAlexaEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message_id is the event's header.messageId.
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// state is PENDING for a new event; for a messageId submitted before, the
+	// stored event's state.
+	State         ReportState `protobuf:"varint,2,opt,name=state,proto3,enum=broker.v1.ReportState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitAlexaEventResponse) Reset() {
+	*x = SubmitAlexaEventResponse{}
+	mi := &file_broker_v1_broker_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitAlexaEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitAlexaEventResponse) ProtoMessage() {}
+
+func (x *SubmitAlexaEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitAlexaEventResponse.ProtoReflect.Descriptor instead.
+func (*SubmitAlexaEventResponse) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SubmitAlexaEventResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SubmitAlexaEventResponse) GetState() ReportState {
+	if x != nil {
+		return x.State
+	}
+	return ReportState_REPORT_STATE_UNSPECIFIED
+}
+
+// GetAlexaEventRequest names an accepted event.
+type GetAlexaEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message_id is the event's header.messageId. Required.
+	MessageId     string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAlexaEventRequest) Reset() {
+	*x = GetAlexaEventRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAlexaEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAlexaEventRequest) ProtoMessage() {}
+
+func (x *GetAlexaEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAlexaEventRequest.ProtoReflect.Descriptor instead.
+func (*GetAlexaEventRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetAlexaEventRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+// AlexaEvent is where an accepted event stands. Alexa events are never
+// SUPERSEDED.
+type AlexaEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message_id is the event's header.messageId.
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// user_id is the partner's user on whose behalf it is sent.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id is the skill of the user's link.
+	SkillId string `protobuf:"bytes,3,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// state is PENDING, DELIVERED or FAILED.
+	State ReportState `protobuf:"varint,4,opt,name=state,proto3,enum=broker.v1.ReportState" json:"state,omitempty"`
+	// attempts counts the attempts at sending it.
+	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// last_error says why the last attempt failed, or why it failed for good.
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// delivered_at is when the Event Gateway accepted it.
+	DeliveredAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlexaEvent) Reset() {
+	*x = AlexaEvent{}
+	mi := &file_broker_v1_broker_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlexaEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlexaEvent) ProtoMessage() {}
+
+func (x *AlexaEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlexaEvent.ProtoReflect.Descriptor instead.
+func (*AlexaEvent) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AlexaEvent) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *AlexaEvent) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AlexaEvent) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+func (x *AlexaEvent) GetState() ReportState {
+	if x != nil {
+		return x.State
+	}
+	return ReportState_REPORT_STATE_UNSPECIFIED
+}
+
+func (x *AlexaEvent) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *AlexaEvent) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *AlexaEvent) GetDeliveredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveredAt
+	}
+	return nil
+}
+
 var File_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_broker_v1_broker_proto_rawDesc = "" +
@@ -1688,9 +2164,10 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"grant_type\x18\x01 \x01(\tR\tgrantType\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\"\x13\n" +
-	"\x11AuthorizeResponse\"1\n" +
+	"\x11AuthorizeResponse\"L\n" +
 	"\x16GetPartnerTokenRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xb5\x01\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\"\xb5\x01\n" +
 	"\x17GetPartnerTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -1698,19 +2175,20 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n" +
 	"\n" +
-	"expires_in\x18\x04 \x01(\x05R\texpiresIn\"\x84\x01\n" +
+	"expires_in\x18\x04 \x01(\x05R\texpiresIn\"\x9f\x01\n" +
 	"\x1aSubmitProfileReportRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12.\n" +
 	"\bprofiles\x18\x02 \x03(\v2\x12.broker.v1.ProfileR\bprofiles\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x03 \x01(\tR\tmessageId\"j\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x19\n" +
+	"\bskill_id\x18\x04 \x01(\tR\askillId\"j\n" +
 	"\x1bSubmitProfileReportResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.broker.v1.ReportStateR\x05state\"8\n" +
 	"\x17GetProfileReportRequest\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x01 \x01(\tR\tmessageId\"\xef\x01\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\"\x8a\x02\n" +
 	"\rProfileReport\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x17\n" +
@@ -1719,7 +2197,8 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\battempts\x18\x04 \x01(\x05R\battempts\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x05 \x01(\tR\tlastError\x12=\n" +
-	"\fdelivered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\"\x8e\x01\n" +
+	"\fdelivered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x19\n" +
+	"\bskill_id\x18\a \x01(\tR\askillId\"\x8e\x01\n" +
 	"\aProfile\x12\x1c\n" +
 	"\tprofileId\x18\x01 \x01(\tR\tprofileId\x12*\n" +
 	"\x04name\x18\x02 \x01(\v2\x16.broker.v1.ProfileNameR\x04name\x129\n" +
@@ -1733,30 +2212,35 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x120\n" +
-	"\x13supportedOperations\x18\x04 \x03(\tR\x13supportedOperations\"\xb7\x02\n" +
+	"\x13supportedOperations\x18\x04 \x03(\tR\x13supportedOperations\"\xd2\x02\n" +
 	"\x04Link\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.broker.v1.LinkStateR\x05state\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x127\n" +
 	"\tlinked_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blinkedAt\x12Q\n" +
 	"\x17access_token_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x14accessTokenExpiresAt\x12F\n" +
-	"\x11last_refreshed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshedAt\")\n" +
+	"\x11last_refreshed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshedAt\x12\x19\n" +
+	"\bskill_id\x18\a \x01(\tR\askillId\"D\n" +
 	"\x0eGetLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"z\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\"\x95\x01\n" +
 	"\x10ListLinksRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12*\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x14.broker.v1.LinkStateR\x05state\"b\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.broker.v1.LinkStateR\x05state\x12\x19\n" +
+	"\bskill_id\x18\x04 \x01(\tR\askillId\"b\n" +
 	"\x11ListLinksResponse\x12%\n" +
 	"\x05links\x18\x01 \x03(\v2\x0f.broker.v1.LinkR\x05links\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
 	"\x11DeleteLinkRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x14\n" +
-	"\x12DeleteLinkResponse\"-\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
+	"\bskill_id\x18\x03 \x01(\tR\askillId\"\x14\n" +
+	"\x12DeleteLinkResponse\"H\n" +
 	"\x12RefreshLinkRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xdf\x01\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\"\xdf\x01\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
@@ -1765,12 +2249,13 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\auser_id\x18\x04 \x01(\tR\x06userId\x12\x19\n" +
 	"\bskill_id\x18\x05 \x01(\tR\askillId\x12\x14\n" +
 	"\x05actor\x18\x06 \x01(\tR\x05actor\x12+\n" +
-	"\x04data\x18\a \x01(\v2\x17.google.protobuf.StructR\x04data\"l\n" +
+	"\x04data\x18\a \x01(\v2\x17.google.protobuf.StructR\x04data\"\x87\x01\n" +
 	"\x15ListLinkEventsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"c\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x19\n" +
+	"\bskill_id\x18\x04 \x01(\tR\askillId\"c\n" +
 	"\x11ListEventsRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1795,7 +2280,35 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a;\n" +
 	"\rWebhooksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01*c\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"f\n" +
+	"\x12AcceptGrantRequest\x125\n" +
+	"\tdirective\x18\x01 \x01(\v2\x17.google.protobuf.StructR\tdirective\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\"D\n" +
+	"\x13AcceptGrantResponse\x12-\n" +
+	"\x05event\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x05event\"\xaf\x01\n" +
+	"\x17SubmitAlexaEventRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\x12-\n" +
+	"\x05event\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x05event\x121\n" +
+	"\acontext\x18\x04 \x01(\v2\x17.google.protobuf.StructR\acontext\"g\n" +
+	"\x18SubmitAlexaEventResponse\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12,\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x16.broker.v1.ReportStateR\x05state\"5\n" +
+	"\x14GetAlexaEventRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\"\x87\x02\n" +
+	"\n" +
+	"AlexaEvent\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x03 \x01(\tR\askillId\x12,\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x16.broker.v1.ReportStateR\x05state\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12=\n" +
+	"\fdelivered_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt*c\n" +
 	"\vReportState\x12\x1c\n" +
 	"\x18REPORT_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\r\n" +
@@ -1815,7 +2328,12 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x0fGetPartnerToken\x12!.broker.v1.GetPartnerTokenRequest\x1a\".broker.v1.GetPartnerTokenResponse2\xce\x01\n" +
 	"\x14ProfileReportService\x12d\n" +
 	"\x13SubmitProfileReport\x12%.broker.v1.SubmitProfileReportRequest\x1a&.broker.v1.SubmitProfileReportResponse\x12P\n" +
-	"\x10GetProfileReport\x12\".broker.v1.GetProfileReportRequest\x1a\x18.broker.v1.ProfileReport2\x96\x02\n" +
+	"\x10GetProfileReport\x12\".broker.v1.GetProfileReportRequest\x1a\x18.broker.v1.ProfileReport2`\n" +
+	"\x10SmartHomeService\x12L\n" +
+	"\vAcceptGrant\x12\x1d.broker.v1.AcceptGrantRequest\x1a\x1e.broker.v1.AcceptGrantResponse2\xb9\x01\n" +
+	"\x11AlexaEventService\x12[\n" +
+	"\x10SubmitAlexaEvent\x12\".broker.v1.SubmitAlexaEventRequest\x1a#.broker.v1.SubmitAlexaEventResponse\x12G\n" +
+	"\rGetAlexaEvent\x12\x1f.broker.v1.GetAlexaEventRequest\x1a\x15.broker.v1.AlexaEvent2\x96\x02\n" +
 	"\vLinkService\x125\n" +
 	"\aGetLink\x12\x19.broker.v1.GetLinkRequest\x1a\x0f.broker.v1.Link\x12F\n" +
 	"\tListLinks\x12\x1b.broker.v1.ListLinksRequest\x1a\x1c.broker.v1.ListLinksResponse\x12I\n" +
@@ -1841,7 +2359,7 @@ func file_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_broker_v1_broker_proto_goTypes = []any{
 	(ReportState)(0),                    // 0: broker.v1.ReportState
 	(LinkState)(0),                      // 1: broker.v1.LinkState
@@ -1869,59 +2387,78 @@ var file_broker_v1_broker_proto_goTypes = []any{
 	(*ListEventsResponse)(nil),          // 23: broker.v1.ListEventsResponse
 	(*GetStatsRequest)(nil),             // 24: broker.v1.GetStatsRequest
 	(*Stats)(nil),                       // 25: broker.v1.Stats
-	nil,                                 // 26: broker.v1.Stats.LinksEntry
-	nil,                                 // 27: broker.v1.Stats.DeliveriesEntry
-	nil,                                 // 28: broker.v1.Stats.WebhooksEntry
-	(*timestamppb.Timestamp)(nil),       // 29: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),             // 30: google.protobuf.Struct
+	(*AcceptGrantRequest)(nil),          // 26: broker.v1.AcceptGrantRequest
+	(*AcceptGrantResponse)(nil),         // 27: broker.v1.AcceptGrantResponse
+	(*SubmitAlexaEventRequest)(nil),     // 28: broker.v1.SubmitAlexaEventRequest
+	(*SubmitAlexaEventResponse)(nil),    // 29: broker.v1.SubmitAlexaEventResponse
+	(*GetAlexaEventRequest)(nil),        // 30: broker.v1.GetAlexaEventRequest
+	(*AlexaEvent)(nil),                  // 31: broker.v1.AlexaEvent
+	nil,                                 // 32: broker.v1.Stats.LinksEntry
+	nil,                                 // 33: broker.v1.Stats.DeliveriesEntry
+	nil,                                 // 34: broker.v1.Stats.WebhooksEntry
+	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),             // 36: google.protobuf.Struct
 }
 var file_broker_v1_broker_proto_depIdxs = []int32{
-	29, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 1: broker.v1.SubmitProfileReportRequest.profiles:type_name -> broker.v1.Profile
 	0,  // 2: broker.v1.SubmitProfileReportResponse.state:type_name -> broker.v1.ReportState
 	0,  // 3: broker.v1.ProfileReport.state:type_name -> broker.v1.ReportState
-	29, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
+	35, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
 	11, // 5: broker.v1.Profile.name:type_name -> broker.v1.ProfileName
 	12, // 6: broker.v1.Profile.capabilities:type_name -> broker.v1.Capability
 	1,  // 7: broker.v1.Link.state:type_name -> broker.v1.LinkState
-	29, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
-	29, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	29, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
+	35, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
+	35, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: broker.v1.ListLinksRequest.state:type_name -> broker.v1.LinkState
 	13, // 12: broker.v1.ListLinksResponse.links:type_name -> broker.v1.Link
-	29, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	30, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
+	35, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
 	20, // 15: broker.v1.ListEventsResponse.events:type_name -> broker.v1.Event
-	26, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
-	27, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
-	28, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
-	2,  // 19: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
-	4,  // 20: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
-	6,  // 21: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
-	8,  // 22: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
-	14, // 23: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
-	15, // 24: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
-	17, // 25: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
-	19, // 26: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
-	21, // 27: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
-	22, // 28: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
-	24, // 29: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
-	3,  // 30: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
-	5,  // 31: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
-	7,  // 32: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
-	9,  // 33: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
-	13, // 34: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
-	16, // 35: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
-	18, // 36: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
-	13, // 37: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
-	23, // 38: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
-	23, // 39: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
-	25, // 40: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
-	30, // [30:41] is the sub-list for method output_type
-	19, // [19:30] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	32, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
+	33, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
+	34, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
+	36, // 19: broker.v1.AcceptGrantRequest.directive:type_name -> google.protobuf.Struct
+	36, // 20: broker.v1.AcceptGrantResponse.event:type_name -> google.protobuf.Struct
+	36, // 21: broker.v1.SubmitAlexaEventRequest.event:type_name -> google.protobuf.Struct
+	36, // 22: broker.v1.SubmitAlexaEventRequest.context:type_name -> google.protobuf.Struct
+	0,  // 23: broker.v1.SubmitAlexaEventResponse.state:type_name -> broker.v1.ReportState
+	0,  // 24: broker.v1.AlexaEvent.state:type_name -> broker.v1.ReportState
+	35, // 25: broker.v1.AlexaEvent.delivered_at:type_name -> google.protobuf.Timestamp
+	2,  // 26: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
+	4,  // 27: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
+	6,  // 28: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
+	8,  // 29: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
+	26, // 30: broker.v1.SmartHomeService.AcceptGrant:input_type -> broker.v1.AcceptGrantRequest
+	28, // 31: broker.v1.AlexaEventService.SubmitAlexaEvent:input_type -> broker.v1.SubmitAlexaEventRequest
+	30, // 32: broker.v1.AlexaEventService.GetAlexaEvent:input_type -> broker.v1.GetAlexaEventRequest
+	14, // 33: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
+	15, // 34: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
+	17, // 35: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
+	19, // 36: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
+	21, // 37: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
+	22, // 38: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
+	24, // 39: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
+	3,  // 40: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
+	5,  // 41: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
+	7,  // 42: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
+	9,  // 43: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
+	27, // 44: broker.v1.SmartHomeService.AcceptGrant:output_type -> broker.v1.AcceptGrantResponse
+	29, // 45: broker.v1.AlexaEventService.SubmitAlexaEvent:output_type -> broker.v1.SubmitAlexaEventResponse
+	31, // 46: broker.v1.AlexaEventService.GetAlexaEvent:output_type -> broker.v1.AlexaEvent
+	13, // 47: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
+	16, // 48: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
+	18, // 49: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
+	13, // 50: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
+	23, // 51: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
+	23, // 52: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
+	25, // 53: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
+	40, // [40:54] is the sub-list for method output_type
+	26, // [26:40] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_broker_v1_broker_proto_init() }
@@ -1935,9 +2472,9 @@ func file_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_broker_v1_broker_proto_rawDesc), len(file_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   7,
 		},
 		GoTypes:           file_broker_v1_broker_proto_goTypes,
 		DependencyIndexes: file_broker_v1_broker_proto_depIdxs,

@@ -487,13 +487,10 @@ var ProfileReportService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	LinkService_GetLink_FullMethodName     = "/broker.v1.LinkService/GetLink"
-	LinkService_ListLinks_FullMethodName   = "/broker.v1.LinkService/ListLinks"
-	LinkService_DeleteLink_FullMethodName  = "/broker.v1.LinkService/DeleteLink"
-	LinkService_RefreshLink_FullMethodName = "/broker.v1.LinkService/RefreshLink"
+	SmartHomeService_AcceptGrant_FullMethodName = "/broker.v1.SmartHomeService/AcceptGrant"
 )
 
-// LinkServiceClient is the client API for LinkService service.
+// SmartHomeServiceClient is the client API for SmartHomeService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
@@ -503,6 +500,306 @@ const (
 // SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
 // path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
 // ".." as %2E and %2E%2E.
+// SmartHomeService takes the LWA authorization code of a smart-home skill's
+// user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
+// skill's endpoint (usually a Lambda) forwards as it received it.
+type SmartHomeServiceClient interface {
+	// AcceptGrant checks the grantee token as the reciprocal hand-over checks
+	// its bearer (the user's token from the partner's server, of one of the
+	// skill's Alexa clients), exchanges the code with LWA within 4 s and
+	// stores the user's tokens. Its answer is the message the Lambda returns to
+	// Alexa unchanged: an AcceptGrant.Response, or an ErrorResponse of type
+	// ACCEPT_GRANT_FAILED, which over gRPC comes with status OK (the answer's
+	// header name tells them apart) and over HTTP with the status of the
+	// failure (400, 401 or 503). The call needs no other credentials. A
+	// repeated directive answers success without a second exchange.
+	AcceptGrant(ctx context.Context, in *AcceptGrantRequest, opts ...grpc.CallOption) (*AcceptGrantResponse, error)
+}
+
+type smartHomeServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSmartHomeServiceClient(cc grpc.ClientConnInterface) SmartHomeServiceClient {
+	return &smartHomeServiceClient{cc}
+}
+
+func (c *smartHomeServiceClient) AcceptGrant(ctx context.Context, in *AcceptGrantRequest, opts ...grpc.CallOption) (*AcceptGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptGrantResponse)
+	err := c.cc.Invoke(ctx, SmartHomeService_AcceptGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SmartHomeServiceServer is the server API for SmartHomeService service.
+// All implementations must embed UnimplementedSmartHomeServiceServer
+// for forward compatibility.
+//
+// LinkService lets operators and the companion backend inspect and manage
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
+// ".." as %2E and %2E%2E.
+// SmartHomeService takes the LWA authorization code of a smart-home skill's
+// user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
+// skill's endpoint (usually a Lambda) forwards as it received it.
+type SmartHomeServiceServer interface {
+	// AcceptGrant checks the grantee token as the reciprocal hand-over checks
+	// its bearer (the user's token from the partner's server, of one of the
+	// skill's Alexa clients), exchanges the code with LWA within 4 s and
+	// stores the user's tokens. Its answer is the message the Lambda returns to
+	// Alexa unchanged: an AcceptGrant.Response, or an ErrorResponse of type
+	// ACCEPT_GRANT_FAILED, which over gRPC comes with status OK (the answer's
+	// header name tells them apart) and over HTTP with the status of the
+	// failure (400, 401 or 503). The call needs no other credentials. A
+	// repeated directive answers success without a second exchange.
+	AcceptGrant(context.Context, *AcceptGrantRequest) (*AcceptGrantResponse, error)
+	mustEmbedUnimplementedSmartHomeServiceServer()
+}
+
+// UnimplementedSmartHomeServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSmartHomeServiceServer struct{}
+
+func (UnimplementedSmartHomeServiceServer) AcceptGrant(context.Context, *AcceptGrantRequest) (*AcceptGrantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptGrant not implemented")
+}
+func (UnimplementedSmartHomeServiceServer) mustEmbedUnimplementedSmartHomeServiceServer() {}
+func (UnimplementedSmartHomeServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeSmartHomeServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SmartHomeServiceServer will
+// result in compilation errors.
+type UnsafeSmartHomeServiceServer interface {
+	mustEmbedUnimplementedSmartHomeServiceServer()
+}
+
+func RegisterSmartHomeServiceServer(s grpc.ServiceRegistrar, srv SmartHomeServiceServer) {
+	// If the following call panics, it indicates UnimplementedSmartHomeServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SmartHomeService_ServiceDesc, srv)
+}
+
+func _SmartHomeService_AcceptGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SmartHomeServiceServer).AcceptGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SmartHomeService_AcceptGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SmartHomeServiceServer).AcceptGrant(ctx, req.(*AcceptGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SmartHomeService_ServiceDesc is the grpc.ServiceDesc for SmartHomeService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SmartHomeService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "broker.v1.SmartHomeService",
+	HandlerType: (*SmartHomeServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "AcceptGrant",
+			Handler:    _SmartHomeService_AcceptGrant_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "broker/v1/broker.proto",
+}
+
+const (
+	AlexaEventService_SubmitAlexaEvent_FullMethodName = "/broker.v1.AlexaEventService/SubmitAlexaEvent"
+	AlexaEventService_GetAlexaEvent_FullMethodName    = "/broker.v1.AlexaEventService/GetAlexaEvent"
+)
+
+// AlexaEventServiceClient is the client API for AlexaEventService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AlexaEventService takes Alexa events (ChangeReport, AddOrUpdateReport,
+// doorbell presses...) that the partner sends on a user's behalf, and
+// delivers them to the Alexa Event Gateway of the link's region with the
+// user's fresh token, durably, in the order they were accepted. Calls need the
+// events scope (broker:events).
+type AlexaEventServiceClient interface {
+	// SubmitAlexaEvent checks the event's envelope, stores it as PENDING and
+	// answers; it is delivered in the background. The same messageId again
+	// answers the stored event without a second delivery. INVALID_ARGUMENT
+	// names the failing field (an event carrying a scope included); NOT_FOUND
+	// when the user has no link in the skill.
+	SubmitAlexaEvent(ctx context.Context, in *SubmitAlexaEventRequest, opts ...grpc.CallOption) (*SubmitAlexaEventResponse, error)
+	// GetAlexaEvent returns where an accepted event stands, or NOT_FOUND.
+	GetAlexaEvent(ctx context.Context, in *GetAlexaEventRequest, opts ...grpc.CallOption) (*AlexaEvent, error)
+}
+
+type alexaEventServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAlexaEventServiceClient(cc grpc.ClientConnInterface) AlexaEventServiceClient {
+	return &alexaEventServiceClient{cc}
+}
+
+func (c *alexaEventServiceClient) SubmitAlexaEvent(ctx context.Context, in *SubmitAlexaEventRequest, opts ...grpc.CallOption) (*SubmitAlexaEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitAlexaEventResponse)
+	err := c.cc.Invoke(ctx, AlexaEventService_SubmitAlexaEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *alexaEventServiceClient) GetAlexaEvent(ctx context.Context, in *GetAlexaEventRequest, opts ...grpc.CallOption) (*AlexaEvent, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlexaEvent)
+	err := c.cc.Invoke(ctx, AlexaEventService_GetAlexaEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AlexaEventServiceServer is the server API for AlexaEventService service.
+// All implementations must embed UnimplementedAlexaEventServiceServer
+// for forward compatibility.
+//
+// AlexaEventService takes Alexa events (ChangeReport, AddOrUpdateReport,
+// doorbell presses...) that the partner sends on a user's behalf, and
+// delivers them to the Alexa Event Gateway of the link's region with the
+// user's fresh token, durably, in the order they were accepted. Calls need the
+// events scope (broker:events).
+type AlexaEventServiceServer interface {
+	// SubmitAlexaEvent checks the event's envelope, stores it as PENDING and
+	// answers; it is delivered in the background. The same messageId again
+	// answers the stored event without a second delivery. INVALID_ARGUMENT
+	// names the failing field (an event carrying a scope included); NOT_FOUND
+	// when the user has no link in the skill.
+	SubmitAlexaEvent(context.Context, *SubmitAlexaEventRequest) (*SubmitAlexaEventResponse, error)
+	// GetAlexaEvent returns where an accepted event stands, or NOT_FOUND.
+	GetAlexaEvent(context.Context, *GetAlexaEventRequest) (*AlexaEvent, error)
+	mustEmbedUnimplementedAlexaEventServiceServer()
+}
+
+// UnimplementedAlexaEventServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAlexaEventServiceServer struct{}
+
+func (UnimplementedAlexaEventServiceServer) SubmitAlexaEvent(context.Context, *SubmitAlexaEventRequest) (*SubmitAlexaEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitAlexaEvent not implemented")
+}
+func (UnimplementedAlexaEventServiceServer) GetAlexaEvent(context.Context, *GetAlexaEventRequest) (*AlexaEvent, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAlexaEvent not implemented")
+}
+func (UnimplementedAlexaEventServiceServer) mustEmbedUnimplementedAlexaEventServiceServer() {}
+func (UnimplementedAlexaEventServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeAlexaEventServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AlexaEventServiceServer will
+// result in compilation errors.
+type UnsafeAlexaEventServiceServer interface {
+	mustEmbedUnimplementedAlexaEventServiceServer()
+}
+
+func RegisterAlexaEventServiceServer(s grpc.ServiceRegistrar, srv AlexaEventServiceServer) {
+	// If the following call panics, it indicates UnimplementedAlexaEventServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AlexaEventService_ServiceDesc, srv)
+}
+
+func _AlexaEventService_SubmitAlexaEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitAlexaEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AlexaEventServiceServer).SubmitAlexaEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AlexaEventService_SubmitAlexaEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AlexaEventServiceServer).SubmitAlexaEvent(ctx, req.(*SubmitAlexaEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AlexaEventService_GetAlexaEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAlexaEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AlexaEventServiceServer).GetAlexaEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AlexaEventService_GetAlexaEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AlexaEventServiceServer).GetAlexaEvent(ctx, req.(*GetAlexaEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AlexaEventService_ServiceDesc is the grpc.ServiceDesc for AlexaEventService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AlexaEventService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "broker.v1.AlexaEventService",
+	HandlerType: (*AlexaEventServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "SubmitAlexaEvent",
+			Handler:    _AlexaEventService_SubmitAlexaEvent_Handler,
+		},
+		{
+			MethodName: "GetAlexaEvent",
+			Handler:    _AlexaEventService_GetAlexaEvent_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "broker/v1/broker.proto",
+}
+
+const (
+	LinkService_GetLink_FullMethodName     = "/broker.v1.LinkService/GetLink"
+	LinkService_ListLinks_FullMethodName   = "/broker.v1.LinkService/ListLinks"
+	LinkService_DeleteLink_FullMethodName  = "/broker.v1.LinkService/DeleteLink"
+	LinkService_RefreshLink_FullMethodName = "/broker.v1.LinkService/RefreshLink"
+)
+
+// LinkServiceClient is the client API for LinkService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type LinkServiceClient interface {
 	// GetLink returns a user's link, without any token.
 	//
@@ -586,13 +883,6 @@ func (c *linkServiceClient) RefreshLink(ctx context.Context, in *RefreshLinkRequ
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
-//
-// LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
-// broker:admin or broker:events (the skill backend, acting on Alexa's
-// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
-// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
-// ".." as %2E and %2E%2E.
 type LinkServiceServer interface {
 	// GetLink returns a user's link, without any token.
 	//
