@@ -143,13 +143,25 @@ func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) 
 	case !known || req.ClientID != p.ClientID:
 		return ErrInvalidClient
 	}
+	return ExchangeCode(ctx, skill.Tokens, p.Subject, req.Code, skill.Region)
+}
+
+// ExchangeCode has x trade code for userID's LWA tokens, remembering region
+// for the link, and returns within Deadline whatever LWA does. It is the last
+// step of every hand-over: Authorize's, and that of a smart-home skill's
+// AcceptGrant directive (internal/smarthome).
+//
+// It returns the errors of x.Exchange, wrapped with the user, except that an
+// error without a code (such as context.DeadlineExceeded) after ctx ended or
+// Deadline passed is an EUNAVAILABLE error: LWA did not answer in time.
+func ExchangeCode(ctx context.Context, x Exchanger, userID string, code tokens.Secret, region string) error {
 	ctx, cancel := context.WithTimeout(ctx, Deadline)
 	defer cancel()
-	if _, err := skill.Tokens.Exchange(ctx, p.Subject, req.Code, skill.Region); err != nil {
+	if _, err := x.Exchange(ctx, userID, code, region); err != nil {
 		if ctx.Err() != nil && tokens.ErrorCode(err) == tokens.EINTERNAL {
-			return fmt.Errorf("hand-over of user %q: %w", p.Subject, tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time"))
+			return fmt.Errorf("hand-over of user %q: %w", userID, tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time"))
 		}
-		return fmt.Errorf("hand-over of user %q: %w", p.Subject, err)
+		return fmt.Errorf("hand-over of user %q: %w", userID, err)
 	}
 	return nil
 }
