@@ -22,6 +22,7 @@ import (
 
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/events"
+	"github.com/reciprocal-broker/broker/internal/skills"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -39,11 +40,26 @@ type Config struct {
 	DynamoDBEndpoint    string
 	DynamoDBCreateTable bool
 
+	// SkillsFile is the path of the YAML file of the skills the broker
+	// serves (BROKER_SKILLS_FILE); empty means one skill, named
+	// skills.Default, made from the single-skill settings.
+	SkillsFile string
+	// Skills are the skills the broker serves, in the file's order, filled
+	// by Parse: from SkillsFile when it is set, else one skill named
+	// skills.Default from LWAClientID, LWAClientSecret, AlexaClientIDs and
+	// AlexaRegion. They are the truth about skills: with a skills file,
+	// those four single-skill settings are empty.
+	Skills []skills.Skill
+
+	// LWAClientID and LWAClientSecret are the single skill's Alexa Client Id
+	// and Secret; empty with a skills file (see Skills).
 	LWAClientID     string
 	LWAClientSecret tokens.Secret
 	LWATokenURL     string
 	AlexaAPIURL     string
-	AlexaClientIDs  []string
+	// AlexaClientIDs are the client ids the partner issued to Alexa for the
+	// single skill; empty with a skills file (see Skills).
+	AlexaClientIDs []string
 
 	JWTIssuer        string
 	JWTAudience      string
@@ -84,8 +100,9 @@ type Config struct {
 	RefreshAhead      time.Duration
 	BackgroundRefresh time.Duration
 
-	// AlexaRegion is the Alexa API region new links remember ("NA", "EU",
-	// "FE"), or "" for the host of BROKER_ALEXA_API_URL.
+	// AlexaRegion is the Alexa API region new links of the single skill
+	// remember ("NA", "EU", "FE"), or "" for the host of
+	// BROKER_ALEXA_API_URL; empty with a skills file (see Skills).
 	AlexaRegion     string
 	ReportDeadline  time.Duration
 	ReportRetention time.Duration
@@ -199,15 +216,17 @@ var settings = []setting{
 			c.DynamoDBCreateTable = b
 			return nil
 		}},
-	{flag: "lwa-client-id", env: "BROKER_LWA_CLIENT_ID", usage: "the skill's Alexa Client Id (required)",
+	{flag: "skills-file", env: skillsFileEnv, usage: "YAML file of the skills this broker serves (unset: one skill, default, from the single-skill settings below)",
+		bind: str(func(c *Config) *string { return &c.SkillsFile })},
+	{flag: "lwa-client-id", env: "BROKER_LWA_CLIENT_ID", usage: "the skill's Alexa Client Id (required without BROKER_SKILLS_FILE)",
 		bind: str(func(c *Config) *string { return &c.LWAClientID })},
-	{flag: "lwa-client-secret", env: "BROKER_LWA_CLIENT_SECRET", usage: "the skill's Alexa Client Secret (required; prefer the environment)", secret: true,
+	{flag: "lwa-client-secret", env: "BROKER_LWA_CLIENT_SECRET", usage: "the skill's Alexa Client Secret (required without BROKER_SKILLS_FILE; prefer the environment)", secret: true,
 		bind: secret(func(c *Config) *tokens.Secret { return &c.LWAClientSecret })},
 	{flag: "lwa-token-url", env: "BROKER_LWA_TOKEN_URL", def: "https://api.amazon.com/auth/o2/token", usage: "LWA token endpoint",
 		bind: str(func(c *Config) *string { return &c.LWATokenURL })},
 	{flag: "alexa-api-url", env: "BROKER_ALEXA_API_URL", def: "https://api.amazonalexa.com", usage: "Alexa API base URL",
 		bind: str(func(c *Config) *string { return &c.AlexaAPIURL })},
-	{flag: "alexa-client-ids", env: "BROKER_ALEXA_CLIENT_IDS", usage: "comma list of client ids the partner issued to Alexa (required)",
+	{flag: "alexa-client-ids", env: "BROKER_ALEXA_CLIENT_IDS", usage: "comma list of client ids the partner issued to Alexa (required without BROKER_SKILLS_FILE)",
 		bind: func(c *Config, v string) error {
 			c.AlexaClientIDs = nil
 			for _, id := range strings.Split(v, ",") {
@@ -357,11 +376,91 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
+	problems = append(problems, c.loadSkills(getenv)...)
 	problems = append(problems, c.problems()...)
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// skillsFileEnv is the setting that names the skills file.
+const skillsFileEnv = "BROKER_SKILLS_FILE"
+
+// loadSkills fills c.Skills: from the skills file when BROKER_SKILLS_FILE is
+// set (its env:NAME secrets read with getenv), else one skill named
+// skills.Default from the single-skill settings, which problems checks. It
+// returns the file's problems, on one entry that names BROKER_SKILLS_FILE.
+func (c *Config) loadSkills(getenv func(string) string) []string {
+	c.Skills = nil
+	if c.SkillsFile == "" {
+		c.Skills = []skills.Skill{{
+			ID:              skills.Default,
+			LWAClientID:     c.LWAClientID,
+			LWAClientSecret: c.LWAClientSecret,
+			AlexaClientIDs:  slices.Clone(c.AlexaClientIDs),
+			Region:          c.AlexaRegion,
+		}}
+		return nil
+	}
+	list, err := skills.Load(c.SkillsFile, getenv)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	c.Skills = list
+	return nil
+}
+
+// skillProblems lists what is wrong with the skills' settings: without a
+// skills file, a missing single-skill setting; with one, each single-skill
+// setting that is set beside it. (The file's own problems are found when
+// Parse reads it.)
+func (c *Config) skillProblems() []string {
+	var p []string
+	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+	if c.SkillsFile != "" {
+		for _, s := range []struct {
+			env string
+			set bool
+		}{
+			{"BROKER_LWA_CLIENT_ID", c.LWAClientID != ""},
+			{"BROKER_LWA_CLIENT_SECRET", c.LWAClientSecret != ""},
+			{"BROKER_ALEXA_CLIENT_IDS", len(c.AlexaClientIDs) > 0},
+			{"BROKER_ALEXA_REGION", c.AlexaRegion != ""},
+		} {
+			if s.set {
+				add(s.env, "must stay unset with %s", skillsFileEnv)
+			}
+		}
+		return p
+	}
+	if c.LWAClientID == "" {
+		add("BROKER_LWA_CLIENT_ID", "required")
+	}
+	if c.LWAClientSecret == "" {
+		add("BROKER_LWA_CLIENT_SECRET", "required")
+	}
+	if len(c.AlexaClientIDs) == 0 {
+		add("BROKER_ALEXA_CLIENT_IDS", "required")
+	}
+	return p
+}
+
+// alexaClientIDs returns the Alexa client ids of every skill, each once; before
+// Parse fills Skills, those of BROKER_ALEXA_CLIENT_IDS.
+func (c *Config) alexaClientIDs() []string {
+	if len(c.Skills) == 0 {
+		return c.AlexaClientIDs
+	}
+	var ids []string
+	for _, s := range c.Skills {
+		for _, id := range s.AlexaClientIDs {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // lookup returns the value of an environment variable that is set and not empty.
@@ -376,6 +475,7 @@ func Environ() func(string) string { return os.Getenv }
 var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
 // Validate returns an error naming every setting that is missing or malformed.
+// It does not read the skills file: Parse does, and fills Skills.
 func (c *Config) Validate() error {
 	if p := c.problems(); len(p) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(p, "; "))
@@ -416,20 +516,12 @@ func (c *Config) problems() []string {
 		add("BROKER_KMS_ENDPOINT", "not an http(s) URL")
 	}
 
-	if c.LWAClientID == "" {
-		add("BROKER_LWA_CLIENT_ID", "required")
-	}
-	if c.LWAClientSecret == "" {
-		add("BROKER_LWA_CLIENT_SECRET", "required")
-	}
+	p = append(p, c.skillProblems()...)
 	if !isHTTPURL(c.LWATokenURL) {
 		add("BROKER_LWA_TOKEN_URL", "not an http(s) URL")
 	}
 	if !isHTTPURL(c.AlexaAPIURL) {
 		add("BROKER_ALEXA_API_URL", "not an http(s) URL")
-	}
-	if len(c.AlexaClientIDs) == 0 {
-		add("BROKER_ALEXA_CLIENT_IDS", "required")
 	}
 
 	if c.JWTIssuer == "" {
@@ -551,8 +643,8 @@ func joinTypes(types []tokens.EventType) string {
 // profileProblems lists what is wrong with the claim profile, the settings
 // that refine it, and the scope names: an unknown profile, a client or scope
 // claim that cannot be one, aud or a client list missing where the profile
-// needs it, a client list without Alexa's clients, and scope names that are
-// empty, hold spaces or grant two rights at once.
+// needs it, a client list without the Alexa clients of every skill, and scope
+// names that are empty, hold spaces or grant two rights at once.
 func (c *Config) profileProblems() []string {
 	var p []string
 	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
@@ -580,13 +672,17 @@ func (c *Config) profileProblems() []string {
 	}
 	if len(c.JWTClients) > 0 {
 		var missing []string
-		for _, id := range c.AlexaClientIDs {
+		for _, id := range c.alexaClientIDs() {
 			if !slices.Contains(c.JWTClients, id) {
 				missing = append(missing, id)
 			}
 		}
+		source := "BROKER_ALEXA_CLIENT_IDS"
+		if c.SkillsFile != "" {
+			source = "every skill of " + skillsFileEnv
+		}
 		if len(missing) > 0 {
-			add("BROKER_JWT_CLIENTS", "must include Alexa's clients of BROKER_ALEXA_CLIENT_IDS, or no hand-over is accepted (missing %s)", strings.Join(missing, ", "))
+			add("BROKER_JWT_CLIENTS", "must include Alexa's clients of %s, or no hand-over is accepted (missing %s)", source, strings.Join(missing, ", "))
 		}
 	}
 	if c.JWTJWKSRefresh < 10*time.Second || c.JWTJWKSRefresh > 24*time.Hour {

@@ -14,6 +14,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/server"
+	"github.com/reciprocal-broker/broker/internal/skills"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -21,7 +22,8 @@ import (
 // settings give equals the constant of the package that owns the value, so
 // that `broker --help` and the owners cannot tell two stories. (The listen
 // addresses, the store, the background-refresh window and the log level have
-// no owner's constant: they are the configuration's own.)
+// no owner's constant: they are the configuration's own. Without
+// BROKER_SKILLS_FILE, the single skill has the id skills owns.)
 func TestDefaults_MatchOwners(t *testing.T) {
 	c, err := config.Parse(nil, getenv(validEnv()))
 	if err != nil {
@@ -48,6 +50,7 @@ func TestDefaults_MatchOwners(t *testing.T) {
 		{"BROKER_WEBHOOK_EVENTS", fmt.Sprint(c.WebhookEvents), fmt.Sprint(events.DefaultTypes)},
 		{"BROKER_AUTHORIZE_RATE_USER", reciprocal.Rate(c.AuthorizeRateUser), reciprocal.DefaultUserRate},
 		{"BROKER_AUTHORIZE_RATE_CLIENT", reciprocal.Rate(c.AuthorizeRateClient), reciprocal.DefaultClientRate},
+		{"BROKER_SKILLS_FILE", fmt.Sprint(len(c.Skills), " ", c.Skills[0].ID), fmt.Sprint(1, " ", skills.Default)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
