@@ -81,22 +81,25 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Now = time.Now
 	}
 
-	store, err := m.openStore(ctx)
+	root, err := m.openStore(ctx)
 	if err != nil {
 		return err
 	}
+	store := root
 	sealer, err := newSealer(ctx, c)
 	if err != nil {
 		return err
 	}
-	checkKeys(ctx, m.Logger.With("component", "keys"), store, sealer)
-	resealer := newResealer(c, m.Logger.With("component", "keys"), store, sealer)
-	exchanger, err := lwa.New(lwa.Options{
-		TokenURL: c.LWATokenURL, ClientID: c.LWAClientID, ClientSecret: c.LWAClientSecret,
-		Logger: m.Logger.With("component", "lwa"), Now: m.Now,
-	})
-	if err != nil {
-		return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
+	views := make(map[string]tokens.Store, len(c.Skills))
+	var resealers []*tokens.Resealer
+	for _, sk := range c.Skills {
+		view, err := skillView(root, sk.ID)
+		if err != nil {
+			return err
+		}
+		views[sk.ID] = view
+		checkKeys(ctx, m.Logger.With("component", "keys", "skill_id", sk.ID), view, sealer)
+		resealers = append(resealers, newResealer(c, m.Logger.With("component", "keys", "skill_id", sk.ID), view, sealer))
 	}
 	verifier, err := auth.NewVerifier(ctx, auth.Config{
 		Issuer: c.JWTIssuer, Audience: c.JWTAudience,
@@ -124,19 +127,38 @@ func (m *Main) Run(ctx context.Context) error {
 	if webhooks != nil {
 		observer = wakeWebhooks{eventMetrics, webhooks}
 	}
-	tokenService := tokens.NewService(store, sealer, exchanger)
-	tokenService.EventObserver = observer
-	tokenService.RefreshAhead = c.RefreshAhead
-	tokenService.Now = m.Now
-	tokenService.Logger = m.Logger.With("component", "tokens")
-	if webhooks != nil {
-		tokenService.Notify = tokens.NewNotifySet(c.WebhookEvents)
+	var (
+		handovers []reciprocal.Skill
+		all       []*tokens.Service
+	)
+	for _, sk := range c.Skills {
+		exchanger, err := lwa.New(lwa.Options{
+			TokenURL: c.LWATokenURL, ClientID: sk.LWAClientID, ClientSecret: sk.LWAClientSecret,
+			Logger: m.Logger.With("component", "lwa", "skill_id", sk.ID), Now: m.Now,
+		})
+		if err != nil {
+			return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
+		}
+		svc := tokens.NewService(views[sk.ID], sealer, exchanger)
+		svc.SkillID = sk.ID
+		svc.EventObserver = observer
+		svc.RefreshAhead = c.RefreshAhead
+		svc.Now = m.Now
+		svc.Logger = m.Logger.With("component", "tokens", "skill_id", sk.ID)
+		if webhooks != nil {
+			svc.Notify = tokens.NewNotifySet(c.WebhookEvents)
+		}
+		all = append(all, svc)
+		handovers = append(handovers, reciprocal.Skill{ID: sk.ID, ClientIDs: sk.AlexaClientIDs, Region: sk.Region, Tokens: svc})
+	}
+	services, err := tokens.NewServices(all...)
+	if err != nil {
+		return err
 	}
 	// After the server has drained and before the store closes: refreshes and
 	// exchanges in flight store LWA's answers within the drain time.
-	m.closers = append(m.closers, func() error { return m.drain(tokenService) })
-	handover := reciprocal.NewService(tokenService, c.AlexaClientIDs)
-	handover.Region = c.AlexaRegion
+	m.closers = append(m.closers, func() error { return m.drain(services) })
+	handover := reciprocal.NewService(handovers...)
 	limiter := reciprocal.NewLimiter(reciprocal.Rate(c.AuthorizeRateUser), reciprocal.Rate(c.AuthorizeRateClient), m.Now)
 	formHandler := reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal"))
 	formHandler.Limiter = limiter
@@ -145,7 +167,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := registry.Register(newSealedLinks(resealer)); err != nil {
+	if err := registry.Register(newSealedLinks(resealers...)); err != nil {
 		return err
 	}
 	build := readVersion()
@@ -155,10 +177,6 @@ func (m *Main) Run(ctx context.Context) error {
 	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexa.RegionsFor(c.AlexaAPIURL), Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
-	}
-	services, err := tokens.NewServices(tokenService)
-	if err != nil {
-		return err
 	}
 	reportService := reports.NewService(store, services)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
@@ -193,10 +211,10 @@ func (m *Main) Run(ctx context.Context) error {
 		Reciprocal:    formHandler,
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
-			PartnerTokens: server.NewPartnerTokenService(tokenService, m.Now),
-			Links:         server.NewLinkService(tokenService),
-			Reports:       server.NewProfileReportService(reportService),
-			Events:        server.NewEventService(eventSources(store)),
+			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
+			Links:         server.NewLinkService(services),
+			Reports:       server.NewProfileReportService(reportService, services),
+			Events:        server.NewEventService(eventSources(store, views)),
 		},
 	})
 	if err != nil {
@@ -214,11 +232,17 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.BackgroundRefreshInterval > 0 {
 		refreshInterval = m.BackgroundRefreshInterval
 	}
-	wg.Go(func() { tokenService.RefreshInBackground(bg, c.BackgroundRefresh, refreshInterval) })
+	for _, svc := range all {
+		wg.Go(func() { svc.RefreshInBackground(bg, c.BackgroundRefresh, refreshInterval) })
+	}
+	for _, r := range resealers {
+		wg.Go(func() { r.Run(bg, keyCountInterval) })
+	}
 	wg.Go(func() { deliverer.Run(bg) })
-	wg.Go(func() { resealer.Run(bg, keyCountInterval) })
-	wg.Go(func() { tokenService.SweepClaimsInBackground(bg, claimSweepInterval) })
-	wg.Go(func() { tokenService.SweepEventsInBackground(bg, c.EventRetention, eventSweepInterval) })
+	// Code claims and events are the storage's, whichever skill's service
+	// sweeps them: the first one does.
+	wg.Go(func() { all[0].SweepClaimsInBackground(bg, claimSweepInterval) })
+	wg.Go(func() { all[0].SweepEventsInBackground(bg, c.EventRetention, eventSweepInterval) })
 	if webhooks != nil {
 		wg.Go(func() { webhooks.Run(bg) })
 	}
@@ -268,12 +292,21 @@ const claimSweepInterval = 10 * time.Minute
 // BROKER_EVENT_RETENTION are removed.
 const eventSweepInterval = time.Hour
 
-// eventSources are the parts of s that EventService reads; those s lacks stay
-// nil, and their rpcs answer UNIMPLEMENTED.
-func eventSources(s store) server.EventSources {
+// eventSources are the parts of s that EventService reads, the links counted
+// over every skill's view; those s lacks stay nil, and their rpcs answer
+// UNIMPLEMENTED.
+func eventSources(s store, views map[string]tokens.Store) server.EventSources {
 	var src server.EventSources
 	src.Events, _ = s.(tokens.EventStore)
-	src.Links, _ = s.(tokens.LinkCounter)
+	var counters tokens.LinkCounters
+	for _, v := range views {
+		if c, ok := v.(tokens.LinkCounter); ok {
+			counters = append(counters, c)
+		}
+	}
+	if len(counters) == len(views) {
+		src.Links = counters
+	}
 	src.Reports, _ = s.(reports.Counter)
 	src.Webhooks, _ = s.(server.WebhookBacklog)
 	return src
@@ -306,10 +339,23 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
 }
 
-// drain closes svc for shutdown: no new refreshes or exchanges, and those in
-// flight get what is left of the drain time (server.ShutdownTimeout from the
-// start of Close) to store LWA's answers.
-func (m *Main) drain(svc *tokens.Service) error {
+// skillView returns s's view of the links of skillID (see tokens.Store): s's
+// own for the default skill, which holds the links stored before skills
+// existed.
+func skillView(s store, skillID string) (tokens.Store, error) {
+	switch s := s.(type) {
+	case *bolt.Store:
+		return s.ForSkill(skillID), nil
+	case *dynamo.Store:
+		return s.ForSkill(skillID), nil
+	}
+	return nil, fmt.Errorf("BROKER_STORE: the %T store keeps no skills", s)
+}
+
+// drain closes the token services for shutdown: no new refreshes or
+// exchanges, and those in flight get what is left of the drain time
+// (server.ShutdownTimeout from the start of Close) to store LWA's answers.
+func (m *Main) drain(svc *tokens.Services) error {
 	ctx, cancel := context.WithDeadline(context.Background(), m.closing.Add(server.ShutdownTimeout))
 	defer cancel()
 	if err := svc.Close(ctx); err != nil {

@@ -117,18 +117,18 @@ func newResealer(c config.Config, logger *slog.Logger, store tokens.Store, ring 
 }
 
 // sealedLinks is the collector of broker_sealed_links{key_id}: the links each
-// key id held at the end of the re-sealer's last pass. It reports nothing
-// before the first pass ends.
+// key id held at the end of the re-sealers' last passes, over every skill. It
+// reports nothing before every re-sealer's first pass ended.
 type sealedLinks struct {
-	resealer *tokens.Resealer
-	desc     *prometheus.Desc
+	resealers []*tokens.Resealer
+	desc      *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*sealedLinks)(nil)
 
-// newSealedLinks returns the collector of r's counts.
-func newSealedLinks(r *tokens.Resealer) *sealedLinks {
-	return &sealedLinks{resealer: r, desc: prometheus.NewDesc("broker_sealed_links",
+// newSealedLinks returns the collector of the counts of rs, summed.
+func newSealedLinks(rs ...*tokens.Resealer) *sealedLinks {
+	return &sealedLinks{resealers: rs, desc: prometheus.NewDesc("broker_sealed_links",
 		"Stored links by the id of the key that seals their tokens, as of the last count (hourly and at start-up).",
 		[]string{"key_id"}, nil)}
 }
@@ -138,11 +138,17 @@ func (s *sealedLinks) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 
 // Collect sends the last counts, one gauge per key id.
 func (s *sealedLinks) Collect(ch chan<- prometheus.Metric) {
-	counts, ok := s.resealer.Counts()
-	if !ok {
-		return
+	sum := map[string]int{}
+	for _, r := range s.resealers {
+		counts, ok := r.Counts()
+		if !ok {
+			return
+		}
+		for id, n := range counts {
+			sum[id] += n
+		}
 	}
-	for id, n := range counts {
+	for id, n := range sum {
 		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(n), id)
 	}
 }
@@ -173,7 +179,8 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	return 0
 }
 
-// keysStatus counts the links of m's store by key id and prints the table.
+// keysStatus counts the links of every skill in m's store by key id and
+// prints the table.
 func (m *Main) keysStatus(ctx context.Context, w io.Writer) error {
 	c := m.Config
 	if c.StoreKind == "bolt" {
@@ -189,9 +196,19 @@ func (m *Main) keysStatus(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	counts, err := tokens.NewResealer(store, ring).Pass(ctx)
-	if err != nil {
-		return err
+	counts := map[string]int{}
+	for _, sk := range c.Skills {
+		view, err := skillView(store, sk.ID)
+		if err != nil {
+			return err
+		}
+		n, err := tokens.NewResealer(view, ring).Pass(ctx)
+		if err != nil {
+			return fmt.Errorf("skill %s: %w", sk.ID, err)
+		}
+		for id, k := range n {
+			counts[id] += k
+		}
 	}
 	writeKeyStatus(w, ring, counts)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/seal"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/smarthome"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -80,8 +81,8 @@ func TestHandler_RepeatedDirective(t *testing.T) {
 	})
 
 	f := newFixture(t)
-	h := smarthome.NewHandler(f.service, smarthome.StaticSkills(
-		smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient, homeClient2}, Region: homeRegion, Tokens: svc},
+	h := smarthome.NewHandler(f.service, staticSkills(
+		reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient, homeClient2}, Region: homeRegion, Tokens: svc},
 	))
 	serve := func(body string) (int, string) {
 		r := httptest.NewRequest(http.MethodPost, smarthome.Path, strings.NewReader(body))

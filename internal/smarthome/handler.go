@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -18,7 +19,7 @@ const Path = "/v1/smart-home/accept-grant"
 // request, "" when there is none. Its error's message must name skill_id and
 // be fit for the caller (the message of a *tokens.Error, or else the error's
 // text, is shown); the Handler answers it 400.
-type SkillResolver func(skillID string) (Skill, error)
+type SkillResolver func(skillID string) (reciprocal.Skill, error)
 
 // Handler serves POST Path: the AcceptGrant directive that a skill's Lambda
 // forwards as JSON, with an optional ?skill_id=, answered with the Result of
@@ -52,7 +53,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	query := r.URL.Query()
 	if len(query["skill_id"]) > 1 {
-		write(w, h.service.fail(ctx, Skill{}, tokens.Errorf(tokens.EINVALID, "skill_id is repeated")))
+		write(w, h.service.fail(ctx, reciprocal.Skill{}, tokens.Errorf(tokens.EINVALID, "skill_id is repeated")))
 		return
 	}
 	skillID := query.Get("skill_id")
@@ -62,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &te) || te.Code != tokens.EINVALID {
 			err = &tokens.Error{Code: tokens.EINVALID, Message: skillMessage(err)}
 		}
-		write(w, h.service.fail(ctx, Skill{ID: skillID}, err))
+		write(w, h.service.fail(ctx, reciprocal.Skill{ID: skillID}, err))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))

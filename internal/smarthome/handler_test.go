@@ -207,9 +207,9 @@ func newFixture(tb testing.TB) *fixture {
 	f.authn = &recordingAuthn{Authenticator: v}
 	f.jwts = newJWTs(tb, time.Now())
 	f.service = smarthome.NewService(f.authn, logger)
-	f.handler = smarthome.NewHandler(f.service, smarthome.StaticSkills(
-		smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient, homeClient2}, Region: homeRegion, Tokens: f.home},
-		smarthome.Skill{ID: "baby", AlexaClientIDs: []string{babyClient}, Region: babyRegion, Tokens: f.baby},
+	f.handler = smarthome.NewHandler(f.service, staticSkills(
+		reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient, homeClient2}, Region: homeRegion, Tokens: f.home},
+		reciprocal.Skill{ID: "baby", ClientIDs: []string{babyClient}, Region: babyRegion, Tokens: f.baby},
 	))
 	tb.Cleanup(func() {
 		for _, s := range f.secrets() {
@@ -370,7 +370,7 @@ func TestHandler(t *testing.T) {
 			wantBaby: []exchange{{UserID: "user-2", Code: code, Region: babyRegion}},
 		},
 		{name: "NoSkillIDOfTwo", token: userTok, status: 400, message: "skill_id is required"},
-		{name: "UnknownSkill", query: "skill_id=garden", token: userTok, status: 400, message: `skill_id "garden" names no skill`},
+		{name: "UnknownSkill", query: "skill_id=garden", token: userTok, status: 400, message: `unknown skill_id "garden"`},
 		{name: "RepeatedSkillID", query: "skill_id=home&skill_id=baby", token: userTok, status: 400, message: "skill_id is repeated"},
 		{name: "LargestBody", query: "skill_id=home", token: userTok, body: padded(smarthome.MaxBody), status: 200, wantHome: home("user-1"), authenticated: true},
 		{name: "BodyTooLarge", query: "skill_id=home", token: userTok, body: padded(smarthome.MaxBody + 1), status: 400, message: "larger than 64 KiB"},
@@ -534,7 +534,7 @@ func (unavailableAuthn) Verify(context.Context, string) (auth.Principal, error) 
 
 func TestHandler_AuthenticatorUnavailable(t *testing.T) {
 	f := newFixture(t)
-	skills := smarthome.StaticSkills(smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient}, Tokens: f.home})
+	skills := staticSkills(reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient}, Tokens: f.home})
 	h := smarthome.NewHandler(smarthome.NewService(unavailableAuthn{}, nil), skills)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, smarthome.Path, strings.NewReader(directive(f.jwts[userTok]))))

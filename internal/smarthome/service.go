@@ -65,7 +65,7 @@ func NewService(authn auth.Authenticator, logger *slog.Logger) *Service {
 // A directive over MaxBody bytes, or one that is not the JSON of a directive,
 // is answered 400. It is the one entry point of the HTTP handler and of the
 // gRPC method.
-func (s *Service) AcceptGrant(ctx context.Context, skill Skill, directive []byte) Result {
+func (s *Service) AcceptGrant(ctx context.Context, skill reciprocal.Skill, directive []byte) Result {
 	if len(directive) > MaxBody {
 		return s.fail(ctx, skill, tokens.Errorf(tokens.EINVALID, "the directive is larger than 64 KiB"))
 	}
@@ -103,7 +103,7 @@ func (s *Service) AcceptGrant(ctx context.Context, skill Skill, directive []byte
 // names no user); 429 for an ERATELIMIT error; 503 for an EUNAVAILABLE error
 // (the signing keys, LWA or the store could not be reached in time); 500 for
 // anything else, such as a skill without Tokens.
-func (s *Service) Accept(ctx context.Context, skill Skill, d Directive) Result {
+func (s *Service) Accept(ctx context.Context, skill reciprocal.Skill, d Directive) Result {
 	ctx, cancel := context.WithTimeout(ctx, reciprocal.Deadline)
 	defer cancel()
 	if err := d.Validate(); err != nil {
@@ -128,7 +128,7 @@ func (s *Service) Accept(ctx context.Context, skill Skill, d Directive) Result {
 		res.RetryAfter = wait
 		return res
 	}
-	if !skill.allows(p.ClientID) {
+	if !allows(skill, p.ClientID) {
 		return s.fail(ctx, skill, fmt.Errorf("client %q of user %q: %w", p.ClientID, p.Subject, ErrForeignClient))
 	}
 	if err := reciprocal.ExchangeCode(ctx, skill.Tokens, p.Subject, d.Payload.Grant.Code, skill.Region); err != nil {
@@ -153,7 +153,7 @@ func ErrorResult(err error) Result {
 }
 
 // fail returns the Result of err, logging what the caller is not told.
-func (s *Service) fail(ctx context.Context, skill Skill, err error) Result {
+func (s *Service) fail(ctx context.Context, skill reciprocal.Skill, err error) Result {
 	res := ErrorResult(err)
 	if res.Status >= http.StatusInternalServerError {
 		s.logger.ErrorContext(ctx, "AcceptGrant failed", "skill_id", skill.ID, "status", res.Status, "err", err.Error())

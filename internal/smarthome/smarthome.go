@@ -16,7 +16,6 @@
 package smarthome
 
 import (
-	"cmp"
 	"slices"
 
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
@@ -146,48 +145,7 @@ type EventPayload struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Skill is the smart-home skill a directive is for, as the caller resolved
-// it.
-type Skill struct {
-	// ID is the broker's name for the skill, for the logs.
-	ID string
-	// AlexaClientIDs are the client ids the partner issued to Alexa for the
-	// skill: the grantee token's client must be one of them.
-	AlexaClientIDs []string
-	// Region is the Alexa API region the skill's new links remember; "" for
-	// the default host.
-	Region string
-	// Tokens exchanges the skill's codes with its LWA credentials and stores
-	// the links; tokens.Service implements it.
-	Tokens reciprocal.Exchanger
-}
-
-// allows reports whether clientID is one of the skill's Alexa clients.
-func (s Skill) allows(clientID string) bool {
-	return clientID != "" && slices.Contains(s.AlexaClientIDs, clientID)
-}
-
-// DefaultSkillID is the id of the skill a request without skill_id is for
-// when more than one skill is known.
-const DefaultSkillID = "default"
-
-// StaticSkills returns a SkillResolver over skills: an id names the skill of
-// that ID; no id names the only skill, or else the skill DefaultSkillID. It
-// returns an EINVALID error naming skill_id for an id that names no skill,
-// and for no id when neither rule finds one.
-func StaticSkills(skills ...Skill) SkillResolver {
-	skills = slices.Clone(skills)
-	return func(id string) (Skill, error) {
-		if id == "" && len(skills) == 1 {
-			return skills[0], nil
-		}
-		want := cmp.Or(id, DefaultSkillID)
-		if i := slices.IndexFunc(skills, func(s Skill) bool { return s.ID == want }); i >= 0 {
-			return skills[i], nil
-		}
-		if id == "" {
-			return Skill{}, tokens.Errorf(tokens.EINVALID, "skill_id is required: more than one skill is configured")
-		}
-		return Skill{}, tokens.Errorf(tokens.EINVALID, "skill_id %q names no skill", id)
-	}
+// allows reports whether clientID is one of skill's Alexa clients.
+func allows(skill reciprocal.Skill, clientID string) bool {
+	return clientID != "" && slices.Contains(skill.ClientIDs, clientID)
 }

@@ -11,43 +11,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/smarthome"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-func TestStaticSkills(t *testing.T) {
-	home := smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient}}
-	baby := smarthome.Skill{ID: "baby", AlexaClientIDs: []string{babyClient}}
-	def := smarthome.Skill{ID: smarthome.DefaultSkillID}
-	tests := []struct {
-		name    string
-		skills  []smarthome.Skill
-		id      string
-		want    string // the skill's ID
-		wantErr string // "" for none
-	}{
-		{name: "OnlySkill", skills: []smarthome.Skill{home}, want: "home"},
-		{name: "OnlySkillByID", skills: []smarthome.Skill{home}, id: "home", want: "home"},
-		{name: "ByID", skills: []smarthome.Skill{home, baby}, id: "baby", want: "baby"},
-		{name: "Default", skills: []smarthome.Skill{home, def}, want: smarthome.DefaultSkillID},
-		{name: "NoIDOfTwo", skills: []smarthome.Skill{home, baby}, wantErr: "skill_id is required"},
-		{name: "Unknown", skills: []smarthome.Skill{home, baby}, id: "garden", wantErr: `skill_id "garden" names no skill`},
-		{name: "UnknownOfOne", skills: []smarthome.Skill{home}, id: "garden", wantErr: `skill_id "garden" names no skill`},
-		{name: "None", id: "", wantErr: "skill_id is required"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := smarthome.StaticSkills(tt.skills...)(tt.id)
-			if tt.wantErr != "" {
-				if err == nil || tokens.ErrorCode(err) != tokens.EINVALID || !strings.Contains(tokens.ErrorMessage(err), tt.wantErr) {
-					t.Errorf("err = %v, want an EINVALID error saying %q", err, tt.wantErr)
-				}
-				return
+// staticSkills resolves a skill id among skills: an id names its skill, no id
+// the only one (the broker's rule is tokens.Services.Resolve).
+func staticSkills(skills ...reciprocal.Skill) smarthome.SkillResolver {
+	return func(id string) (reciprocal.Skill, error) {
+		for _, sk := range skills {
+			if sk.ID == id || (id == "" && len(skills) == 1) {
+				return sk, nil
 			}
-			if err != nil || got.ID != tt.want {
-				t.Errorf("got skill %q, %v; want %q", got.ID, err, tt.want)
-			}
-		})
+		}
+		if id == "" {
+			return reciprocal.Skill{}, tokens.Errorf(tokens.EINVALID, "skill_id is required: several skills are configured")
+		}
+		return reciprocal.Skill{}, tokens.Errorf(tokens.EINVALID, "unknown skill_id %q", id)
 	}
 }
 
@@ -55,10 +36,10 @@ func TestStaticSkills(t *testing.T) {
 // Result's status, body and error.
 func TestService_AcceptGrant(t *testing.T) {
 	f := newFixture(t)
-	skill := smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient}, Region: homeRegion, Tokens: f.home}
+	skill := reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient}, Region: homeRegion, Tokens: f.home}
 	tests := []struct {
 		name      string
-		skill     smarthome.Skill
+		skill     reciprocal.Skill
 		directive string
 		status    int
 		message   string
@@ -69,7 +50,7 @@ func TestService_AcceptGrant(t *testing.T) {
 		{name: "Malformed", skill: skill, directive: `{"directive":`, status: 400, message: "not the JSON", code: tokens.EINVALID},
 		{name: "BadToken", skill: skill, directive: directive(f.jwts[expiredTok]), status: 401, message: "expired", code: tokens.EUNAUTHENTICATED},
 		{name: "ForeignClient", skill: skill, directive: directive(f.jwts[secondTok]), status: 400, message: "not an Alexa client", code: tokens.EPERMISSION},
-		{name: "NoTokenService", skill: smarthome.Skill{ID: "home", AlexaClientIDs: []string{homeClient}}, directive: directive(f.jwts[userTok]), status: 500, message: "internal error", code: tokens.EINTERNAL},
+		{name: "NoTokenService", skill: reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient}}, directive: directive(f.jwts[userTok]), status: 500, message: "internal error", code: tokens.EINTERNAL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,3 +44,25 @@ func ValidateEvents(events []Event) error {
 	}
 	return nil
 }
+
+// LinkCounters counts the links of several stores together, such as the
+// views of one storage for each skill. Its CountLinks returns the first error
+// of one of them.
+type LinkCounters []LinkCounter
+
+var _ LinkCounter = LinkCounters(nil)
+
+// CountLinks returns the sums of the counts by state of every counter.
+func (cs LinkCounters) CountLinks(ctx context.Context) (map[State]int, error) {
+	sum := map[State]int{}
+	for _, c := range cs {
+		counts, err := c.CountLinks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for st, n := range counts {
+			sum[st] += n
+		}
+	}
+	return sum, nil
+}
