@@ -1,15 +1,17 @@
-// Package alexa is the broker's client of the Alexa Health profile API: it posts
-// a user's baby-activity profile report with that user's LWA access token to the
-// API host of the user's region, and turns the answer into the outcome the
-// report deliverer acts on (delivered, token rejected, permission withdrawn,
-// retry later, or refused for good). RegionsFor decides which host serves each
+// Package alexa is the broker's client of the Alexa APIs. Client posts a user's
+// baby-activity profile report to the Alexa Health profile API; EventGateway
+// sends a smart-home skill's event to the Alexa Event Gateway, the user's token
+// added as the event's scope. Both send with that user's LWA access token to
+// the API host of the user's region, and turn the answer into the outcome the
+// deliverer acts on (delivered, token rejected, permission withdrawn, retry
+// later, or refused for good). RegionsFor decides which host serves each
 // region: Amazon's regional hosts when the broker talks to Amazon's API, the one
 // configured host otherwise.
 //
-// It makes exactly one request per Send and never retries: the deliverer owns
+// They make exactly one request per Send and never retry: the deliverer owns
 // the retry schedule, so that it can persist attempts and honour Retry-After
-// across restarts. It is the one place that opens the access token to send it;
-// no error it returns contains the token, nor the request.
+// across restarts. This package is the one place that opens the access token to
+// send it; no error it returns contains the token, nor the request.
 package alexa
 
 import (
@@ -71,10 +73,7 @@ type Options struct {
 
 // Client is the broker's Alexa Health API client. It is safe for concurrent use.
 type Client struct {
-	base    string            // endpoint URL of the default host
-	regions map[string]string // upper-case region → endpoint URL
-	http    *http.Client
-	now     func() time.Time
+	api
 }
 
 var _ reports.Sender = (*Client)(nil)
@@ -83,14 +82,33 @@ var _ reports.Sender = (*Client)(nil)
 // BaseURL or a Regions URL is not an absolute http(s) URL without credentials,
 // query or fragment, or a region name is empty.
 func New(opts Options) (*Client, error) {
+	a, err := newAPI(opts, ProfilePath)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{api: a}, nil
+}
+
+// api is what the clients of the Alexa APIs share: the endpoint URL of one
+// API path on each region's host, the HTTP client and the clock.
+type api struct {
+	base    string            // endpoint URL of the default host
+	regions map[string]string // upper-case region → endpoint URL
+	http    *http.Client
+	now     func() time.Time
+}
+
+// newAPI checks opts and returns the endpoints of path below its hosts, with
+// New's errors.
+func newAPI(opts Options, path string) (api, error) {
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
 	}
-	base, err := endpoint(opts.BaseURL)
+	base, err := endpoint(opts.BaseURL, path)
 	if err != nil {
-		return nil, tokens.Errorf(tokens.EINVALID, "alexa: base URL %s", err)
+		return api{}, tokens.Errorf(tokens.EINVALID, "alexa: base URL %s", err)
 	}
-	c := &Client{
+	a := api{
 		base:    base,
 		regions: make(map[string]string, len(opts.Regions)),
 		http:    opts.HTTPClient,
@@ -99,28 +117,29 @@ func New(opts Options) (*Client, error) {
 	for name, raw := range opts.Regions {
 		key := strings.ToUpper(strings.TrimSpace(name))
 		if key == "" {
-			return nil, tokens.Errorf(tokens.EINVALID, "alexa: region names must not be empty")
+			return api{}, tokens.Errorf(tokens.EINVALID, "alexa: region names must not be empty")
 		}
-		if c.regions[key], err = endpoint(raw); err != nil {
-			return nil, tokens.Errorf(tokens.EINVALID, "alexa: region %q URL %s", key, err)
+		if a.regions[key], err = endpoint(raw, path); err != nil {
+			return api{}, tokens.Errorf(tokens.EINVALID, "alexa: region %q URL %s", key, err)
 		}
 	}
-	if c.http == nil {
-		c.http = &http.Client{
+	if a.http == nil {
+		a.http = &http.Client{
 			Timeout: DefaultHTTPTimeout,
 			// A redirected POST would lose its body, or carry the token elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	if c.now == nil {
-		c.now = time.Now
+	if a.now == nil {
+		a.now = time.Now
 	}
-	return c, nil
+	return a, nil
 }
 
-// endpoint checks a base URL and returns its profile endpoint. Its error text
-// describes the problem without quoting the URL, which may hold credentials.
-func endpoint(raw string) (string, error) {
+// endpoint checks a base URL and returns the URL of path below it. Its error
+// text describes the problem without quoting the URL, which may hold
+// credentials.
+func endpoint(raw, path string) (string, error) {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
@@ -130,17 +149,21 @@ func endpoint(raw string) (string, error) {
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return "", errors.New("must not have a query or fragment")
 	}
-	return strings.TrimRight(u.String(), "/") + ProfilePath, nil
+	return strings.TrimRight(u.String(), "/") + path, nil
+}
+
+// endpointOf returns the API's URL on the host of region: the region's host
+// when Regions names it, BaseURL's otherwise.
+func (a api) endpointOf(region string) string {
+	if u, ok := a.regions[strings.ToUpper(strings.TrimSpace(region))]; ok {
+		return u
+	}
+	return a.base
 }
 
 // Endpoint returns the URL a report for region is posted to: the region's host
 // when Regions names it, BaseURL's otherwise.
-func (c *Client) Endpoint(region string) string {
-	if u, ok := c.regions[strings.ToUpper(strings.TrimSpace(region))]; ok {
-		return u
-	}
-	return c.base
-}
+func (c *Client) Endpoint(region string) string { return c.endpointOf(region) }
 
 // Send posts r to the profile API of region ("" for BaseURL) with accessToken,
 // once. It returns nil when the API answered 2xx; reports.ErrTokenRejected
@@ -246,24 +269,32 @@ func retryAfter(v string, now time.Time) time.Duration {
 var tokenLike = regexp.MustCompile(`(?i)(Atz[a-z](\||%7C)\S+|bearer\s+\S+)`)
 
 // excerpt returns a short, printable excerpt of an error answer: the code and
-// message of a JSON body, or the first line of a text/plain one; never HTML or
-// other content. Anything like a token is replaced, and the text is cut where a
-// JSON object or markup starts, so that a request echoed back is not repeated.
+// message of a JSON body (the Health API's {"code","message"}, or the Event
+// Gateway's {"payload":{"code","description"}}), or the first line of a
+// text/plain one; never HTML or other content. Anything like a token is
+// replaced, and the text is cut where a JSON object or markup starts, so that a
+// request echoed back is not repeated.
 func excerpt(h http.Header, body []byte, token tokens.Secret) string {
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	var text string
 	switch {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		var e struct {
-			Code    any `json:"code"`
-			Type    any `json:"type"`
-			Message any `json:"message"`
+			Code    any             `json:"code"`
+			Type    any             `json:"type"`
+			Message any             `json:"message"`
+			Payload json.RawMessage `json:"payload"`
 		}
 		if json.Unmarshal(body, &e) != nil {
 			return ""
 		}
+		var p struct {
+			Code        any `json:"code"`
+			Description any `json:"description"`
+		}
+		_ = json.Unmarshal(e.Payload, &p) // absent or not an object: no parts
 		var parts []string
-		for _, v := range []any{e.Code, e.Type, e.Message} {
+		for _, v := range []any{e.Code, e.Type, e.Message, p.Code, p.Description} {
 			if s, ok := v.(string); ok && s != "" {
 				parts = append(parts, s)
 			}

@@ -1,7 +1,7 @@
 package alexa
 
 // Amazon's Alexa API regions: a link remembers one of them (or none, for
-// BaseURL), and its reports go to that region's host.
+// BaseURL), and its reports and events go to that region's host.
 const (
 	RegionNA = "NA" // North America
 	RegionEU = "EU" // Europe and India
@@ -22,8 +22,8 @@ func DefaultRegions() map[string]string {
 // RegionsFor returns the Regions of a client whose BaseURL is base: Amazon's
 // regional hosts (DefaultRegions) when base is DefaultBaseURL, written exactly
 // so, and base for every region otherwise, so that a broker pointed at another
-// API (a simulator, a proxy) sends every report there, whatever region a link
-// remembers. The map is new on every call; the caller may change it.
+// API (a simulator, a proxy) sends every report and event there, whatever
+// region a link remembers. The map is new on every call; the caller may change it.
 func RegionsFor(base string) map[string]string {
 	if base == DefaultBaseURL {
 		return DefaultRegions()

@@ -52,7 +52,7 @@ type RetryError struct {
 // Error describes the failure.
 func (e *RetryError) Error() string {
 	if e.Status == 0 {
-		return "Alexa Health API unreachable: " + e.Reason
+		return "Alexa API unreachable: " + e.Reason
 	}
-	return fmt.Sprintf("Alexa Health API answered %d: %s", e.Status, e.Reason)
+	return fmt.Sprintf("Alexa API answered %d: %s", e.Status, e.Reason)
 }

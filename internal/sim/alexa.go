@@ -41,17 +41,20 @@ type AlexaOptions struct {
 	Now func() time.Time
 }
 
-// AlexaStats counts the requests an Alexa simulator served.
+// AlexaStats counts the requests that one API of an Alexa simulator served:
+// the Health profile API (Alexa.Stats) or the Event Gateway
+// (EventGateway.Stats).
 type AlexaStats struct {
-	// Requests counts every request to the profile endpoint, failed, faulted
+	// Requests counts every request to the API's endpoint, failed, faulted
 	// and malformed ones included.
 	Requests int
-	// Delivered counts reports accepted with 202.
+	// Delivered counts reports or events accepted with 202.
 	Delivered int
 	// Unauthorized counts 401 answers: missing, invalid or expired tokens, and
 	// those rejected by RejectTokenNext.
 	Unauthorized int
-	// Forbidden counts 403 answers to users revoked with RevokeUser.
+	// Forbidden counts 403 answers to users revoked with RevokeUser (or
+	// forbidden with EventGateway.ForbidUser).
 	Forbidden int
 	// Invalid counts answers refusing the request itself: 400, 405 and 413.
 	Invalid int
@@ -61,6 +64,9 @@ type AlexaStats struct {
 
 // ReceivedReport is one report the simulator accepted.
 type ReceivedReport struct {
+	// Region is the region whose path the report was posted to ("NA", "EU"
+	// or "FE"; see Alexa.RegionURL), or "" for the unprefixed path.
+	Region string
 	// MessageID is the report's report.messageId.
 	MessageID string
 	// ProfileIDs lists the profileId of each profile, in the order sent.
@@ -72,13 +78,22 @@ type ReceivedReport struct {
 	At time.Time
 }
 
-// Alexa simulates the Alexa Health profile API (POST /v1/health/profile): it
-// checks the bearer token against an LWA simulator, checks the report's shape as
-// the API does, records accepted reports per user, and fails on demand (401,
-// 403, 429 and 5xx with Retry-After, slow answers). Alexa is an http.Handler;
-// Start serves it on a loopback port. Its methods are safe for concurrent use.
+// Alexa simulates the Alexa API host: the Alexa Health profile API (POST
+// /v1/health/profile) and, through Events, the Alexa Event Gateway (POST
+// /v3/events). For the Health API it checks the bearer token against an LWA
+// simulator, checks the report's shape as the API does, records accepted
+// reports per user, and fails on demand (401, 403, 429 and 5xx with
+// Retry-After, slow answers). The two APIs keep their own faults, records and
+// counters.
+//
+// One simulator stands for the hosts of all three of Amazon's regions: every
+// path is also served below a region prefix, /na, /eu or /fe (RegionURL), and
+// what it receives there records that region, so that tests see where a
+// client sent what. Alexa is an http.Handler; Start serves it on a loopback
+// port. Its methods are safe for concurrent use.
 type Alexa struct {
-	opts AlexaOptions
+	opts   AlexaOptions
+	events *EventGateway
 
 	mu         sync.Mutex
 	received   map[string][]ReceivedReport // user → accepted reports, in arrival order
@@ -107,9 +122,57 @@ func NewAlexa(opts AlexaOptions) *Alexa {
 	}
 	return &Alexa{
 		opts:     opts,
+		events:   newEventGateway(opts),
 		received: make(map[string][]ReceivedReport),
 		revoked:  make(map[string]bool),
 	}
+}
+
+// Events returns the simulator's Alexa Event Gateway, to inject its faults and
+// read the events it accepted.
+func (a *Alexa) Events() *EventGateway { return a.events }
+
+// regionPrefixes maps the path prefix of each region the simulator stands
+// for to the region's name.
+var regionPrefixes = map[string]string{"/na": "NA", "/eu": "EU", "/fe": "FE"}
+
+// RegionURL returns the base URL under which the simulator stands for the API
+// host of region "NA", "EU" or "FE" (in any case), such as
+// "http://127.0.0.1:41234/eu"; requests there are recorded with that region.
+// It returns URL() for any other region, and "" before Start.
+func (a *Alexa) RegionURL(region string) string {
+	base := a.URL()
+	if base == "" {
+		return ""
+	}
+	for prefix, name := range regionPrefixes {
+		if strings.EqualFold(region, name) {
+			return base + prefix
+		}
+	}
+	return base
+}
+
+// RegionURLs returns RegionURL of each of the three regions, keyed "NA", "EU"
+// and "FE": the regional hosts a client is configured with. The map is new on
+// every call.
+func (a *Alexa) RegionURLs() map[string]string {
+	urls := make(map[string]string, len(regionPrefixes))
+	for _, name := range regionPrefixes {
+		urls[name] = a.RegionURL(name)
+	}
+	return urls
+}
+
+// splitRegion takes a region prefix off path: "/eu/v3/events" is "EU" and
+// "/v3/events"; a path without one is "" and itself.
+func splitRegion(path string) (region, rest string) {
+	if len(path) > 3 && path[3] == '/' {
+		if name, ok := regionPrefixes[path[:3]]; ok {
+			return name, path[3:]
+		}
+	}
+	return "", path
 }
 
 // Start listens on the configured loopback address and serves the API in the
@@ -210,14 +273,25 @@ func (a *Alexa) Stats() AlexaStats {
 	return a.stats
 }
 
-// ServeHTTP answers POST /v1/health/profile as the Alexa Health API does, and
-// 404 on any other path. Its error answers are JSON {"code","message"}; they
-// name the offending field but never repeat a token or a value sent.
+// ServeHTTP answers POST /v1/health/profile as the Alexa Health API does, POST
+// /v3/events as the Alexa Event Gateway does (see EventGateway), both also
+// below a region prefix (RegionURL), and 404 on any other path. The Health
+// API's error answers are JSON {"code","message"}; they name the offending
+// field but never repeat a token or a value sent.
 func (a *Alexa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != AlexaHealthProfilePath {
+	region, path := splitRegion(r.URL.Path)
+	switch path {
+	case AlexaHealthProfilePath:
+		a.serveProfile(w, r, region)
+	case AlexaEventsPath:
+		a.events.serve(w, r, region)
+	default:
 		http.NotFound(w, r)
-		return
 	}
+}
+
+// serveProfile answers a request to the profile API of region.
+func (a *Alexa) serveProfile(w http.ResponseWriter, r *http.Request, region string) {
 	a.mu.Lock()
 	a.stats.Requests++
 	a.mu.Unlock()
@@ -266,6 +340,7 @@ func (a *Alexa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.received[user] = append(a.received[user], ReceivedReport{
+		Region:     region,
 		MessageID:  rep.MessageID,
 		ProfileIDs: ids,
 		Body:       body,
@@ -326,18 +401,7 @@ func (a *Alexa) refuse(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func (a *Alexa) writeFault(w http.ResponseWriter, f fault) {
-	if f.retryAfter > 0 {
-		secs := f.retryAfterSeconds()
-		if a.opts.RetryAfterAsDate {
-			at := a.opts.Now().UTC()
-			if at.Truncate(time.Second) != at {
-				at = at.Truncate(time.Second).Add(time.Second)
-			}
-			w.Header().Set("Retry-After", at.Add(time.Duration(secs)*time.Second).Format(http.TimeFormat))
-		} else {
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		}
-	}
+	f.setRetryAfter(w.Header(), a.opts.Now(), a.opts.RetryAfterAsDate)
 	code, msg := "INTERNAL_SERVICE_EXCEPTION", "The service encountered an internal error"
 	switch f.status {
 	case http.StatusTooManyRequests:

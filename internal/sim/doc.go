@@ -3,7 +3,9 @@
 //
 //   - LWA: Login with Amazon's token endpoint (code exchange and refresh, with
 //     refresh-token rotation and revocation);
-//   - Alexa: the Alexa Health profile API, which accepts LWA's access tokens;
+//   - Alexa: the Alexa API host, for all three regions: the Alexa Health
+//     profile API and the Alexa Event Gateway (Alexa.Events), both accepting
+//     LWA's access tokens;
 //   - AuthServer: the partner's authorization server, which publishes a JWKS
 //     and mints the JWT access tokens that Alexa and the companion backend
 //     present to the broker;

@@ -12,10 +12,11 @@ import (
 )
 
 // FaultNames lists the faults Apply understands, for help texts.
-const FaultNames = "lwa:invalid_grant, lwa:5xx, lwa:429, lwa:slow, alexa:401, alexa:403, alexa:429, alexa:5xx, alexa:slow, webhook:5xx, webhook:429, webhook:slow"
+const FaultNames = "lwa:invalid_grant, lwa:5xx, lwa:429, lwa:slow, alexa:401, alexa:403, alexa:429, alexa:5xx, alexa:slow, alexa-events:400, alexa-events:401, alexa-events:403, alexa-events:429, alexa-events:5xx, alexa-events:slow, webhook:5xx, webhook:429, webhook:slow"
 
 // Faults switches the simulators' failure modes on by name, from the command
-// line (broker sandbox --fault) or from the admin route.
+// line (broker sandbox --fault) or from the admin route. The alexa target is
+// the Alexa Health API, alexa-events the Alexa Event Gateway (Alexa.Events).
 type Faults struct {
 	LWA   *LWA
 	Alexa *Alexa
@@ -60,6 +61,24 @@ func (f *Faults) Apply(name string, count int) (string, error) {
 	case "alexa:slow":
 		f.Alexa.SetDelay(3 * time.Second)
 		return "the Alexa Health API now takes 3 s to answer", nil
+	case "alexa-events:400":
+		f.Alexa.Events().FailNext(count, http.StatusBadRequest, 0)
+		return fmt.Sprintf("the Alexa Event Gateway answers the next %d events with 400 INVALID_REQUEST_EXCEPTION", count), nil
+	case "alexa-events:401":
+		f.Alexa.Events().RejectTokenNext(count)
+		return fmt.Sprintf("the Alexa Event Gateway refuses the next %d access tokens with 401 INVALID_ACCESS_TOKEN_EXCEPTION", count), nil
+	case "alexa-events:403":
+		f.Alexa.Events().ForbidUser(f.User, EventSkillDisabled)
+		return fmt.Sprintf("the Alexa Event Gateway answers 403 SKILL_DISABLED_EXCEPTION for %s", f.User), nil
+	case "alexa-events:429":
+		f.Alexa.Events().ThrottleNext(count, 2*time.Second)
+		return fmt.Sprintf("the Alexa Event Gateway answers the next %d events with 429 THROTTLING_EXCEPTION, Retry-After: 2", count), nil
+	case "alexa-events:5xx":
+		f.Alexa.Events().FailNext(count, http.StatusInternalServerError, 0)
+		return fmt.Sprintf("the Alexa Event Gateway answers the next %d events with 500 INTERNAL_SERVICE_EXCEPTION", count), nil
+	case "alexa-events:slow":
+		f.Alexa.Events().SetDelay(3 * time.Second)
+		return "the Alexa Event Gateway now takes 3 s to answer", nil
 	case "webhook:5xx":
 		if f.Webhooks != nil {
 			f.Webhooks.FailNext(count, http.StatusServiceUnavailable)
@@ -80,12 +99,14 @@ func (f *Faults) Apply(name string, count int) (string, error) {
 }
 
 // Clear switches every fault off: no injected failures or delays, and the user
-// restored at the Alexa Health API. (LWA's invalid_grant stands: revoked grants
-// stay revoked, as on LWA; a new hand-over links again.)
+// restored at the Alexa Health API and the Event Gateway. (LWA's invalid_grant
+// stands: revoked grants stay revoked, as on LWA; a new hand-over links again.)
 func (f *Faults) Clear() string {
 	f.LWA.ClearFaults()
 	f.Alexa.ClearFaults()
 	f.Alexa.RestoreUser(f.User)
+	f.Alexa.Events().ClearFaults()
+	f.Alexa.Events().RestoreUser(f.User)
 	if f.Webhooks != nil {
 		f.Webhooks.ClearFaults()
 	}
@@ -189,4 +210,23 @@ func (q *faultQueue) next() (fault, bool) {
 // retryAfterSeconds is a Retry-After wait in whole seconds, rounded up.
 func (f fault) retryAfterSeconds() int64 {
 	return int64((f.retryAfter + time.Second - 1) / time.Second)
+}
+
+// setRetryAfter sets h's Retry-After header when the failure has a wait: in
+// whole seconds, rounded up, or, with asDate, as the HTTP date that many
+// seconds after now (itself rounded up to a whole second).
+func (f fault) setRetryAfter(h http.Header, now time.Time, asDate bool) {
+	if f.retryAfter <= 0 {
+		return
+	}
+	secs := f.retryAfterSeconds()
+	if !asDate {
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+		return
+	}
+	at := now.UTC()
+	if at.Truncate(time.Second) != at {
+		at = at.Truncate(time.Second).Add(time.Second)
+	}
+	h.Set("Retry-After", at.Add(time.Duration(secs)*time.Second).Format(http.TimeFormat))
 }

@@ -48,8 +48,9 @@ type SetOptions struct {
 
 // Set is every party around the broker, simulated and started together for
 // tests, `broker sandbox` and `broker simulate`: Login with Amazon, the Alexa
-// Health API (accepting LWA's access tokens), the partner's authorization
-// server, the companion backend's webhook receiver, KMS when asked, and an admin route that switches faults and mints
+// API host (the Health API and the Event Gateway, accepting LWA's access
+// tokens), the partner's authorization server, the companion backend's webhook
+// receiver, KMS when asked, and an admin route that switches faults and mints
 // authorization codes:
 //
 //	POST   /faults/{target}/{kind}?count=N   switch a fault on (see FaultNames)
@@ -59,7 +60,8 @@ type SetOptions struct {
 // BrokerEnv gives the settings that point a broker at the Set; Close stops it
 // all. The simulators' own methods are reached through the fields.
 type Set struct {
-	// LWA, Alexa and Auth are the running simulators.
+	// LWA, Alexa and Auth are the running simulators; Alexa.Events() is the
+	// Event Gateway.
 	LWA   *LWA
 	Alexa *Alexa
 	Auth  *AuthServer
@@ -68,8 +70,8 @@ type Set struct {
 	Webhooks *Webhooks
 	// KMS is the running KMS simulator, or nil when SetOptions.KMS was false.
 	KMS *KMS
-	// Faults switches the LWA and Alexa simulators' faults on by name, as the
-	// admin route does.
+	// Faults switches the simulators' faults on by name, as the admin route
+	// does.
 	Faults *Faults
 
 	user, alexaClientID string
