@@ -5,6 +5,11 @@
 // (goformation_test.go) that goformation, which knows CloudFormation's resource
 // types, parses them. scripts/test.sh runs cfn-lint in addition where it exists.
 //
+// The service stack is also made, as CloudFormation would make it, from
+// several sets of parameters (stack_test.go decides its conditions): one
+// skill, or a skills file from Secrets Manager or Parameter Store with the
+// skills' secrets (skills_test.go).
+//
 // The templates use CloudFormation's short-form tags (!Ref, !Sub, !If, ...),
 // so they are read as yaml.Node trees, which keep the tags, rather than
 // decoded into Go values.
@@ -262,45 +267,64 @@ func TestTable_MatchesDynamoStore(t *testing.T) {
 // task as ECS secrets (from Secrets Manager), never as plain environment values.
 var secretSettings = []string{"BROKER_LWA_CLIENT_SECRET", "BROKER_JWT_HS256_SECRET", "BROKER_ENCRYPTION_KEY"}
 
+// singleSkillSettings make the one skill of a broker without a skills file;
+// with one, they stay unset (the broker refuses the mix).
+var singleSkillSettings = []string{"BROKER_LWA_CLIENT_ID", "BROKER_LWA_CLIENT_SECRET", "BROKER_ALEXA_CLIENT_IDS", "BROKER_ALEXA_REGION"}
+
+// newerSettings are settings the service stack passes that internal/config
+// may not list yet: BROKER_SKILLS_FILE comes with the several-skills
+// configuration. Once config.Names() has it, take it out of here.
+var newerSettings = []string{"BROKER_SKILLS_FILE"}
+
 func TestTaskDefinition_Settings(t *testing.T) {
 	defs := loadResources(t, "AWS::ECS::TaskDefinition")
-	if len(defs) == 0 {
-		t.Fatal("no ECS task definition in the templates")
+	if len(defs) != 1 || defs[0].file != "broker-service.yaml" || defs[0].name != "TaskDefinition" {
+		t.Fatalf("task definitions = %v, want TaskDefinition of broker-service.yaml", defs)
 	}
-	known := config.Names()
-	for _, def := range defs {
-		for _, c := range items(get(def.props, "ContainerDefinitions")) {
-			prefix := def.file + ": " + def.name + "/" + scalar(get(c, "Name")) + ": "
-			// Every BROKER_ variable the container can get, whatever the
-			// parameters, and where from.
-			type setting struct {
-				list  string // Environment or Secrets
-				value *yaml.Node
+	known := append(config.Names(), newerSettings...)
+	for _, d := range serviceDeployments {
+		t.Run(d.name, func(t *testing.T) {
+			s := deploy(t, "broker-service.yaml", d.params)
+			if r := s.refusals(t); len(r) > 0 {
+				t.Fatalf("CloudFormation would refuse the parameters: %s", strings.Join(r, "; "))
 			}
-			var settings []setting
-			names := map[string]bool{}
-			env := map[string]*yaml.Node{}
-			for _, list := range []string{"Environment", "Secrets"} {
-				for _, e := range items(get(c, list)) {
-					name := scalar(get(e, "Name"))
-					if !strings.HasPrefix(name, "BROKER_") {
-						continue
-					}
-					settings = append(settings, setting{list: list, value: e})
-					names[name] = true
-					if list == "Environment" {
-						env[name] = get(e, "Value")
-					}
+			broker := container(s.resource("TaskDefinition"), "broker")
+			if broker == nil {
+				t.Fatal("no container broker (the load balancer's target)")
+			}
+			env, twiceEnv := namedValues(broker, "Environment", "Value")
+			secrets, twiceSecrets := namedValues(broker, "Secrets", "ValueFrom")
+			// Every BROKER_ variable the container gets, and where from.
+			settings := map[string]string{}
+			for name := range env {
+				if strings.HasPrefix(name, "BROKER_") {
+					settings[name] = "Environment"
+				}
+			}
+			for name := range secrets {
+				if strings.HasPrefix(name, "BROKER_") {
+					settings[name] = "Secrets"
 				}
 			}
 
 			t.Run("Known", func(t *testing.T) {
 				if len(settings) == 0 {
-					t.Fatalf("%sno BROKER_ settings", prefix)
+					t.Fatal("no BROKER_ settings")
 				}
-				for _, s := range settings {
-					if name := scalar(get(s.value, "Name")); !slices.Contains(known, name) {
-						t.Errorf("%s%s sets %s, which is not a setting of the broker (internal/config)", prefix, s.list, name)
+				for name, list := range settings {
+					if !slices.Contains(known, name) {
+						t.Errorf("%s sets %s, which is not a setting of the broker (internal/config)", list, name)
+					}
+				}
+			})
+
+			t.Run("Once", func(t *testing.T) {
+				for _, name := range append(twiceEnv, twiceSecrets...) {
+					t.Errorf("%s is given twice in one list", name)
+				}
+				for name := range env {
+					if _, ok := secrets[name]; ok {
+						t.Errorf("%s is both in Environment and in Secrets", name)
 					}
 				}
 			})
@@ -315,40 +339,56 @@ func TestTaskDefinition_Settings(t *testing.T) {
 					if name == "BROKER_ENCRYPTION_KEY" && strings.HasPrefix(text(v), "kms:") {
 						continue
 					}
-					t.Errorf("%s%s is a plain environment value; it must come from Secrets", prefix, name)
+					t.Errorf("%s is a plain environment value; it must come from Secrets", name)
 				}
 			})
 
 			t.Run("Required", func(t *testing.T) {
-				for _, name := range []string{"BROKER_STORE", "BROKER_LWA_CLIENT_ID", "BROKER_LWA_CLIENT_SECRET",
-					"BROKER_ALEXA_CLIENT_IDS", "BROKER_JWT_ISSUER", "BROKER_JWT_AUDIENCE", "BROKER_ENCRYPTION_KEY",
-					"BROKER_HTTP_ADDR", "BROKER_GRPC_ADDR"} {
-					if !names[name] {
-						t.Errorf("%s%s is not set; the broker would not start, or would listen on loopback only", prefix, name)
+				required := []string{"BROKER_STORE", "BROKER_JWT_ISSUER", "BROKER_JWT_AUDIENCE", "BROKER_ENCRYPTION_KEY",
+					"BROKER_HTTP_ADDR", "BROKER_GRPC_ADDR"}
+				if d.params["SkillsFileArn"] == "" {
+					required = append(required, "BROKER_LWA_CLIENT_ID", "BROKER_LWA_CLIENT_SECRET", "BROKER_ALEXA_CLIENT_IDS")
+				} else {
+					required = append(required, "BROKER_SKILLS_FILE")
+				}
+				for _, name := range required {
+					if settings[name] == "" {
+						t.Errorf("%s is not set; the broker would not start, or would listen on loopback only", name)
 					}
 				}
 				if got := text(env["BROKER_STORE"]); !strings.HasPrefix(got, "dynamodb:") {
-					t.Errorf("%sBROKER_STORE = %q, want dynamodb:TABLE", prefix, got)
+					t.Errorf("BROKER_STORE = %q, want dynamodb:TABLE", got)
+				}
+			})
+
+			t.Run("OneSkillOrASkillsFile", func(t *testing.T) {
+				if settings["BROKER_SKILLS_FILE"] == "" {
+					return
+				}
+				for _, name := range singleSkillSettings {
+					if list := settings[name]; list != "" {
+						t.Errorf("%s sets %s beside BROKER_SKILLS_FILE; the broker refuses the mix", list, name)
+					}
 				}
 			})
 
 			t.Run("Ports", func(t *testing.T) {
 				var ports []string
-				for _, m := range items(get(c, "PortMappings")) {
+				for _, m := range items(get(broker, "PortMappings")) {
 					ports = append(ports, scalar(get(m, "ContainerPort")))
 				}
 				for _, name := range []string{"BROKER_HTTP_ADDR", "BROKER_GRPC_ADDR"} {
 					host, port, err := net.SplitHostPort(scalar(env[name]))
 					if err != nil || host != "0.0.0.0" {
-						t.Errorf("%s%s = %q, want 0.0.0.0:PORT", prefix, name, scalar(env[name]))
+						t.Errorf("%s = %q, want 0.0.0.0:PORT", name, scalar(env[name]))
 						continue
 					}
 					if !slices.Contains(ports, port) {
-						t.Errorf("%s%s listens on %s, which PortMappings (%v) do not map", prefix, name, port, ports)
+						t.Errorf("%s listens on %s, which PortMappings (%v) do not map", name, port, ports)
 					}
 				}
 			})
-		}
+		})
 	}
 }
 

@@ -105,6 +105,24 @@ func TestTemplates_Goformation(t *testing.T) {
 	}
 }
 
+// TestServiceStack_Goformation checks the service stack as each deployment of
+// the tests makes it (its conditions decided together, as CloudFormation
+// decides them, rather than every !If on the same side).
+func TestServiceStack_Goformation(t *testing.T) {
+	for _, d := range serviceDeployments {
+		t.Run(d.name, func(t *testing.T) {
+			s := deploy(t, "broker-service.yaml", d.params)
+			data, err := yaml.Marshal(s.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkTemplate(data); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 // TestCheckTemplate_RejectsBrokenTemplates proves that checkTemplate catches
 // the mistakes it is there for, on small templates in testdata.
 func TestCheckTemplate_RejectsBrokenTemplates(t *testing.T) {
