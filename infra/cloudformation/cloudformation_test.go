@@ -271,17 +271,12 @@ var secretSettings = []string{"BROKER_LWA_CLIENT_SECRET", "BROKER_JWT_HS256_SECR
 // with one, they stay unset (the broker refuses the mix).
 var singleSkillSettings = []string{"BROKER_LWA_CLIENT_ID", "BROKER_LWA_CLIENT_SECRET", "BROKER_ALEXA_CLIENT_IDS", "BROKER_ALEXA_REGION"}
 
-// newerSettings are settings the service stack passes that internal/config
-// may not list yet: BROKER_SKILLS_FILE comes with the several-skills
-// configuration. Once config.Names() has it, take it out of here.
-var newerSettings = []string{"BROKER_SKILLS_FILE"}
-
 func TestTaskDefinition_Settings(t *testing.T) {
 	defs := loadResources(t, "AWS::ECS::TaskDefinition")
 	if len(defs) != 1 || defs[0].file != "broker-service.yaml" || defs[0].name != "TaskDefinition" {
 		t.Fatalf("task definitions = %v, want TaskDefinition of broker-service.yaml", defs)
 	}
-	known := append(config.Names(), newerSettings...)
+	known := config.Names()
 	for _, d := range serviceDeployments {
 		t.Run(d.name, func(t *testing.T) {
 			s := deploy(t, "broker-service.yaml", d.params)
