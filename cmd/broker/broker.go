@@ -174,10 +174,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := registry.Register(newBuildInfo(build)); err != nil {
 		return err
 	}
-	sender, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: alexa.RegionsFor(c.AlexaAPIURL), Now: m.Now})
+	regions := alexa.RegionsFor(c.AlexaAPIURL)
+	health, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
+	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	if err != nil {
+		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
+	}
+	sender := alexa.Deliveries{Health: health, Events: gateway}
 	reportService := reports.NewService(store, services)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")

@@ -99,9 +99,8 @@ func (s *Service) observer() Observer {
 }
 
 // Submit checks the report of userID's profiles in skillID ("" is the default
-// skill) under messageID and stores it
-// as PENDING before returning, so that it is delivered even if the process
-// stops next. An empty messageID gets a new UUID. Submitting a message id again
+// skill) under messageID and stores it as PENDING before returning, so that it
+// is delivered even if the process stops next. An empty messageID gets a new UUID. Submitting a message id again
 // returns the report stored first, as it stands now, and does not deliver it
 // twice.
 //
@@ -121,7 +120,13 @@ func (s *Service) Submit(ctx context.Context, skillID, userID, messageID string,
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.tokens.Link(ctx, skillID, userID); err != nil {
+	return s.keep(ctx, r)
+}
+
+// keep stores r, new and checked, in the outbox unless its message id is
+// taken: see Submit.
+func (s *Service) keep(ctx context.Context, r *Report) (*Report, error) {
+	if _, err := s.tokens.Link(ctx, r.SkillID, r.UserID); err != nil {
 		return nil, err
 	}
 	existing, created, err := s.store.CreateReport(ctx, r)
@@ -129,13 +134,13 @@ func (s *Service) Submit(ctx context.Context, skillID, userID, messageID string,
 		return nil, fmt.Errorf("store report: %w", err)
 	}
 	if !created {
-		if existing.UserID != userID || existing.Lane() != r.Lane() {
+		if existing.UserID != r.UserID || existing.Lane() != r.Lane() {
 			return nil, tokens.Errorf(tokens.EINVALID, "message_id: already used for another user, skill or kind")
 		}
 		return existing, nil
 	}
 	s.observer().Accepted()
-	s.Logger.InfoContext(ctx, "report accepted", "message_id", r.MessageID, "user_id", userID, "profiles", len(profiles))
+	s.Logger.InfoContext(ctx, "delivery accepted", "message_id", r.MessageID, "user_id", r.UserID, "skill_id", r.SkillID, "kind", string(r.Kind))
 	if s.wake != nil {
 		select {
 		case s.wake <- struct{}{}:
@@ -143,6 +148,29 @@ func (s *Service) Submit(ctx context.Context, skillID, userID, messageID string,
 		}
 	}
 	return r, nil
+}
+
+// SubmitAlexaEvent checks message, an Alexa event of userID in skillID ("" is
+// the default skill) as CheckAlexaEvent does, and stores it as a PENDING
+// KindAlexaEvent delivery under its event.header.messageId before returning,
+// so that it is delivered even if the process stops next. Submitting a
+// message id again returns the delivery stored first, as it stands now, and
+// does not deliver it twice.
+//
+// It returns an EINVALID error naming the failing field (or a message id
+// already used for another user, skill or kind), tokens.ErrLinkNotFound when
+// the user has no link in the skill, and an EUNAVAILABLE error when the store
+// cannot be reached.
+func (s *Service) SubmitAlexaEvent(ctx context.Context, skillID, userID string, message []byte) (*Report, error) {
+	if err := CheckAlexaEvent(message); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	r := &Report{
+		MessageID: AlexaEventMessageID(message), UserID: userID, SkillID: skillID, Kind: KindAlexaEvent,
+		Message: slices.Clone(message), State: StatePending, SubmittedAt: now, NextAttemptAt: now,
+	}
+	return s.keep(ctx, r)
 }
 
 // Report returns the report with messageID. It returns ErrReportNotFound

@@ -25,8 +25,9 @@ const (
 	// ScopeAdmin lets operators read, list, refresh and delete links, and read
 	// events and stats.
 	ScopeAdmin = "broker:admin"
-	// ScopeEvents is the skill backend's right to report a link's events:
-	// to delete a link when Alexa tells it the skill was disabled.
+	// ScopeEvents is the partner's right to report what happens on a user's
+	// side: to send Alexa events on the user's behalf, and to delete a link
+	// when Alexa tells the skill backend the skill was disabled.
 	ScopeEvents = "broker:events"
 )
 
@@ -72,6 +73,15 @@ var policy = map[string][]string{
 	"/broker.v1.EventService/ListLinkEvents":              {ScopeAdmin},
 	"/broker.v1.EventService/ListEvents":                  {ScopeAdmin},
 	"/broker.v1.EventService/GetStats":                    {ScopeAdmin},
+	"/broker.v1.AlexaEventService/SubmitAlexaEvent":       {ScopeEvents},
+	"/broker.v1.AlexaEventService/GetAlexaEvent":          {ScopeEvents},
+}
+
+// selfAuthenticated lists the methods that authenticate their callers
+// themselves, by a token in the request rather than a bearer header:
+// AcceptGrant, whose directive carries the user's token as its grantee.
+var selfAuthenticated = map[string]bool{
+	"/broker.v1.SmartHomeService/AcceptGrant": true,
 }
 
 // public reports whether a method answers without credentials: health and
@@ -90,7 +100,7 @@ func public(method string) bool {
 func authInterceptor(authn auth.Authenticator, names Scopes) grpc.UnaryServerInterceptor {
 	granted := grantedBy(names)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if public(info.FullMethod) {
+		if public(info.FullMethod) || selfAuthenticated[info.FullMethod] {
 			return handler(ctx, req)
 		}
 		scopes, ok := granted[info.FullMethod]

@@ -82,6 +82,7 @@ func (s *Server) registerGateway(ctx context.Context) error {
 		brokerv1.RegisterProfileReportServiceHandler,
 		brokerv1.RegisterLinkServiceHandler,
 		brokerv1.RegisterEventServiceHandler,
+		brokerv1.RegisterAlexaEventServiceHandler,
 	} {
 		if err := register(ctx, s.gateway, s.gwConn); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
@@ -121,6 +122,12 @@ func (s *Server) httpHandler() (http.Handler, error) {
 			_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"not implemented yet"}`))
 		})
 	}
+	smartHome := s.opts.SmartHome
+	if smartHome == nil {
+		smartHome = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not implemented", http.StatusNotImplemented)
+		})
+	}
 	s.gateway = gatewayMux()
 	gateway := http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody)
 
@@ -129,6 +136,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.Handle("GET /readyz", instrument("readyz", http.HandlerFunc(s.health.Readyz)))
 	mux.Handle("GET /metrics", instrument("metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
+	mux.Handle("/v1/smart-home/accept-grant", instrument("smart_home", smartHome))
 	mux.Handle("/", instrument("gateway", gateway))
 	return s.logRequests(mux), nil
 }

@@ -51,6 +51,10 @@ type Services struct {
 	Links brokerv1.LinkServiceServer
 	// Events is the audit trail and stats (NewEventService).
 	Events brokerv1.EventServiceServer
+	// SmartHome takes AcceptGrant directives (NewSmartHomeService).
+	SmartHome brokerv1.SmartHomeServiceServer
+	// AlexaEvents accepts Alexa events (NewAlexaEventService).
+	AlexaEvents brokerv1.AlexaEventServiceServer
 }
 
 // Options configure a Server.
@@ -68,6 +72,9 @@ type Options struct {
 	Services Services
 	// Reciprocal serves POST /api/reciprocal/authorize (Alexa's form); nil answers 501.
 	Reciprocal http.Handler
+	// SmartHome serves POST /v1/smart-home/accept-grant (smarthome.Handler);
+	// nil answers 501.
+	SmartHome http.Handler
 	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
 	// them all with UNAUTHENTICATED (health and reflection stay open).
 	Authenticator auth.Authenticator
@@ -198,6 +205,12 @@ func (s *Server) registerServices() {
 	if svc.Events == nil {
 		svc.Events = brokerv1.UnimplementedEventServiceServer{}
 	}
+	if svc.SmartHome == nil {
+		svc.SmartHome = brokerv1.UnimplementedSmartHomeServiceServer{}
+	}
+	if svc.AlexaEvents == nil {
+		svc.AlexaEvents = brokerv1.UnimplementedAlexaEventServiceServer{}
+	}
 	s.health.Register(s.grpc)
 	reflection.Register(s.grpc)
 	brokerv1.RegisterReciprocalServiceServer(s.grpc, svc.Reciprocal)
@@ -210,6 +223,10 @@ func (s *Server) registerServices() {
 	s.health.Serving(brokerv1.LinkService_ServiceDesc.ServiceName)
 	brokerv1.RegisterEventServiceServer(s.grpc, svc.Events)
 	s.health.Serving(brokerv1.EventService_ServiceDesc.ServiceName)
+	brokerv1.RegisterSmartHomeServiceServer(s.grpc, svc.SmartHome)
+	s.health.Serving(brokerv1.SmartHomeService_ServiceDesc.ServiceName)
+	brokerv1.RegisterAlexaEventServiceServer(s.grpc, svc.AlexaEvents)
+	s.health.Serving(brokerv1.AlexaEventService_ServiceDesc.ServiceName)
 }
 
 // Open listens on both addresses and starts serving in the background. It

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
+	"github.com/reciprocal-broker/broker/internal/seal"
 	"github.com/reciprocal-broker/broker/internal/smarthome"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/tokens"
