@@ -5,15 +5,32 @@
 // bbolt's file lock keeps other processes out, so several instances sharing
 // links need the DynamoDB store.
 //
+// Links belong to a skill: Open returns the store of the default skill
+// (tokens.DefaultSkillID), and ForSkill a view of the same file for another
+// skill. The links, code claims and refresh leases of the default skill are in
+// top-level buckets, where they were before skills existed, so that a file
+// written then keeps every link; those of any other skill are in buckets of the
+// same names nested in the skill's bucket under "skills". The outbox, the
+// audit trail and the webhooks are shared by every skill: reports and events
+// name their skill.
+//
 // The file holds these buckets:
 //
-//	links       user id → link record
-//	codes       code hash → code claim: who claimed the code, and until when;
-//	            removed by DeleteExpiredClaims once expired
-//	leases      user id → refresh lease: who holds it, and until when
+//	links       user id → link record of the default skill
+//	codes       code hash → code claim of the default skill: who claimed the
+//	            code, and until when; removed by DeleteExpiredClaims once expired
+//	leases      user id → refresh lease of the default skill: who holds it,
+//	            and until when
+//	skills      skill id → the skill's bucket, for every skill but the
+//	            default one that has been written to, holding its own links,
+//	            codes and leases buckets as above
 //	reports     message id → report
-//	pending     user id, a zero byte, big-endian sequence → message id of a PENDING report
-//	deliveries  user id → delivered mark: the Seq of the user's newest report Alexa accepted
+//	pending     lane, a zero byte, big-endian sequence → message id of a
+//	            PENDING report, where the lane is the report's reports.Lane (the
+//	            user id alone for the default skill's profile reports, as
+//	            before skills existed)
+//	deliveries  lane → delivered mark: the Seq of the lane's newest report
+//	            Alexa accepted
 //	events      event id → event (the audit trail)
 //	events_time time key → event id, where a time key is the event's time as
 //	            8 bytes that sort as Unix nanoseconds, then its id
@@ -33,8 +50,9 @@
 // so that the domain types can change without changing the file: a link record
 // is a compact binary form that starts with its format byte (see linkFormat),
 // since links are read on every partner-token call; claims, leases and reports
-// are JSON objects with a "format" field (see recordFormat). Each change is one
-// bbolt transaction. Tokens arrive sealed; the store never sees them in clear.
+// are JSON objects with a "format" field (see recordFormat). A link record does
+// not name its skill: its bucket does. Each change is one bbolt transaction.
+// Tokens arrive sealed; the store never sees them in clear.
 package bolt
 
 import (
@@ -61,6 +79,7 @@ var (
 	bucketReports = []byte("reports")
 	bucketPending = []byte("pending")
 	bucketLeases  = []byte("leases")
+	bucketSkills  = []byte("skills")
 )
 
 // errUnavailable marks errors that mean the database cannot answer: it is closed,
@@ -72,12 +91,30 @@ var errUnavailable = &tokens.Error{Code: tokens.EUNAVAILABLE, Message: "link sto
 // lock keeps other processes out while it is open. Its methods return the
 // errors their ports specify; the database closed, locked or failing to read or
 // write is an EUNAVAILABLE error.
+//
+// A Store is the view of one skill (see ForSkill): its links, code claims,
+// refresh leases and link counts (tokens.Store, tokens.Leaser,
+// tokens.LinkCounter) are that skill's. Everything else is the file's, the
+// same whichever view answers: the outbox (reports.Store, reports.Counter),
+// the audit trail and webhooks (tokens.EventStore, events.Store), and the
+// sweeps (DeleteExpiredClaims removes the expired claims of every skill).
 type Store struct {
+	*file
+	// skill is the skill of the view's links: DefaultSkillID for the Store
+	// that Open returns.
+	skill string
+	// root is true for the Store that Open returns, the one whose Close
+	// closes the file.
+	root bool
+}
+
+// file is what the views of one bbolt file share.
+type file struct {
 	db   *bbolt.DB
 	path string
 	now  func() time.Time
 
-	deliveries    deliveryClaims // users' delivery claims, in memory (see delivery.go)
+	deliveries    deliveryClaims // lanes' delivery claims, in memory (see delivery.go)
 	webhookClaims deliveryClaims // users' webhook claims, in memory alike
 }
 
@@ -103,7 +140,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		names := [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending, bucketLeases, bucketWebhooks, bucketWebhooksPending}
+		names := [][]byte{bucketLinks, bucketCodes, bucketReports, bucketPending, bucketLeases, bucketSkills, bucketWebhooks, bucketWebhooksPending}
 		for _, name := range append(names, eventBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
@@ -115,30 +152,148 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, now: time.Now}, nil
+	return &Store{file: &file{db: db, path: path, now: time.Now}, skill: tokens.DefaultSkillID, root: true}, nil
 }
 
-// Close closes the database file and releases its lock. Every later call of the
-// store's methods returns an EUNAVAILABLE error. Closing twice is harmless.
+// ForSkill returns the view of skillID of the file s reads: a Store whose
+// links, code claims, refresh leases and link counts are those of skillID, and
+// that sets Link.SkillID to skillID on every link it returns; "" is
+// tokens.DefaultSkillID. The view of DefaultSkillID reads and writes what the
+// Store that Open returns does (the top-level buckets, as the file was before
+// skills existed); any other skill's buckets are made at the view's first
+// write, and until then the view reads as empty. What is not a skill's (the
+// outbox, the events, the webhooks, the delivery claims) is the same in every
+// view. Views of one skill, taken twice, read and write the same data.
+//
+// A skill id is a bucket name: as the skills file allows them, ids are short
+// and never empty. A view of an id longer than bbolt.MaxKeySize reads as empty
+// and its writes return an EINVALID error.
+//
+// A view shares the file of s: its Close does nothing, and once the Store that
+// Open returned is closed, the view's methods return EUNAVAILABLE errors.
+func (s *Store) ForSkill(skillID string) *Store {
+	if skillID == "" {
+		skillID = tokens.DefaultSkillID
+	}
+	return &Store{file: s.file, skill: skillID}
+}
+
+// SkillID returns the skill whose links s holds: tokens.DefaultSkillID for the
+// Store that Open returns.
+func (s *Store) SkillID() string { return s.skill }
+
+// Skills returns the skills with data in the file: tokens.DefaultSkillID
+// first, whose buckets every file has, then every other skill that a view has
+// written a link, code claim or lease of (in byte order of their ids), even
+// when those have been removed since. It is the same in every view, and lets a
+// walk over every skill's links (a reseal, a key check) find the links of a
+// skill no longer configured. It returns an EUNAVAILABLE error when the
+// database cannot be read.
+func (s *Store) Skills(ctx context.Context) ([]string, error) {
+	skills := []string{tokens.DefaultSkillID}
+	err := s.view(ctx, "list skills", func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSkills)
+		if b == nil {
+			return nil
+		}
+		return b.ForEachBucket(func(k []byte) error {
+			skills = append(skills, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return skills, nil
+}
+
+// Close closes the database file and releases its lock, when s is the Store
+// that Open returned; every later call of its methods, and of its views',
+// returns an EUNAVAILABLE error. Closing twice is harmless. The Close of a view
+// (see ForSkill) does nothing and returns nil: the file is its root's to
+// close, so that every skill's user may close its store.
 func (s *Store) Close() error {
+	if !s.root {
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// GetLink returns the link of userID, as tokens.Store specifies: a copy, or
-// ErrLinkNotFound. It returns an EUNAVAILABLE error when the database cannot be
-// read, and an EINTERNAL error when the stored record is corrupt.
+// bucket returns the bucket name of the view's skill in tx: the top-level one
+// for the default skill, else the one in the skill's bucket under "skills"; or
+// nil when the skill has none yet.
+func (s *Store) bucket(tx *bbolt.Tx, name []byte) *bbolt.Bucket {
+	if s.skill == tokens.DefaultSkillID {
+		return tx.Bucket(name)
+	}
+	skills := tx.Bucket(bucketSkills)
+	if skills == nil {
+		return nil
+	}
+	b := skills.Bucket([]byte(s.skill))
+	if b == nil {
+		return nil
+	}
+	return b.Bucket(name)
+}
+
+// writableBucket returns the bucket name of the view's skill in the write
+// transaction tx, as bucket does, making the skill's buckets when they do not
+// exist. It returns an EINVALID error when the skill id is too long for a
+// bucket name, and an EUNAVAILABLE error when the buckets cannot be made.
+func (s *Store) writableBucket(tx *bbolt.Tx, name []byte) (*bbolt.Bucket, error) {
+	if s.skill == tokens.DefaultSkillID {
+		return tx.Bucket(name), nil
+	}
+	if len(s.skill) > bbolt.MaxKeySize {
+		return nil, tokens.Errorf(tokens.EINVALID, "skill id longer than %d bytes", bbolt.MaxKeySize)
+	}
+	skills, err := tx.CreateBucketIfNotExists(bucketSkills)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: create bucket %q: %w: %w", bucketSkills, errUnavailable, err)
+	}
+	skill, err := skills.CreateBucketIfNotExists([]byte(s.skill))
+	if err != nil {
+		return nil, fmt.Errorf("bolt: create bucket of skill %q: %w: %w", s.skill, errUnavailable, err)
+	}
+	b, err := skill.CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: create bucket %q of skill %q: %w: %w", name, s.skill, errUnavailable, err)
+	}
+	return b, nil
+}
+
+// decodeLink decodes a link record of the view's links, naming the view's
+// skill in the link.
+func (s *Store) decodeLink(v []byte) (*tokens.Link, error) {
+	l, err := decodeLink(v)
+	if err != nil {
+		return nil, err
+	}
+	l.SkillID = s.skill
+	return l, nil
+}
+
+// GetLink returns the link of userID in the view's skill, as tokens.Store
+// specifies: a copy, or ErrLinkNotFound. It returns an EUNAVAILABLE error when
+// the database cannot be read, and an EINTERNAL error when the stored record is
+// corrupt.
 func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error) {
 	var link *tokens.Link
 	err := s.view(ctx, "get link", func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketLinks).Get([]byte(userID))
+		b := s.bucket(tx, bucketLinks)
+		if b == nil {
+			return tokens.ErrLinkNotFound
+		}
+		v := b.Get([]byte(userID))
 		if v == nil {
 			return tokens.ErrLinkNotFound
 		}
 		var err error
-		link, err = decodeLink(v)
+		link, err = s.decodeLink(v)
 		return err
 	})
 	if err != nil {
@@ -147,18 +302,23 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	return link, nil
 }
 
-// PutLink writes link as tokens.Store specifies, comparing versions and writing
-// in one bbolt write transaction. Versions come from the links bucket's sequence,
-// one per file, so a link deleted and created again never takes a version that a
-// stale reader could still hold.
+// PutLink writes link in the view's skill as tokens.Store specifies, comparing
+// versions and writing in one bbolt write transaction. Versions come from the
+// sequence of the skill's links bucket, one per skill and file, so a link
+// deleted and created again never takes a version that a stale reader could
+// still hold.
 //
-// It returns an EINVALID error when link.Validate fails or the user id is longer
-// than a bbolt key (bbolt.MaxKeySize), ErrVersionConflict (wrapped) when the
-// stored version differs, and an EUNAVAILABLE error when the database cannot be
-// written. On any error link is left unchanged and nothing is written.
+// It returns an EINVALID error when link.Validate fails, link.SkillID is
+// neither empty nor the view's skill, the user id is longer than a bbolt key
+// (bbolt.MaxKeySize) or the skill id longer than a bucket name, ErrVersionConflict (wrapped) when the stored version
+// differs, and an EUNAVAILABLE error when the database cannot be written. On
+// any error link is left unchanged and nothing is written.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
 	if err := link.Validate(); err != nil {
 		return err
+	}
+	if link.SkillID != "" && link.SkillID != s.skill {
+		return tokens.Errorf(tokens.EINVALID, "link of skill %q given to the store of skill %q", link.SkillID, s.skill)
 	}
 	if err := checkEvents(events); err != nil {
 		return err
@@ -168,7 +328,10 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 	}
 	var version int64
 	err := s.update(ctx, "put link", func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketLinks)
+		b, err := s.writableBucket(tx, bucketLinks)
+		if err != nil {
+			return err
+		}
 		key := []byte(link.UserID)
 		var stored int64
 		if v := b.Get(key); v != nil {
@@ -203,18 +366,18 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 	return nil
 }
 
-// DeleteLink removes the link of userID, as tokens.Store specifies. It returns
-// ErrLinkNotFound when there is none, and an EUNAVAILABLE error when the
-// database cannot be written. The user's refresh lease, if any, stays until it is
-// taken over.
+// DeleteLink removes the link of userID in the view's skill, as tokens.Store
+// specifies. It returns ErrLinkNotFound when there is none, and an EUNAVAILABLE
+// error when the database cannot be written. The user's refresh lease, if any,
+// stays until it is taken over.
 func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
 	if err := checkEvents(events); err != nil {
 		return err
 	}
 	return s.update(ctx, "delete link", func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketLinks)
+		b := s.bucket(tx, bucketLinks)
 		key := []byte(userID)
-		if b.Get(key) == nil {
+		if b == nil || b.Get(key) == nil {
 			return tokens.ErrLinkNotFound
 		}
 		if err := b.Delete(key); err != nil {
@@ -224,14 +387,19 @@ func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.
 	})
 }
 
-// ListLinks returns a page of links as tokens.Store specifies, all read in one
-// transaction. It returns an EUNAVAILABLE error when the database cannot be read,
-// and an EINTERNAL error when a stored record is corrupt.
+// ListLinks returns a page of the links of the view's skill as tokens.Store
+// specifies, all read in one transaction. It returns an EUNAVAILABLE error when
+// the database cannot be read, and an EINTERNAL error when a stored record is
+// corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
 	limit = tokens.PageSize(limit)
 	var page tokens.LinkPage
 	err := s.view(ctx, "list links", func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketLinks).Cursor()
+		b := s.bucket(tx, bucketLinks)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
 		k, v := c.First()
 		if cursor != "" {
 			k, v = c.Seek([]byte(cursor))
@@ -244,7 +412,7 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 				page.Next = page.Links[limit-1].UserID
 				break
 			}
-			link, err := decodeLink(v)
+			link, err := s.decodeLink(v)
 			if err != nil {
 				return err
 			}
@@ -258,16 +426,18 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 	return page, nil
 }
 
-// ClaimCode records a claim of the code with codeHash for userID, and returns
-// the code's owner, as tokens.Store specifies, in one write transaction. A claim
-// that stands is left as it is, also when its owner claims it again; a claim that
-// is taken over, or renewed by its owner after it expired, gets the new expires.
-// Expired claims stay in the file until they are claimed again or
-// DeleteExpiredClaims removes them.
+// ClaimCode records a claim of the code with codeHash for userID in the view's
+// skill, and returns the code's owner, as tokens.Store specifies, in one write
+// transaction. Each skill has its own claims: a code claimed in one skill is
+// not claimed in another. A claim that stands is left as it is, also when its
+// owner claims it again; a claim that is taken over, or renewed by its owner
+// after it expired, gets the new expires. Expired claims stay in the file until
+// they are claimed again or DeleteExpiredClaims removes them.
 //
-// It returns an EINVALID error when tokens.ValidateClaim refuses the arguments or
-// codeHash is longer than a bbolt key, an EUNAVAILABLE error when the database
-// cannot be written, and an EINTERNAL error when the stored claim is corrupt.
+// It returns an EINVALID error when tokens.ValidateClaim refuses the arguments,
+// codeHash is longer than a bbolt key or the skill id longer than a bucket
+// name, an EUNAVAILABLE error when the database cannot be written, and an
+// EINTERNAL error when the stored claim is corrupt.
 func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires time.Time) (string, error) {
 	if err := tokens.ValidateClaim(codeHash, userID); err != nil {
 		return "", err
@@ -277,7 +447,10 @@ func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires 
 	}
 	var owner string
 	err := s.update(ctx, "claim code", func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketCodes)
+		b, err := s.writableBucket(tx, bucketCodes)
+		if err != nil {
+			return err
+		}
 		key := []byte(codeHash)
 		if v := b.Get(key); v != nil {
 			c, err := decodeClaim(v)

@@ -219,13 +219,19 @@ func TestStore_CorruptRecord(t *testing.T) {
 	}
 }
 
+// BenchmarkStore_GetLink reads a link of the default skill, in the top-level
+// bucket, and of another skill, two nested buckets down.
 func BenchmarkStore_GetLink(b *testing.B) {
-	s := openTemp(b)
-	storetest.MustPut(b, s, storetest.NewLink("user-1"))
-	for b.Loop() {
-		if _, err := s.GetLink(b.Context(), "user-1"); err != nil {
-			b.Fatal(err)
-		}
+	for _, skill := range []string{tokens.DefaultSkillID, "home"} {
+		b.Run("skill="+skill, func(b *testing.B) {
+			s := openTemp(b).ForSkill(skill)
+			storetest.MustPut(b, s, storetest.NewLink("user-1"))
+			for b.Loop() {
+				if _, err := s.GetLink(b.Context(), "user-1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

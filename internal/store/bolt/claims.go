@@ -19,23 +19,48 @@ var _ tokens.ClaimSweeper = (*Store)(nil)
 // Tests make it smaller.
 var sweepBatch = 1000
 
-// DeleteExpiredClaims removes every code claim that expired before before, as
+// DeleteExpiredClaims removes every code claim that expired before before, of
+// every skill (the sweep is the file's, the same in every view), as
 // tokens.ClaimSweeper specifies, looking at sweepBatch claims per write
 // transaction. Claims are keyed by code hash, not by expiry, so each sweep reads
-// the whole "codes" bucket; it holds about an hour of hand-overs.
+// every skill's whole "codes" bucket; each holds about an hour of hand-overs.
 //
 // It returns an EUNAVAILABLE error when the database cannot be written or ctx
 // ends between two batches (the batches before stay removed), and an EINTERNAL
 // error when stored claims are corrupt: those stay, the others are removed.
 func (s *Store) DeleteExpiredClaims(ctx context.Context, before time.Time) (int, error) {
+	skills, err := s.Skills(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bolt: delete expired claims: %w", err)
+	}
 	removed, corrupt := 0, 0
+	for _, skill := range skills {
+		n, bad, err := s.ForSkill(skill).deleteExpiredClaims(ctx, before)
+		removed, corrupt = removed+n, corrupt+bad
+		if err != nil {
+			return removed, err
+		}
+	}
+	if corrupt > 0 {
+		return removed, fmt.Errorf("bolt: delete expired claims: %d stored claims are corrupt and stay", corrupt)
+	}
+	return removed, nil
+}
+
+// deleteExpiredClaims removes the expired claims of the view's skill, as
+// DeleteExpiredClaims does, and returns how many it removed and how many
+// corrupt claims it left.
+func (s *Store) deleteExpiredClaims(ctx context.Context, before time.Time) (removed, corrupt int, err error) {
 	var after []byte // the last key of the batch before; nil for the first
 	for {
 		var dead [][]byte
 		var last []byte
 		bad := 0
 		err := s.update(ctx, "delete expired claims", func(tx *bbolt.Tx) error {
-			b := tx.Bucket(bucketCodes)
+			b := s.bucket(tx, bucketCodes)
+			if b == nil {
+				return nil // no claims: last stays nil, the skill is done
+			}
 			c := b.Cursor()
 			k, v := c.First()
 			if after != nil {
@@ -66,16 +91,12 @@ func (s *Store) DeleteExpiredClaims(ctx context.Context, before time.Time) (int,
 			return nil
 		})
 		if err != nil {
-			return removed, err
+			return removed, corrupt, err
 		}
 		removed, corrupt = removed+len(dead), corrupt+bad
 		if last == nil {
-			break
+			return removed, corrupt, nil
 		}
 		after = last
 	}
-	if corrupt > 0 {
-		return removed, fmt.Errorf("bolt: delete expired claims: %d stored claims are corrupt and stay", corrupt)
-	}
-	return removed, nil
 }

@@ -14,8 +14,8 @@ var (
 	_ reports.Counter    = (*Store)(nil)
 )
 
-// CountLinks returns the number of links in each state, as tokens.LinkCounter
-// specifies, counted in one read transaction: bbolt serves one process, so a
+// CountLinks returns the number of links of the view's skill in each state, as
+// tokens.LinkCounter specifies, counted in one read transaction: bbolt serves one process, so a
 // count is as fresh as the file, and reading the links bucket costs a few
 // milliseconds per ten thousand links. It returns an EUNAVAILABLE error when
 // the database cannot be read, and an EINTERNAL error when a record is
@@ -23,7 +23,11 @@ var (
 func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
 	counts := map[tokens.State]int{}
 	err := s.view(ctx, "count links", func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketLinks).ForEach(func(_, v []byte) error {
+		b := s.bucket(tx, bucketLinks)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
 			l, err := decodeLink(v)
 			if err != nil {
 				return err
@@ -38,7 +42,8 @@ func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
 	return counts, nil
 }
 
-// CountReports returns the number of reports in each state, as
+// CountReports returns the number of reports in each state, of every skill
+// and kind (the outbox is the file's, the same in every view), as
 // reports.Counter specifies, counted in one read transaction like
 // CountLinks. It returns an EUNAVAILABLE error when the database cannot be
 // read, and an EINTERNAL error when a record is corrupt.

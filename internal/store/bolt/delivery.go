@@ -13,56 +13,59 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// bucketDeliveries holds each user's delivered mark, keyed by user id. Files
+// bucketDeliveries holds each lane's delivered mark, keyed by lane (see
+// reports.Lane; a user's profile reports in the default skill have the user
+// id for lane, so the marks written before lanes existed are theirs). Files
 // made before it existed lack it: PutReport creates it, and reads take its
 // absence for no mark.
 var bucketDeliveries = []byte("deliveries")
 
-// deliveryRecord is how a user's delivered mark is kept.
+// deliveryRecord is how a lane's delivered mark is kept.
 type deliveryRecord struct {
 	Format    int   `json:"format"`
 	Delivered int64 `json:"delivered"`
 }
 
-// deliveryClaims are the users' delivery claims. They are kept in memory:
+// deliveryClaims are the lanes' delivery claims (and, for the webhooks, the
+// users'). They are kept in memory:
 // bbolt's file lock keeps every other process out, so the claims of this
 // process are all the claims there are, and a claim need not outlive it (one
 // that ends with its process has run out). It saves the deliverer two disk
 // writes per attempt. The zero value is ready for use.
 type deliveryClaims struct {
 	mu     sync.Mutex
-	claims map[string]deliveryClaim // user id → claim
+	claims map[string]deliveryClaim // lane or user id → claim
 }
 
-// deliveryClaim is one user's delivery claim.
+// deliveryClaim is one lane's (or user's) delivery claim.
 type deliveryClaim struct {
 	owner string
 	until time.Time
 }
 
-// ClaimDelivery takes userID's delivery claim for owner as
+// ClaimDelivery takes lane's delivery claim for owner as
 // reports.Store.ClaimDelivery says: the claim in memory (see deliveryClaims),
-// the delivered mark read from the file.
+// shared by every view, the delivered mark read from the file.
 //
 // It returns an EINVALID error when reports.CheckDeliveryClaim refuses the
-// arguments or userID is longer than a bbolt key, an EUNAVAILABLE error when
+// arguments or lane is longer than a bbolt key, an EUNAVAILABLE error when
 // the database cannot be read, and an EINTERNAL error when the stored mark is
 // corrupt.
-func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (int64, bool, error) {
-	if err := reports.CheckDeliveryClaim(userID, owner); err != nil {
+func (s *Store) ClaimDelivery(ctx context.Context, lane, owner string, now, until time.Time) (int64, bool, error) {
+	if err := reports.CheckDeliveryClaim(lane, owner); err != nil {
 		return 0, false, err
 	}
-	if len(userID) > bbolt.MaxKeySize {
-		return 0, false, tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", bbolt.MaxKeySize)
+	if len(lane) > bbolt.MaxKeySize {
+		return 0, false, tokens.Errorf(tokens.EINVALID, "lane longer than %d bytes", bbolt.MaxKeySize)
 	}
 	var mark int64
 	var held bool
 	err := s.view(ctx, "claim delivery", func(tx *bbolt.Tx) error {
-		rec, err := readDelivery(tx, userID)
+		rec, err := readDelivery(tx, lane)
 		if err != nil {
 			return err
 		}
-		if !s.deliveries.take(userID, owner, now, until) {
+		if !s.deliveries.take(lane, owner, now, until) {
 			return nil // another owner's claim stands
 		}
 		mark, held = rec.Delivered, true
@@ -71,41 +74,41 @@ func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, un
 	return mark, held, err
 }
 
-// ReleaseDelivery ends owner's delivery claim of userID as
+// ReleaseDelivery ends owner's delivery claim of lane as
 // reports.Store.ReleaseDelivery says, in memory. It always returns nil.
-func (s *Store) ReleaseDelivery(_ context.Context, userID, owner string) error {
-	s.deliveries.release(userID, owner)
+func (s *Store) ReleaseDelivery(_ context.Context, lane, owner string) error {
+	s.deliveries.release(lane, owner)
 	return nil
 }
 
-// take gives userID's claim to owner until until, unless another owner's
-// claim stands at now, and reports whether owner holds it.
-func (c *deliveryClaims) take(userID, owner string, now, until time.Time) bool {
+// take gives key's claim to owner until until, unless another owner's claim
+// stands at now, and reports whether owner holds it.
+func (c *deliveryClaims) take(key, owner string, now, until time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur, ok := c.claims[userID]; ok && cur.owner != owner && !cur.until.Before(now) {
+	if cur, ok := c.claims[key]; ok && cur.owner != owner && !cur.until.Before(now) {
 		return false
 	}
 	if c.claims == nil {
 		c.claims = map[string]deliveryClaim{}
 	}
-	c.claims[userID] = deliveryClaim{owner: owner, until: until}
+	c.claims[key] = deliveryClaim{owner: owner, until: until}
 	return true
 }
 
-// release ends owner's claim of userID, if owner holds it.
-func (c *deliveryClaims) release(userID, owner string) {
+// release ends owner's claim of key, if owner holds it.
+func (c *deliveryClaims) release(key, owner string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur, ok := c.claims[userID]; ok && owner != "" && cur.owner == owner {
-		delete(c.claims, userID)
+	if cur, ok := c.claims[key]; ok && owner != "" && cur.owner == owner {
+		delete(c.claims, key)
 	}
 }
 
-// raiseMark raises userID's delivered mark to seq, unless it is at seq or
-// above already, in tx.
-func raiseMark(tx *bbolt.Tx, userID string, seq int64) error {
-	rec, err := readDelivery(tx, userID)
+// raiseMark raises lane's delivered mark to seq, unless it is at seq or above
+// already, in tx.
+func raiseMark(tx *bbolt.Tx, lane string, seq int64) error {
+	rec, err := readDelivery(tx, lane)
 	if err != nil || rec.Delivered >= seq {
 		return err
 	}
@@ -117,21 +120,21 @@ func raiseMark(tx *bbolt.Tx, userID string, seq int64) error {
 	if err != nil {
 		return fmt.Errorf("bolt: encode delivered mark: %w", err)
 	}
-	if err := b.Put([]byte(userID), v); err != nil {
+	if err := b.Put([]byte(lane), v); err != nil {
 		return fmt.Errorf("bolt: mark delivered: %w: %w", errUnavailable, err)
 	}
 	return nil
 }
 
-// readDelivery returns userID's delivered mark record, or a zero one when
-// there is none.
-func readDelivery(tx *bbolt.Tx, userID string) (deliveryRecord, error) {
+// readDelivery returns lane's delivered mark record, or a zero one when there
+// is none.
+func readDelivery(tx *bbolt.Tx, lane string) (deliveryRecord, error) {
 	var rec deliveryRecord
 	b := tx.Bucket(bucketDeliveries)
 	if b == nil {
 		return rec, nil
 	}
-	v := b.Get([]byte(userID))
+	v := b.Get([]byte(lane))
 	if v == nil {
 		return rec, nil
 	}

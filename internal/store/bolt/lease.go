@@ -13,8 +13,8 @@ import (
 
 var _ tokens.Leaser = (*Store)(nil)
 
-// leaseRecord is how a refresh lease is kept in the "leases" bucket, keyed by
-// user id. A released lease is deleted; an expired one stays until it is taken
+// leaseRecord is how a refresh lease is kept in the "leases" bucket of its
+// skill, keyed by user id. A released lease is deleted; an expired one stays until it is taken
 // over.
 type leaseRecord struct {
 	Format int    `json:"format"`
@@ -22,14 +22,15 @@ type leaseRecord struct {
 	Until  string `json:"until"`
 }
 
-// AcquireLease takes the refresh lease of userID for owner, as tokens.Leaser
-// specifies, in one write transaction. In one process bbolt's lock already
-// serializes writers; the lease keeps the store interchangeable with the shared
-// ones.
+// AcquireLease takes the refresh lease of userID in the view's skill for owner,
+// as tokens.Leaser specifies, in one write transaction. In one process bbolt's
+// lock already serializes writers; the lease keeps the store interchangeable
+// with the shared ones. Each skill has its own leases, as its own links.
 //
-// It returns an EINVALID error when tokens.ValidateLease refuses the arguments or
-// userID is longer than a bbolt key, an EUNAVAILABLE error when the database
-// cannot be written, and an EINTERNAL error when the stored lease is corrupt.
+// It returns an EINVALID error when tokens.ValidateLease refuses the arguments,
+// userID is longer than a bbolt key or the skill id longer than a bucket name,
+// an EUNAVAILABLE error when the database cannot be written, and an EINTERNAL
+// error when the stored lease is corrupt.
 func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, until time.Time) (bool, error) {
 	if err := tokens.ValidateLease(userID, owner); err != nil {
 		return false, err
@@ -39,7 +40,10 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 	}
 	var held bool
 	err := s.update(ctx, "acquire lease", func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketLeases)
+		b, err := s.writableBucket(tx, bucketLeases)
+		if err != nil {
+			return err
+		}
 		key := []byte(userID)
 		if v := b.Get(key); v != nil {
 			l, err := decodeLease(v)
@@ -63,13 +67,16 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 	return held, err
 }
 
-// ReleaseLease removes the refresh lease of userID if owner holds it, as
-// tokens.Leaser specifies, in one write transaction. It returns an EUNAVAILABLE
+// ReleaseLease removes the refresh lease of userID in the view's skill if owner
+// holds it, as tokens.Leaser specifies, in one write transaction. It returns an EUNAVAILABLE
 // error when the database cannot be written, and an EINTERNAL error when the
 // stored lease is corrupt.
 func (s *Store) ReleaseLease(ctx context.Context, userID, owner string) error {
 	return s.update(ctx, "release lease", func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketLeases)
+		b := s.bucket(tx, bucketLeases)
+		if b == nil {
+			return nil
+		}
 		key := []byte(userID)
 		v := b.Get(key)
 		if v == nil {

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -16,10 +17,16 @@ import (
 var _ reports.Store = (*Store)(nil)
 
 // reportRecord is how a reports.Report is kept in the "reports" bucket.
+// SkillID, Kind and Message are kept as given: absent when empty, and the
+// message as base64 (a pointer, so that an empty message is kept apart from
+// none).
 type reportRecord struct {
 	Format        int               `json:"format"`
 	MessageID     string            `json:"message_id"`
 	UserID        string            `json:"user_id"`
+	SkillID       string            `json:"skill_id,omitempty"`
+	Kind          string            `json:"kind,omitempty"`
+	Message       *[]byte           `json:"message,omitempty"`
 	Profiles      []reports.Profile `json:"profiles"`
 	Seq           int64             `json:"seq"`
 	State         string            `json:"state"`
@@ -32,14 +39,31 @@ type reportRecord struct {
 	Version       int64             `json:"version"`
 }
 
+// reportFormatLanes is the "format" of the record of a report that code
+// older than skills and kinds would misread: one of another lane than its
+// user's profile reports in the default skill (another skill, or an Alexa
+// event), or with a message. That code, which refuses formats it does not
+// know, then fails on the record rather than deliver it as the default
+// skill's profile report. The other reports keep recordFormat, which both
+// read alike.
+const reportFormatLanes = 2
+
 // encodeReport encodes r, with version, as a report record.
 func encodeReport(r *reports.Report, version int64) ([]byte, error) {
-	b, err := json.Marshal(reportRecord{
-		Format: recordFormat, MessageID: r.MessageID, UserID: r.UserID, Profiles: r.Profiles, Seq: r.Seq,
+	rec := reportRecord{
+		Format: recordFormat, MessageID: r.MessageID, UserID: r.UserID, SkillID: r.SkillID, Kind: string(r.Kind),
+		Profiles: r.Profiles, Seq: r.Seq,
 		State: r.State.String(), Attempts: r.Attempts, LastError: r.LastError,
 		SubmittedAt: formatTime(r.SubmittedAt), NextAttemptAt: formatTime(r.NextAttemptAt),
 		DeliveredAt: formatTime(r.DeliveredAt), FinishedAt: formatTime(r.FinishedAt), Version: version,
-	})
+	}
+	if r.Message != nil {
+		rec.Message = &r.Message
+	}
+	if r.Message != nil || r.Lane() != r.UserID {
+		rec.Format = reportFormatLanes
+	}
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: encode report %q: %w", r.MessageID, err)
 	}
@@ -53,8 +77,12 @@ func decodeReport(v []byte) (*reports.Report, error) {
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("bolt: decode report: %w", err)
 	}
-	if rec.Format != recordFormat {
+	if rec.Format != recordFormat && rec.Format != reportFormatLanes {
 		return nil, fmt.Errorf("bolt: decode report %q: unknown record format %d", rec.MessageID, rec.Format)
+	}
+	kind := reports.Kind(rec.Kind)
+	if kind.Validate() != nil {
+		return nil, fmt.Errorf("bolt: decode report %q: unknown kind %q", rec.MessageID, rec.Kind)
 	}
 	state, err := reports.ParseState(rec.State)
 	if err != nil {
@@ -62,8 +90,12 @@ func decodeReport(v []byte) (*reports.Report, error) {
 		return nil, fmt.Errorf("bolt: decode report %q: unknown state %q", rec.MessageID, rec.State)
 	}
 	r := &reports.Report{
-		MessageID: rec.MessageID, UserID: rec.UserID, Profiles: rec.Profiles, Seq: rec.Seq,
+		MessageID: rec.MessageID, UserID: rec.UserID, SkillID: rec.SkillID, Kind: kind,
+		Profiles: rec.Profiles, Seq: rec.Seq,
 		State: state, Attempts: rec.Attempts, LastError: rec.LastError, Version: rec.Version,
+	}
+	if rec.Message != nil {
+		r.Message = *rec.Message
 	}
 	for _, t := range []struct {
 		dst *time.Time
@@ -76,26 +108,29 @@ func decodeReport(v []byte) (*reports.Report, error) {
 	return r, nil
 }
 
-// pendingKey indexes a pending report: user id, a zero byte, and the sequence
-// big-endian, so that a user's pending reports are one ordered range.
-func pendingKey(userID string, seq int64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(userID), 0), uint64(seq))
+// pendingKey indexes a pending report: its lane (see reports.Lane), a zero
+// byte, and the sequence big-endian, so that a lane's pending reports are one
+// ordered range. A lane may hold zero bytes itself; the sequence's fixed
+// length keeps it apart: a key's lane is the key without its last nine bytes.
+func pendingKey(lane string, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(lane), 0), uint64(seq))
 }
 
-// maxReportUserIDLen is the length in bytes of the longest user id whose
-// pending key (the id, a zero byte and eight bytes of Seq) bbolt can keep.
-const maxReportUserIDLen = bbolt.MaxKeySize - 9
+// maxLaneLen is the length in bytes of the longest lane whose pending key (the
+// lane, a zero byte and eight bytes of Seq) bbolt can keep.
+const maxLaneLen = bbolt.MaxKeySize - 9
 
 // CreateReport stores r as reports.Store.CreateReport says, in one transaction.
 // It takes r.Seq and r.Version from the bucket's sequence, so both grow without
-// gaps. Beyond the port's errors, it returns an EINVALID error for a user id
-// longer than maxReportUserIDLen bytes.
+// gaps. Beyond the port's errors, it returns an EINVALID error for a report
+// whose lane is longer than maxLaneLen bytes (a user id, skill id and kind
+// about 500 bytes long).
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
 	if err := r.CheckStorable(); err != nil {
 		return nil, false, fmt.Errorf("bolt: create report: %w", err)
 	}
-	if len(r.UserID) > maxReportUserIDLen {
-		return nil, false, tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", maxReportUserIDLen)
+	if len(r.Lane()) > maxLaneLen {
+		return nil, false, tokens.Errorf(tokens.EINVALID, "report %q: user id and skill id longer than %d bytes together", r.MessageID, maxLaneLen)
 	}
 	var existing *reports.Report
 	var seq, version int64
@@ -134,7 +169,7 @@ func (s *Store) putReport(tx *bbolt.Tx, r *reports.Report, version int64) error 
 	if err := tx.Bucket(bucketReports).Put([]byte(r.MessageID), v); err != nil {
 		return fmt.Errorf("bolt: put report: %w: %w", errUnavailable, err)
 	}
-	pending, key := tx.Bucket(bucketPending), pendingKey(r.UserID, r.Seq)
+	pending, key := tx.Bucket(bucketPending), pendingKey(r.Lane(), r.Seq)
 	if r.State == reports.StatePending {
 		err = pending.Put(key, []byte(r.MessageID))
 	} else {
@@ -163,7 +198,7 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 
 // PutReport writes r as reports.Store.PutReport says, in one transaction that
 // compares the versions, writes the report, keeps the pending index in step
-// and, for a DELIVERED report, raises its user's delivered mark. The new
+// and, for a DELIVERED report, raises its lane's delivered mark. The new
 // version comes from the bucket's sequence.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
 	if err := r.CheckStorable(); err != nil {
@@ -192,7 +227,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 		}
 		version = int64(n)
 		if r.State == reports.StateDelivered {
-			if err := raiseMark(tx, r.UserID, r.Seq); err != nil {
+			if err := raiseMark(tx, r.Lane(), r.Seq); err != nil {
 				return err
 			}
 		}
@@ -208,36 +243,49 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 	return nil
 }
 
-// DueReports returns the newest pending report of each user that is due, as
-// reports.Store.DueReports says. It walks the whole pending index, by user and
-// Seq, keeping the last message id of each user (the user id is each key
-// without its last nine bytes), and reads only those reports, until it has
-// limit due ones.
+// DueReports returns one pending report of each lane that is due, as
+// reports.Store.DueReports says: the newest of a lane of profile reports, the
+// oldest of a lane of Alexa events. It walks the whole pending index, by lane
+// and Seq, keeping the first and last message id of each lane (the lane is
+// each key without its last nine bytes), and reads only those reports, until
+// it has limit due ones: the first, whose Kind says whether it Supersedes,
+// then the last instead when it does. The reports of a lane are all of one
+// kind, which the lane names.
 func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
 	limit = tokens.PageSize(limit)
 	var due []*reports.Report
 	err := s.view(ctx, "due reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)
-		var users []string
-		newest := map[string][]byte{}
+		type ends struct{ oldest, newest []byte } // message ids, valid in tx
+		var lanes []string
+		byLane := map[string]*ends{}
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, id := c.First(); k != nil; k, id = c.Next() {
 			if len(k) < 9 {
 				return fmt.Errorf("bolt: due reports: pending key %q too short", k)
 			}
-			user := string(k[:len(k)-9])
-			if _, seen := newest[user]; !seen {
-				users = append(users, user)
+			lane := string(k[:len(k)-9])
+			e, seen := byLane[lane]
+			if !seen {
+				e = &ends{oldest: id}
+				byLane[lane] = e
+				lanes = append(lanes, lane)
 			}
-			newest[user] = id // keys of a user run by Seq: the last one is the newest
+			e.newest = id // keys of a lane run by Seq: the last one is the newest
 		}
-		for _, user := range users {
+		for _, lane := range lanes {
 			if len(due) == limit {
 				break
 			}
-			r, err := indexedReport(rb, newest[user])
+			e := byLane[lane]
+			r, err := indexedReport(rb, e.oldest)
 			if err != nil {
 				return err
+			}
+			if r != nil && r.Kind.Supersedes() && !bytes.Equal(e.oldest, e.newest) {
+				if r, err = indexedReport(rb, e.newest); err != nil {
+					return err
+				}
 			}
 			if r != nil && !r.NextAttemptAt.After(now) {
 				due = append(due, r)
@@ -248,15 +296,20 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 	return due, err
 }
 
-// LanePendingReports returns the pending reports of userID as
-// reports.Store.LanePendingReports says, from one range of the pending index.
-func (s *Store) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+// LanePendingReports returns the pending reports of lane as
+// reports.Store.LanePendingReports says, from one range of the pending index:
+// the keys that start with the lane and a zero byte, and are nine bytes longer
+// than the lane (a longer lane may start the same way).
+func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports.Report, error) {
 	var out []*reports.Report
-	err := s.view(ctx, "user pending reports", func(tx *bbolt.Tx) error {
+	err := s.view(ctx, "lane pending reports", func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReports)
-		prefix := append([]byte(userID), 0)
+		prefix := append([]byte(lane), 0)
 		c := tx.Bucket(bucketPending).Cursor()
-		for k, id := c.Seek(prefix); k != nil && len(k) == len(prefix)+8 && string(k[:len(prefix)]) == string(prefix); k, id = c.Next() {
+		for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+			if len(k) != len(prefix)+8 {
+				continue
+			}
 			r, err := indexedReport(rb, id)
 			if err != nil {
 				return err
