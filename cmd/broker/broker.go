@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/server"
+	"github.com/reciprocal-broker/broker/internal/smarthome"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -162,6 +164,15 @@ func (m *Main) Run(ctx context.Context) error {
 	limiter := reciprocal.NewLimiter(reciprocal.Rate(c.AuthorizeRateUser), reciprocal.Rate(c.AuthorizeRateClient), m.Now)
 	formHandler := reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal"))
 	formHandler.Limiter = limiter
+	grants := smarthome.NewService(verifier, m.Logger.With("component", "smarthome"))
+	grants.Limiter = limiter // a user's or client's hand-overs count together, whichever way they come
+	grantSkill := func(skillID string) (reciprocal.Skill, error) {
+		svc, err := services.Resolve(skillID)
+		if err != nil {
+			return reciprocal.Skill{}, err
+		}
+		return handovers[slices.IndexFunc(handovers, func(sk reciprocal.Skill) bool { return sk.ID == svc.SkillID })], nil
+	}
 
 	reportMetrics, err := server.NewReportMetrics(registry)
 	if err != nil {
@@ -175,7 +186,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	regions := alexa.RegionsFor(c.AlexaAPIURL)
-	health, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
@@ -183,7 +194,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
-	sender := alexa.Deliveries{Health: health, Events: gateway}
+	sender := alexa.Deliveries{Health: profiles, Events: gateway}
 	reportService := reports.NewService(store, services)
 	reportService.Now, reportService.Observer = m.Now, reportMetrics
 	reportService.Logger = m.Logger.With("component", "reports")
@@ -215,12 +226,15 @@ func (m *Main) Run(ctx context.Context) error {
 		Authenticator: verifier,
 		Scopes:        server.Scopes{Tokens: c.ScopeTokens, Profiles: c.ScopeProfiles, Admin: c.ScopeAdmin, Events: c.ScopeEvents},
 		Reciprocal:    formHandler,
+		SmartHome:     smarthome.NewHandler(grants, grantSkill),
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
 			Links:         server.NewLinkService(services),
 			Reports:       server.NewProfileReportService(reportService, services),
 			Events:        server.NewEventService(eventSources(store, views)),
+			SmartHome:     server.NewSmartHomeService(grants, grantSkill),
+			AlexaEvents:   server.NewAlexaEventService(reportService, services),
 		},
 	})
 	if err != nil {

@@ -91,7 +91,7 @@ func (h *deliverHarness) start(tb testing.TB) {
 // submit submits the sample profiles for user under messageID.
 func (h *deliverHarness) submit(tb testing.TB, user, messageID string) *reports.Report {
 	tb.Helper()
-	r, err := h.svc.Submit(tb.Context(), user, messageID, sample(tb).Profiles)
+	r, err := h.svc.Submit(tb.Context(), "", user, messageID, sample(tb).Profiles)
 	if err != nil {
 		tb.Fatalf("Submit(%s, %s) error = %v", user, messageID, err)
 	}

@@ -134,7 +134,7 @@ func TestDeliverer_FailsForGood(t *testing.T) {
 		{
 			name: "RelinkRequired",
 			arrange: func(t *testing.T, h *deliverHarness) {
-				if err := h.tokens.RequireRelink(t.Context(), "u1"); err != nil {
+				if err := h.tokens.RequireRelink(t.Context(), "", "u1"); err != nil {
 					t.Fatal(err)
 				}
 			},

@@ -31,13 +31,13 @@ type memReports struct {
 	mu      sync.Mutex
 	reports map[string]*reports.Report
 	counter int64
-	claims  map[string]memClaim // user → delivery claim and mark
+	claims  map[string]memClaim // lane → delivery claim and mark
 
 	// MemEvents keeps the events of the changes and their webhooks.
 	storetest.MemEvents
 }
 
-// memClaim is a user's delivery claim (owner "" when released) and mark.
+// memClaim is a lane's delivery claim (owner "" when released) and mark.
 type memClaim struct {
 	owner     string
 	until     time.Time
@@ -57,6 +57,7 @@ func newMemReports() *memReports {
 // copyReport returns a deep copy of r.
 func copyReport(r *reports.Report) *reports.Report {
 	c := *r
+	c.Message = slices.Clone(r.Message)
 	c.Profiles = slices.Clone(r.Profiles)
 	for i, p := range c.Profiles {
 		c.Profiles[i].Name.NickNames = slices.Clone(p.Name.NickNames)
@@ -133,9 +134,9 @@ func (s *memReports) PutReport(ctx context.Context, r *reports.Report, events ..
 	s.reports[r.MessageID] = c
 	r.Version = s.counter
 	if r.State == reports.StateDelivered {
-		m := s.claims[r.UserID]
+		m := s.claims[r.Lane()]
 		m.delivered = max(m.delivered, r.Seq)
-		s.claims[r.UserID] = m
+		s.claims[r.Lane()] = m
 	}
 	s.Add(events)
 	return nil
@@ -165,26 +166,32 @@ func (s *memReports) DueReports(ctx context.Context, now time.Time, limit int) (
 	limit = tokens.PageSize(limit)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	newest := map[string]*reports.Report{}
+	// The lane's newest pending report when its kind supersedes, else its
+	// oldest.
+	next := map[string]*reports.Report{}
 	for _, r := range s.reports {
-		if r.State == reports.StatePending && (newest[r.UserID] == nil || r.Seq > newest[r.UserID].Seq) {
-			newest[r.UserID] = r
+		if r.State != reports.StatePending {
+			continue
+		}
+		cur := next[r.Lane()]
+		if cur == nil || (r.Kind.Supersedes() && r.Seq > cur.Seq) || (!r.Kind.Supersedes() && r.Seq < cur.Seq) {
+			next[r.Lane()] = r
 		}
 	}
-	// By user id, as the bbolt store walks its index.
+	// By lane, as the bbolt store walks its index.
 	var due []*reports.Report
-	for _, user := range slices.Sorted(maps.Keys(newest)) {
+	for _, lane := range slices.Sorted(maps.Keys(next)) {
 		if len(due) >= limit {
 			break
 		}
-		if r := newest[user]; !r.NextAttemptAt.After(now) {
+		if r := next[lane]; !r.NextAttemptAt.After(now) {
 			due = append(due, copyReport(r))
 		}
 	}
 	return due, nil
 }
 
-func (s *memReports) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
+func (s *memReports) LanePendingReports(ctx context.Context, lane string) ([]*reports.Report, error) {
 	if err := unavailable(ctx); err != nil {
 		return nil, err
 	}
@@ -192,7 +199,7 @@ func (s *memReports) LanePendingReports(ctx context.Context, userID string) ([]*
 	defer s.mu.Unlock()
 	var out []*reports.Report
 	for _, r := range s.reports {
-		if r.UserID == userID && r.State == reports.StatePending {
+		if r.Lane() == lane && r.State == reports.StatePending {
 			out = append(out, copyReport(r))
 		}
 	}
@@ -216,33 +223,33 @@ func (s *memReports) DeleteFinishedReports(ctx context.Context, before time.Time
 	return n, nil
 }
 
-func (s *memReports) ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (int64, bool, error) {
+func (s *memReports) ClaimDelivery(ctx context.Context, lane, owner string, now, until time.Time) (int64, bool, error) {
 	if err := unavailable(ctx); err != nil {
 		return 0, false, err
 	}
-	if err := reports.CheckDeliveryClaim(userID, owner); err != nil {
+	if err := reports.CheckDeliveryClaim(lane, owner); err != nil {
 		return 0, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.claims[userID]
+	c := s.claims[lane]
 	if c.owner != "" && c.owner != owner && !c.until.Before(now) {
 		return 0, false, nil
 	}
 	c.owner, c.until = owner, until
-	s.claims[userID] = c
+	s.claims[lane] = c
 	return c.delivered, true, nil
 }
 
-func (s *memReports) ReleaseDelivery(ctx context.Context, userID, owner string) error {
+func (s *memReports) ReleaseDelivery(ctx context.Context, lane, owner string) error {
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.claims[userID]; ok && owner != "" && c.owner == owner {
+	if c, ok := s.claims[lane]; ok && owner != "" && c.owner == owner {
 		c.owner, c.until = "", time.Time{}
-		s.claims[userID] = c
+		s.claims[lane] = c
 	}
 	return nil
 }
@@ -338,16 +345,21 @@ func (f *fakeTokens) get(userID string) (*tokens.Link, error) {
 	return &c, nil
 }
 
-func (f *fakeTokens) Link(_ context.Context, userID string) (*tokens.Link, error) {
+// userKey names userID's link in skillID: the user id alone in the default
+// skill, so that the helpers above keep to the default skill.
+func userKey(skillID, userID string) string { return tokens.SealSubject(skillID, userID) }
+
+func (f *fakeTokens) Link(_ context.Context, skillID, userID string) (*tokens.Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.linkErr != nil {
 		return nil, f.linkErr
 	}
-	return f.get(userID)
+	return f.get(userKey(skillID, userID))
 }
 
-func (f *fakeTokens) Token(_ context.Context, userID string) (tokens.Token, error) {
+func (f *fakeTokens) Token(_ context.Context, skillID, userID string) (tokens.Token, error) {
+	userID = userKey(skillID, userID)
 	f.tokenCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -364,7 +376,8 @@ func (f *fakeTokens) Token(_ context.Context, userID string) (tokens.Token, erro
 	return tokens.Token{AccessToken: tokens.Secret(f.token[userID])}, nil
 }
 
-func (f *fakeTokens) Refresh(_ context.Context, userID string) (*tokens.Link, error) {
+func (f *fakeTokens) Refresh(_ context.Context, skillID, userID string) (*tokens.Link, error) {
+	userID = userKey(skillID, userID)
 	f.refreshCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -383,7 +396,8 @@ func (f *fakeTokens) Refresh(_ context.Context, userID string) (*tokens.Link, er
 	return l, nil
 }
 
-func (f *fakeTokens) RequireRelink(_ context.Context, userID string) error {
+func (f *fakeTokens) RequireRelink(_ context.Context, skillID, userID string) error {
+	userID = userKey(skillID, userID)
 	f.relinkCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -42,7 +42,7 @@ func TestService_Submit(t *testing.T) {
 
 	t.Run("NewMessageID", func(t *testing.T) {
 		h := newSubmitHarness(t)
-		r, err := h.svc.Submit(t.Context(), "u1", "", ps)
+		r, err := h.svc.Submit(t.Context(), "", "u1", "", ps)
 		if err != nil {
 			t.Fatalf("Submit() error = %v", err)
 		}
@@ -62,7 +62,7 @@ func TestService_Submit(t *testing.T) {
 		if diff := cmp.Diff(r, stored); diff != "" {
 			t.Errorf("stored report differs (-submitted +stored):\n%s", diff)
 		}
-		other, err := h.svc.Submit(t.Context(), "u1", "", ps)
+		other, err := h.svc.Submit(t.Context(), "", "u1", "", ps)
 		if err != nil {
 			t.Fatalf("second Submit() error = %v", err)
 		}
@@ -76,12 +76,12 @@ func TestService_Submit(t *testing.T) {
 
 	t.Run("Idempotent", func(t *testing.T) {
 		h := newSubmitHarness(t)
-		first, err := h.svc.Submit(t.Context(), "u1", "m-1", ps)
+		first, err := h.svc.Submit(t.Context(), "", "u1", "m-1", ps)
 		if err != nil {
 			t.Fatalf("Submit() error = %v", err)
 		}
 		h.now = h.now.Add(time.Minute)
-		again, err := h.svc.Submit(t.Context(), "u1", "m-1", []reports.Profile{profile("other")})
+		again, err := h.svc.Submit(t.Context(), "", "u1", "m-1", []reports.Profile{profile("other")})
 		if err != nil {
 			t.Fatalf("Submit() again error = %v", err)
 		}
@@ -98,10 +98,10 @@ func TestService_Submit(t *testing.T) {
 
 	t.Run("SameIDOtherUser", func(t *testing.T) {
 		h := newSubmitHarness(t)
-		if _, err := h.svc.Submit(t.Context(), "u1", "m-1", ps); err != nil {
+		if _, err := h.svc.Submit(t.Context(), "", "u1", "m-1", ps); err != nil {
 			t.Fatalf("Submit() error = %v", err)
 		}
-		r, err := h.svc.Submit(t.Context(), "u2", "m-1", ps)
+		r, err := h.svc.Submit(t.Context(), "", "u2", "m-1", ps)
 		if got, want := tokens.ErrorCode(err), tokens.EINVALID; got != want {
 			t.Fatalf("Submit(other user) = %v, %v; want an %s error", r, err, want)
 		}
@@ -116,7 +116,7 @@ func TestService_Submit(t *testing.T) {
 
 	t.Run("NotLinked", func(t *testing.T) {
 		h := newSubmitHarness(t)
-		_, err := h.svc.Submit(t.Context(), "nobody", "m-1", ps)
+		_, err := h.svc.Submit(t.Context(), "", "nobody", "m-1", ps)
 		if !errors.Is(err, tokens.ErrLinkNotFound) || tokens.ErrorCode(err) != tokens.ENOTFOUND {
 			t.Fatalf("Submit(unlinked) error = %v, want ErrLinkNotFound", err)
 		}
@@ -129,7 +129,7 @@ func TestService_Submit(t *testing.T) {
 		h := newSubmitHarness(t)
 		bad := []reports.Profile{profile("baby-1"), profile("baby-2")}
 		bad[1].Name.NickNames = nil
-		_, err := h.svc.Submit(t.Context(), "u1", "m-1", bad)
+		_, err := h.svc.Submit(t.Context(), "", "u1", "m-1", bad)
 		if got, want := tokens.ErrorCode(err), tokens.EINVALID; got != want {
 			t.Fatalf("Submit(invalid) error = %v, want an %s error", err, want)
 		}
@@ -148,7 +148,7 @@ func TestService_Submit(t *testing.T) {
 		h := newSubmitHarness(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		_, err := h.svc.Submit(ctx, "u1", "m-1", ps)
+		_, err := h.svc.Submit(ctx, "", "u1", "m-1", ps)
 		if got, want := tokens.ErrorCode(err), tokens.EUNAVAILABLE; got != want {
 			t.Fatalf("Submit() error = %v, want an %s error", err, want)
 		}
@@ -157,7 +157,7 @@ func TestService_Submit(t *testing.T) {
 	t.Run("ProfilesCopied", func(t *testing.T) {
 		h := newSubmitHarness(t)
 		mine := []reports.Profile{profile("baby-1")}
-		if _, err := h.svc.Submit(t.Context(), "u1", "m-1", mine); err != nil {
+		if _, err := h.svc.Submit(t.Context(), "", "u1", "m-1", mine); err != nil {
 			t.Fatalf("Submit() error = %v", err)
 		}
 		mine[0] = profile("changed")

@@ -365,7 +365,7 @@ func TestLinkService_DeleteReason(t *testing.T) {
 	)
 	s := open(t, server.Options{
 		Authenticator: clientAuthn{},
-		Services:      server.Services{Links: server.NewLinkService(tokens.NewService(store, nil, nil))},
+		Services:      server.Services{Links: server.NewLinkService(mustServices(t, tokens.NewService(store, nil, nil)))},
 	})
 	links := brokerv1.NewLinkServiceClient(dial(t, s))
 
@@ -415,7 +415,7 @@ func TestLinkService_ListByState(t *testing.T) {
 	)
 	s := open(t, server.Options{
 		Authenticator: clientAuthn{},
-		Services:      server.Services{Links: server.NewLinkService(tokens.NewService(store, nil, nil))},
+		Services:      server.Services{Links: server.NewLinkService(mustServices(t, tokens.NewService(store, nil, nil)))},
 	})
 	links := brokerv1.NewLinkServiceClient(dial(t, s))
 	ids := func(ls []*brokerv1.Link) []string {
@@ -528,4 +528,14 @@ func TestEventService_Scopes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustServices returns the token services of a broker of those skills.
+func mustServices(t *testing.T, ss ...*tokens.Service) *tokens.Services {
+	t.Helper()
+	services, err := tokens.NewServices(ss...)
+	if err != nil {
+		t.Fatalf("NewServices error = %v", err)
+	}
+	return services
 }
