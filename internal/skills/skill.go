@@ -3,12 +3,11 @@
 // Alexa region of its links.
 //
 // The skills come from a YAML file (BROKER_SKILLS_FILE, read by Load) or, without
-// one, from the single-skill settings, which make one skill named Default. A Set
-// answers which skill an API call or a hand-over means: by id, by Alexa client
-// id, or by Resolve's rule for a call that names no skill.
+// one, from the single-skill settings, which make one skill named Default.
+// Which skill an API call means is tokens.Services.Resolve's rule, and which
+// skill a hand-over is for, its Alexa client (reciprocal.Service).
 //
-// One concept per file: skill.go (the Skill), load.go (the file) and set.go (the
-// Set).
+// One concept per file: skill.go (the Skill), load.go (the file).
 package skills
 
 import (
@@ -21,7 +20,7 @@ import (
 // skill that a call naming no skill means when several skills are configured
 // and one of them has this id. A broker that gains a skills file keeps the
 // links of its skill with this id.
-const Default = "default"
+const Default = tokens.DefaultSkillID
 
 // Skill is one Alexa skill the broker serves.
 type Skill struct {
