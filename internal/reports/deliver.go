@@ -211,7 +211,7 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 	stored := false
 	for supersedes && len(pending) > 0 && pending[0].Seq < mark {
 		if d.finish(ctx, pending[0], StateSuperseded, "a newer report of the user was delivered") {
-			s.observer().Superseded()
+			s.observer().Superseded(KindProfileReport)
 			stored = true
 		}
 		pending = pending[1:]
@@ -254,10 +254,10 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 		// next deliverer of the user supersedes them and sends none.
 		r.DeliveredAt = s.Now()
 		if d.finish(ctx, r, StateDelivered, "") {
-			s.observer().Delivered(r.DeliveredAt.Sub(r.SubmittedAt))
+			s.observer().Delivered(r.kind(), r.DeliveredAt.Sub(r.SubmittedAt))
 			for _, old := range older {
 				if d.finish(ctx, old, StateSuperseded, "a newer report of the user was delivered") {
-					s.observer().Superseded()
+					s.observer().Superseded(KindProfileReport)
 				}
 			}
 		}
@@ -280,7 +280,7 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 		}
 		r.NextAttemptAt = s.Now().Add(max(after, d.backoff(r.Attempts)))
 		if d.put(ctx, r) {
-			s.observer().Retried()
+			s.observer().Retried(r.kind())
 			s.Logger.InfoContext(ctx, "report delivery will be retried", "message_id", r.MessageID, "user_id", user,
 				"attempts", r.Attempts, "next_attempt_at", r.NextAttemptAt, "err", r.LastError)
 		}
@@ -351,7 +351,7 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	tokens.ObserveStored(s.EventObserver, events...)
 	switch state {
 	case StateFailed:
-		s.observer().Failed()
+		s.observer().Failed(r.kind())
 		s.Logger.WarnContext(ctx, "report failed", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts, "reason", reason)
 	case StateDelivered:
 		s.Logger.InfoContext(ctx, "report delivered", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts)

@@ -544,14 +544,16 @@ type observed struct {
 	Accepted, Delivered, Failed, Retried, Superseded int
 }
 
-func (o *fakeObserver) Accepted() { o.add(func(c *observed) { c.Accepted++ }) }
-func (o *fakeObserver) Failed()   { o.add(func(c *observed) { c.Failed++ }) }
-func (o *fakeObserver) Retried()  { o.add(func(c *observed) { c.Retried++ }) }
-func (o *fakeObserver) Superseded() {
+// The fake counts every kind together: kinds are told apart in the tests of
+// Alexa events by what the sender received.
+func (o *fakeObserver) Accepted(reports.Kind) { o.add(func(c *observed) { c.Accepted++ }) }
+func (o *fakeObserver) Failed(reports.Kind)   { o.add(func(c *observed) { c.Failed++ }) }
+func (o *fakeObserver) Retried(reports.Kind)  { o.add(func(c *observed) { c.Retried++ }) }
+func (o *fakeObserver) Superseded(reports.Kind) {
 	o.add(func(c *observed) { c.Superseded++ })
 }
 
-func (o *fakeObserver) Delivered(d time.Duration) {
+func (o *fakeObserver) Delivered(_ reports.Kind, d time.Duration) {
 	o.add(func(c *observed) {
 		c.Delivered++
 		o.deliveries = append(o.deliveries, d)

@@ -36,31 +36,32 @@ type Tokens interface {
 	RequireRelink(ctx context.Context, skillID, userID string) error
 }
 
-// Observer is told what happens to reports, for metrics. Its methods must be
-// quick and safe for concurrent use.
+// Observer is told what happens to deliveries of each kind, for metrics. Its
+// methods must be quick and safe for concurrent use.
 type Observer interface {
-	// Accepted is called when Submit stored a new report.
-	Accepted()
-	// Delivered is called when a report was delivered, sinceSubmitted after
-	// it was accepted.
-	Delivered(sinceSubmitted time.Duration)
-	// Failed is called when a report failed for good.
-	Failed()
+	// Accepted is called when Submit or SubmitAlexaEvent stored a new
+	// delivery.
+	Accepted(kind Kind)
+	// Delivered is called when a delivery was accepted by Alexa,
+	// sinceSubmitted after the broker accepted it.
+	Delivered(kind Kind, sinceSubmitted time.Duration)
+	// Failed is called when a delivery failed for good.
+	Failed(kind Kind)
 	// Retried is called when an attempt failed and will be retried.
-	Retried()
+	Retried(kind Kind)
 	// Superseded is called for each older report made moot by the delivery
 	// of a newer one.
-	Superseded()
+	Superseded(kind Kind)
 }
 
 // nopObserver observes nothing.
 type nopObserver struct{}
 
-func (nopObserver) Accepted()               {}
-func (nopObserver) Delivered(time.Duration) {}
-func (nopObserver) Failed()                 {}
-func (nopObserver) Retried()                {}
-func (nopObserver) Superseded()             {}
+func (nopObserver) Accepted(Kind)                 {}
+func (nopObserver) Delivered(Kind, time.Duration) {}
+func (nopObserver) Failed(Kind)                   {}
+func (nopObserver) Retried(Kind)                  {}
+func (nopObserver) Superseded(Kind)               {}
 
 // Service accepts reports and answers for them; a Deliverer sends them. It is
 // safe for concurrent use once its fields are set.
@@ -139,7 +140,7 @@ func (s *Service) keep(ctx context.Context, r *Report) (*Report, error) {
 		}
 		return existing, nil
 	}
-	s.observer().Accepted()
+	s.observer().Accepted(r.kind())
 	s.Logger.InfoContext(ctx, "delivery accepted", "message_id", r.MessageID, "user_id", r.UserID, "skill_id", r.SkillID, "kind", string(r.Kind))
 	if s.wake != nil {
 		select {

@@ -104,52 +104,61 @@ func reportState(s reports.State) brokerv1.ReportState {
 	return brokerv1.ReportState_REPORT_STATE_UNSPECIFIED
 }
 
-// ReportMetrics counts what happens to profile reports; it is the
-// reports.Observer of a broker.
+// ReportMetrics counts what happens to deliveries, profile reports and Alexa
+// events alike, by kind; it is the reports.Observer of a broker.
 type ReportMetrics struct {
 	events  *prometheus.CounterVec
-	latency prometheus.Histogram
+	latency *prometheus.HistogramVec
 }
 
 var _ reports.Observer = (*ReportMetrics)(nil)
 
-// NewReportMetrics registers the report metrics with reg. It returns reg's
+// NewReportMetrics registers the delivery metrics with reg. It returns reg's
 // error when they cannot be registered, as when reg holds them already.
 func NewReportMetrics(reg prometheus.Registerer) (*ReportMetrics, error) {
 	m := &ReportMetrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "broker_reports_total", Help: "Profile reports by event: accepted, delivered, failed, retried, superseded.",
-		}, []string{"event"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "broker_report_delivery_seconds", Help: "Time from acceptance to delivery of profile reports.",
+			Name: "broker_reports_total", Help: "Deliveries to Alexa by kind (profile_report, alexa_event) and event: accepted, delivered, failed, retried, superseded.",
+		}, []string{"kind", "event"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "broker_report_delivery_seconds", Help: "Time from acceptance to delivery, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
-		}),
+		}, []string{"kind"}),
 	}
 	for _, c := range []prometheus.Collector{m.events, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	for _, e := range []string{"accepted", "delivered", "failed", "retried", "superseded"} {
-		m.events.WithLabelValues(e)
+	for _, k := range []reports.Kind{reports.KindProfileReport, reports.KindAlexaEvent} {
+		for _, e := range []string{"accepted", "delivered", "failed", "retried", "superseded"} {
+			if e == "superseded" && !k.Supersedes() {
+				continue
+			}
+			m.events.WithLabelValues(string(k), e)
+		}
 	}
 	return m, nil
 }
 
-// Accepted counts a stored report.
-func (m *ReportMetrics) Accepted() { m.events.WithLabelValues("accepted").Inc() }
-
-// Delivered counts a delivered report and its latency.
-func (m *ReportMetrics) Delivered(d time.Duration) {
-	m.events.WithLabelValues("delivered").Inc()
-	m.latency.Observe(d.Seconds())
+// Accepted counts a stored delivery.
+func (m *ReportMetrics) Accepted(k reports.Kind) {
+	m.events.WithLabelValues(string(k), "accepted").Inc()
 }
 
-// Failed counts a report that failed for good.
-func (m *ReportMetrics) Failed() { m.events.WithLabelValues("failed").Inc() }
+// Delivered counts a delivered one and its latency.
+func (m *ReportMetrics) Delivered(k reports.Kind, d time.Duration) {
+	m.events.WithLabelValues(string(k), "delivered").Inc()
+	m.latency.WithLabelValues(string(k)).Observe(d.Seconds())
+}
+
+// Failed counts a delivery that failed for good.
+func (m *ReportMetrics) Failed(k reports.Kind) { m.events.WithLabelValues(string(k), "failed").Inc() }
 
 // Retried counts an attempt that will be retried.
-func (m *ReportMetrics) Retried() { m.events.WithLabelValues("retried").Inc() }
+func (m *ReportMetrics) Retried(k reports.Kind) { m.events.WithLabelValues(string(k), "retried").Inc() }
 
 // Superseded counts a report made moot by a newer one.
-func (m *ReportMetrics) Superseded() { m.events.WithLabelValues("superseded").Inc() }
+func (m *ReportMetrics) Superseded(k reports.Kind) {
+	m.events.WithLabelValues(string(k), "superseded").Inc()
+}
