@@ -65,10 +65,10 @@ func TestService_SubmitAlexaEvent(t *testing.T) {
 				tokens.EINVALID, "event.endpoint.scope"},
 			"PayloadVersion": {"u1", []byte(`{"event":{"header":{"namespace":"Alexa","name":"ChangeReport","messageId":"e-3","payloadVersion":"2"},"endpoint":{"endpointId":"t"},"payload":{}}}`),
 				tokens.EINVALID, "event.header.payloadVersion"},
-			"NotLinked":        {"nobody", alexaEvent("e-4"), tokens.ENOTFOUND, ""},
-			"UsedByReport":     {"u1", alexaEvent("m-1"), tokens.EINVALID, "message_id"},
-			"UsedByOtherUser":  {"u2", alexaEvent("e-1"), tokens.EINVALID, "message_id"},
-			"OtherSkill": {"u1", alexaEvent("e-5"), tokens.ENOTFOUND, ""},
+			"NotLinked":       {"nobody", alexaEvent("e-4"), tokens.ENOTFOUND, ""},
+			"UsedByReport":    {"u1", alexaEvent("m-1"), tokens.EINVALID, "message_id"},
+			"UsedByOtherUser": {"u2", alexaEvent("e-1"), tokens.EINVALID, "message_id"},
+			"OtherSkill":      {"u1", alexaEvent("e-5"), tokens.ENOTFOUND, ""},
 		} {
 			t.Run(name, func(t *testing.T) {
 				h.submit(t, "u1", "m-1")
