@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -498,5 +499,41 @@ func TestHandler_Deadline(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestService_Skills checks that a hand-over goes to the skill whose Alexa
+// clients hold the form's client id: that skill's token service, with its
+// region.
+func TestService_Skills(t *testing.T) {
+	baby, home := &fakeExchanger{}, &fakeExchanger{}
+	svc := reciprocal.NewService(
+		reciprocal.Skill{ID: "baby", ClientIDs: []string{alexaClient}, Region: "NA", Tokens: baby},
+		reciprocal.Skill{ID: "home", ClientIDs: []string{alexaClient2}, Region: "FE", Tokens: home},
+	)
+	for _, tc := range []struct {
+		client, user string
+		want         *fakeExchanger
+		region       string
+	}{
+		{alexaClient, "user-1", baby, "NA"},
+		{alexaClient2, "user-3", home, "FE"},
+	} {
+		p := auth.Principal{Subject: tc.user, ClientID: tc.client}
+		if err := svc.Authorize(t.Context(), p, reciprocal.Request{GrantType: reciprocal.GrantType, Code: tokens.Secret("code-" + tc.user), ClientID: tc.client}); err != nil {
+			t.Fatalf("Authorize(%s) error = %v", tc.client, err)
+		}
+		calls := tc.want.calls
+		if len(calls) != 1 || calls[0].UserID != tc.user || calls[0].Region != tc.region {
+			t.Errorf("client %s: exchanges of its skill = %+v, want one for %s in %s", tc.client, calls, tc.user, tc.region)
+		}
+	}
+	if sk, ok := svc.SkillOf(alexaClient2); !ok || sk.ID != "home" {
+		t.Errorf("SkillOf(%s) = %+v, %v; want home", alexaClient2, sk, ok)
+	}
+	err := svc.Authorize(t.Context(), auth.Principal{Subject: "user-2", ClientID: "other-client"},
+		reciprocal.Request{GrantType: reciprocal.GrantType, Code: "c", ClientID: "other-client"})
+	if !errors.Is(err, reciprocal.ErrInvalidClient) {
+		t.Errorf("Authorize(client of no skill) error = %v, want ErrInvalidClient", err)
 	}
 }
