@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -30,6 +31,23 @@ const (
 // between the two writes, leaves a counter one off, and is not the change's
 // error (the change happened).
 func (s *Store) count(ctx context.Context, deltas map[string]int) {
+	s.add(ctx, skCounterStats, "", deltas)
+}
+
+// countLinks adds deltas to the counter item of the view's links as count
+// does: the STATS item for the default skill, another skill's own item
+// (which names the skill in skill_id, see SkillsWithLinks) for the others.
+func (s *Store) countLinks(ctx context.Context, deltas map[string]int) {
+	skill := ""
+	if s.keys.stats != skCounterStats {
+		skill = s.skill
+	}
+	s.add(ctx, s.keys.stats, skill, deltas)
+}
+
+// add adds deltas to the counter item with sort key sk, and sets its
+// skill_id to skill when it is not empty.
+func (s *Store) add(ctx context.Context, sk, skill string, deltas map[string]int) {
 	var upd expression.UpdateBuilder
 	n := 0
 	for name, d := range deltas {
@@ -41,12 +59,15 @@ func (s *Store) count(ctx context.Context, deltas map[string]int) {
 	if n == 0 {
 		return
 	}
+	if skill != "" {
+		upd = upd.Set(expression.Name(attrSkillID), expression.Value(skill))
+	}
 	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
 	if err != nil {
 		return
 	}
 	_, _ = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: s.table, Key: key(pkCounter, skCounterStats),
+		TableName: s.table, Key: key(pkCounter, sk),
 		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
 }
@@ -67,13 +88,20 @@ func moved(prefix, from, to string) map[string]int {
 	return d
 }
 
-// counters reads the STATS counter item with a strongly consistent read and
-// returns its counts under prefix, by the rest of their names.
-func (s *Store) counters(ctx context.Context, op, prefix string) (map[string]int, error) {
-	item, err := s.get(ctx, op, pkCounter, skCounterStats)
+// counters reads the counter item with sort key sk with a strongly
+// consistent read and returns its counts under prefix, by the rest of their
+// names.
+func (s *Store) counters(ctx context.Context, op, sk, prefix string) (map[string]int, error) {
+	item, err := s.get(ctx, op, pkCounter, sk)
 	if err != nil {
 		return nil, err
 	}
+	return countsOf(op, item, prefix)
+}
+
+// countsOf returns the counts of the counter item under prefix, by the rest
+// of their names.
+func countsOf(op string, item map[string]types.AttributeValue, prefix string) (map[string]int, error) {
 	var all map[string]any
 	if err := unmarshal(item, &all); err != nil {
 		return nil, fmt.Errorf("dynamo: %s: %w: %w", op, errCorrupt, err)
@@ -91,13 +119,13 @@ func (s *Store) counters(ctx context.Context, op, prefix string) (map[string]int
 	return out, nil
 }
 
-// CountLinks returns the number of links in each state, as
+// CountLinks returns the number of the view's links in each state, as
 // tokens.LinkCounter specifies, from the counters that every link write
 // keeps (one strongly consistent read). It returns an EUNAVAILABLE error when
 // DynamoDB cannot be reached, and an EINTERNAL error when the counters are
 // corrupt.
 func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
-	c, err := s.counters(ctx, "count links", countLinks)
+	c, err := s.counters(ctx, "count links", s.keys.stats, countLinks)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +143,10 @@ func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
 // CountReports returns the number of reports in each state, as
 // reports.Counter specifies, from the counters that every report write keeps.
 // Reports that DynamoDB's time to live removes are not subtracted (it is a
-// backstop to DeleteFinishedReports). Errors are as for CountLinks.
+// backstop to DeleteFinishedReports). They are the table's, the same through
+// every view. Errors are as for CountLinks.
 func (s *Store) CountReports(ctx context.Context) (map[reports.State]int, error) {
-	c, err := s.counters(ctx, "count reports", countReports)
+	c, err := s.counters(ctx, "count reports", skCounterStats, countReports)
 	if err != nil {
 		return nil, err
 	}

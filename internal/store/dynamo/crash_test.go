@@ -75,11 +75,15 @@ func TestStore_EventsCrash(t *testing.T) {
 	endpoint := dynamotest.Start(t)
 	after := func(first int) func(int, string) bool { return func(n int, _ string) bool { return n > first } }
 	only := func(k int) func(int, string) bool { return func(n int, _ string) bool { return n == k } }
-	relinkRequired := func(link *tokens.Link) tokens.Event {
-		link.State = tokens.StateRelinkRequired
-		e := storetest.NewTestEvent(tokens.EventRelinkRequired, link.UserID, time.Now())
-		e.Notify = true
+	// newEvent returns a new event of s's skill to be sent as a webhook.
+	newEvent := func(s *dynamo.Store, typ tokens.EventType, link *tokens.Link) tokens.Event {
+		e := storetest.NewTestEvent(typ, link.UserID, time.Now())
+		e.SkillID, e.Notify = s.SkillID(), true
 		return e
+	}
+	relinkRequired := func(s *dynamo.Store, link *tokens.Link) tokens.Event {
+		link.State = tokens.StateRelinkRequired
+		return newEvent(s, tokens.EventRelinkRequired, link)
 	}
 	for _, tt := range []struct {
 		name        string
@@ -88,109 +92,114 @@ func TestStore_EventsCrash(t *testing.T) {
 		wantChanged bool
 	}{
 		{"PutLink/ChangeNotWritten", after(0), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := relinkRequired(link)
+			e := relinkRequired(s, link)
 			return e, s.PutLink(t.Context(), link, e)
 		}, false},
 		{"PutLink/EventsNotWritten", after(1), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := relinkRequired(link)
+			e := relinkRequired(s, link)
 			return e, s.PutLink(t.Context(), link, e)
 		}, true},
 		// Writes: the link, the link counters, the event, the webhook, the
 		// backlog counter, the end of the outbox.
 		{"PutLink/OutboxNotEnded", only(6), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := relinkRequired(link)
+			e := relinkRequired(s, link)
 			return e, s.PutLink(t.Context(), link, e)
 		}, true},
 		{"DeleteLink/ChangeNotWritten", after(0), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
-			e.Notify = true
+			e := newEvent(s, tokens.EventDeleted, link)
 			return e, s.DeleteLink(t.Context(), link.UserID, e)
 		}, false},
 		{"DeleteLink/EventsNotWritten", after(1), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
-			e.Notify = true
+			e := newEvent(s, tokens.EventDeleted, link)
 			return e, s.DeleteLink(t.Context(), link.UserID, e)
 		}, true},
 		{"DeleteLink/ItemNotRemoved", func(_ int, op string) bool { return op == "DeleteItem" }, func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := storetest.NewTestEvent(tokens.EventDeleted, link.UserID, time.Now())
-			e.Notify = true
+			e := newEvent(s, tokens.EventDeleted, link)
 			return e, s.DeleteLink(t.Context(), link.UserID, e)
 		}, true},
 		{"PutLink/EventLost", only(3), func(s *dynamo.Store, link *tokens.Link) (tokens.Event, error) {
-			e := relinkRequired(link)
+			e := relinkRequired(s, link)
 			return e, s.PutLink(t.Context(), link, e)
 		}, true},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			table := dynamotest.NewTable(t, endpoint)
-			mustNew(t, endpoint, table, true)
-			client := &crashingClient{Client: dynamotest.Client(endpoint)}
-			dying, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
-			if err != nil {
-				t.Fatal(err)
-			}
-			link := storetest.NewLink("u1")
-			storetest.MustPut(t, dying, link)
-			before := link.Version
-
-			client.arm(tt.crash)
-			ev, err := tt.change(dying, link)
-			if changeErr := tokens.ErrorCode(err); (err == nil) != tt.wantChanged {
-				t.Fatalf("change error = %v (code %q), want an error: %v", err, changeErr, !tt.wantChanged)
-			}
-
-			restarted := mustNew(t, endpoint, table, false)
-			dynamo.SetNow(restarted, func() time.Time { return time.Now().Add(dynamo.OutboxGrace + time.Second) })
-			// A reader of the link finishes what the dying store left.
-			got, err := restarted.GetLink(t.Context(), "u1")
-			deleted := ev.Type == tokens.EventDeleted
-			switch {
-			case !tt.wantChanged && (err != nil || got.Version != before):
-				t.Errorf("after a change that was not written: GetLink = %+v, %v; want the link as before", got, err)
-			case tt.wantChanged && deleted && !errors.Is(err, tokens.ErrLinkNotFound):
-				t.Errorf("after a deletion that was written: GetLink error = %v, want ErrLinkNotFound", err)
-			case tt.wantChanged && !deleted && (err != nil || got.State != tokens.StateRelinkRequired):
-				t.Errorf("after a change that was written: GetLink = %+v, %v; want it RELINK_REQUIRED", got, err)
-			}
-			for range 2 { // a second reader changes nothing
-				_, _ = restarted.GetLink(t.Context(), "u1")
-				_, _ = restarted.ListLinks(t.Context(), "", 0)
-			}
-
-			wantIDs := []string{}
-			if tt.wantChanged {
-				wantIDs = []string{ev.ID}
-			}
-			gotEvents := storetest.MustListEvents(t, restarted, tokens.EventFilter{UserID: "u1"})
-			if len(gotEvents) != len(wantIDs) || (len(wantIDs) == 1 && gotEvents[0].ID != ev.ID) {
-				t.Errorf("events after the restart = %v, want %v", gotEvents, wantIDs)
-			}
-			due, err := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0)
-			if err != nil || len(due) != len(wantIDs) || (len(due) == 1 && due[0].Event.ID != ev.ID) {
-				t.Errorf("DueWebhooks after the restart = %d webhooks, %v; want %v", len(due), err, wantIDs)
-			}
-			if tt.wantChanged {
-				n, _, err := restarted.WebhookBacklog(t.Context())
-				if err != nil || n != 1 {
-					t.Errorf("WebhookBacklog after the restart = %d, %v; want 1", n, err)
-				}
-				w := due[0]
-				w.State = events.StateDelivered
-				if err := restarted.PutWebhook(t.Context(), w); err != nil {
+		// The view of another skill keeps its links under other keys, and
+		// its events under the user, as the default skill's.
+		for _, skill := range []string{tokens.DefaultSkillID, "home"} {
+			t.Run(tt.name+"/"+skill, func(t *testing.T) {
+				table := dynamotest.NewTable(t, endpoint)
+				mustNew(t, endpoint, table, true)
+				client := &crashingClient{Client: dynamotest.Client(endpoint)}
+				store, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
+				if err != nil {
 					t.Fatal(err)
 				}
-				// A late flush of the same outbox does not send it again.
-				_, _ = restarted.GetLink(t.Context(), "u1")
-				if due, _ := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0); len(due) != 0 {
-					t.Errorf("DueWebhooks after delivery = %d webhooks, want none", len(due))
+				dying := store.ForSkill(skill)
+				link := storetest.NewLink("u1")
+				storetest.MustPut(t, dying, link)
+				before := link.Version
+
+				client.arm(tt.crash)
+				ev, err := tt.change(dying, link)
+				if changeErr := tokens.ErrorCode(err); (err == nil) != tt.wantChanged {
+					t.Fatalf("change error = %v (code %q), want an error: %v", err, changeErr, !tt.wantChanged)
 				}
-			}
-			// The store goes on: the link can be changed again.
-			if !deleted || !tt.wantChanged {
-				cur := storetest.MustGet(t, restarted, "u1")
-				cur.Region = "FE"
-				storetest.MustPut(t, restarted, cur)
-			}
-		})
+
+				restarted := mustNew(t, endpoint, table, false).ForSkill(skill)
+				dynamo.SetNow(restarted, func() time.Time { return time.Now().Add(dynamo.OutboxGrace + time.Second) })
+				// A reader of the link finishes what the dying store left.
+				got, err := restarted.GetLink(t.Context(), "u1")
+				deleted := ev.Type == tokens.EventDeleted
+				switch {
+				case !tt.wantChanged && (err != nil || got.Version != before):
+					t.Errorf("after a change that was not written: GetLink = %+v, %v; want the link as before", got, err)
+				case tt.wantChanged && deleted && !errors.Is(err, tokens.ErrLinkNotFound):
+					t.Errorf("after a deletion that was written: GetLink error = %v, want ErrLinkNotFound", err)
+				case tt.wantChanged && !deleted && (err != nil || got.State != tokens.StateRelinkRequired):
+					t.Errorf("after a change that was written: GetLink = %+v, %v; want it RELINK_REQUIRED", got, err)
+				}
+				for range 2 { // a second reader changes nothing
+					_, _ = restarted.GetLink(t.Context(), "u1")
+					_, _ = restarted.ListLinks(t.Context(), "", 0)
+				}
+
+				wantIDs := []string{}
+				if tt.wantChanged {
+					wantIDs = []string{ev.ID}
+				}
+				gotEvents := storetest.MustListEvents(t, restarted, tokens.EventFilter{UserID: "u1"})
+				if len(gotEvents) != len(wantIDs) || (len(wantIDs) == 1 && gotEvents[0].ID != ev.ID) {
+					t.Errorf("events after the restart = %v, want %v", gotEvents, wantIDs)
+				}
+				due, err := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0)
+				if err != nil || len(due) != len(wantIDs) || (len(due) == 1 && due[0].Event.ID != ev.ID) {
+					t.Errorf("DueWebhooks after the restart = %d webhooks, %v; want %v", len(due), err, wantIDs)
+				}
+				if tt.wantChanged {
+					n, _, err := restarted.WebhookBacklog(t.Context())
+					if err != nil || n != 1 {
+						t.Errorf("WebhookBacklog after the restart = %d, %v; want 1", n, err)
+					}
+					w := due[0]
+					w.State = events.StateDelivered
+					if err := restarted.PutWebhook(t.Context(), w); err != nil {
+						t.Fatal(err)
+					}
+					// A late flush of the same outbox does not send it again.
+					_, _ = restarted.GetLink(t.Context(), "u1")
+					if due, _ := restarted.DueWebhooks(t.Context(), time.Now().Add(time.Hour), 0); len(due) != 0 {
+						t.Errorf("DueWebhooks after delivery = %d webhooks, want none", len(due))
+					}
+				}
+				// The store goes on: the link can be changed again.
+				if !deleted || !tt.wantChanged {
+					cur := storetest.MustGet(t, restarted, "u1")
+					cur.Region = "FE"
+					storetest.MustPut(t, restarted, cur)
+				}
+				if got := gotEvents; len(got) == 1 && got[0].SkillID != ev.SkillID {
+					t.Errorf("event's SkillID after the restart = %q, want %q", got[0].SkillID, ev.SkillID)
+				}
+			})
+		}
 	}
 }

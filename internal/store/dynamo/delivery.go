@@ -12,23 +12,25 @@ import (
 	"github.com/reciprocal-broker/broker/internal/reports"
 )
 
-// ClaimDelivery takes userID's delivery claim for owner as
-// reports.Store.ClaimDelivery says, in one conditional update of the user's
-// delivery item (pk USER#<user id>, sk DELIVERY) that succeeds when the item
-// does not exist, has no owner (released), its until is before now, or owner
-// holds it; a refused update is the answer false, not an error. The update
-// keeps the item's delivered mark and returns it. The item carries a time to
-// live deliveryTTL after until.
+// ClaimDelivery takes lane's delivery claim for owner as
+// reports.Store.ClaimDelivery says, in one conditional update of the lane's
+// delivery item (sk DELIVERY; pk USER#<user id> for the lane of the default
+// skill's profile reports, LANE#<lane> for the others) that succeeds when the
+// item does not exist, has no owner (released), its until is before now, or
+// owner holds it; a refused update is the answer false, not an error. The
+// update keeps the item's delivered mark and returns it. The item carries a
+// time to live deliveryTTL after until. Lanes are the table's, the same
+// through every view.
 //
 // It returns an EINVALID error when reports.CheckDeliveryClaim refuses the
-// arguments or userID is longer than MaxUserIDLen bytes or not UTF-8, an
+// arguments or the store cannot keep lane (see CreateReport), an
 // EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error
 // when the item is corrupt.
-func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, until time.Time) (int64, bool, error) {
-	if err := reports.CheckDeliveryClaim(userID, owner); err != nil {
+func (s *Store) ClaimDelivery(ctx context.Context, lane, owner string, now, until time.Time) (int64, bool, error) {
+	if err := reports.CheckDeliveryClaim(lane, owner); err != nil {
 		return 0, false, err
 	}
-	if err := checkUserID(userID); err != nil {
+	if err := checkLane(lane); err != nil {
 		return 0, false, err
 	}
 	update := expression.Set(expression.Name(attrOwner), expression.Value(owner)).
@@ -41,7 +43,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, un
 		expression.Name(attrUntil).LessThan(expression.Value(unixNanos(now))),
 		expression.Name(attrOwner).Equal(expression.Value(owner)),
 	)
-	item, ok, err := s.updateDelivery(ctx, "claim delivery", userID, update, cond, types.ReturnValueAllNew)
+	item, ok, err := s.updateDelivery(ctx, "claim delivery", lane, update, cond, types.ReturnValueAllNew)
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -50,31 +52,31 @@ func (s *Store) ClaimDelivery(ctx context.Context, userID, owner string, now, un
 		return 0, false, fmt.Errorf("dynamo: decode delivery claim: %w: %w", errCorrupt, err)
 	}
 	if rec.Format != recordFormat || rec.Owner != owner {
-		return 0, false, fmt.Errorf("dynamo: decode delivery claim of %q: format %d: %w", userID, rec.Format, errCorrupt)
+		return 0, false, fmt.Errorf("dynamo: decode delivery claim of %q: format %d: %w", lane, rec.Format, errCorrupt)
 	}
 	return rec.Delivered, true, nil
 }
 
-// ReleaseDelivery ends owner's delivery claim of userID as
+// ReleaseDelivery ends owner's delivery claim of lane as
 // reports.Store.ReleaseDelivery says: one conditional update removes the
 // owner and until when owner holds the claim, and keeps the item for its
 // delivered mark. It returns an EUNAVAILABLE error when DynamoDB cannot be
 // reached.
-func (s *Store) ReleaseDelivery(ctx context.Context, userID, owner string) error {
-	if userID == "" || owner == "" || checkUserID(userID) != nil {
+func (s *Store) ReleaseDelivery(ctx context.Context, lane, owner string) error {
+	if lane == "" || owner == "" || checkLane(lane) != nil {
 		return nil // nobody can hold such a claim
 	}
 	update := expression.Remove(expression.Name(attrOwner)).Remove(expression.Name(attrUntil))
-	_, _, err := s.updateDelivery(ctx, "release delivery", userID, update,
+	_, _, err := s.updateDelivery(ctx, "release delivery", lane, update,
 		expression.Name(attrOwner).Equal(expression.Value(owner)), types.ReturnValueNone)
 	return err
 }
 
-// markDelivered raises userID's delivered mark to seq in one update on the
+// markDelivered raises lane's delivered mark to seq in one update on the
 // condition that the mark is absent or lower; a mark at seq or above is left
 // as it is. An item it creates carries a time to live deliveryTTL from now.
 // It returns an EUNAVAILABLE error when DynamoDB cannot be reached.
-func (s *Store) markDelivered(ctx context.Context, userID string, seq int64) error {
+func (s *Store) markDelivered(ctx context.Context, lane string, seq int64) error {
 	update := expression.Set(expression.Name(attrDelivered), expression.Value(seq)).
 		Set(expression.Name(attrFormat), expression.Value(recordFormat)).
 		Set(expression.Name(AttrTTL), expression.IfNotExists(expression.Name(AttrTTL), expression.Value(s.now().Add(deliveryTTL).Unix())))
@@ -82,21 +84,21 @@ func (s *Store) markDelivered(ctx context.Context, userID string, seq int64) err
 		expression.AttributeNotExists(expression.Name(attrDelivered)),
 		expression.Name(attrDelivered).LessThan(expression.Value(seq)),
 	)
-	_, _, err := s.updateDelivery(ctx, "mark delivered", userID, update, cond, types.ReturnValueNone)
+	_, _, err := s.updateDelivery(ctx, "mark delivered", lane, update, cond, types.ReturnValueNone)
 	return err
 }
 
-// updateDelivery applies update to userID's delivery item when cond holds,
+// updateDelivery applies update to lane's delivery item when cond holds,
 // creating the item when it does not exist, and returns the attributes that
 // returnValues asks for. It reports false when cond did not hold.
-func (s *Store) updateDelivery(ctx context.Context, op, userID string, update expression.UpdateBuilder, cond expression.ConditionBuilder, returnValues types.ReturnValue) (map[string]types.AttributeValue, bool, error) {
+func (s *Store) updateDelivery(ctx context.Context, op, lane string, update expression.UpdateBuilder, cond expression.ConditionBuilder, returnValues types.ReturnValue) (map[string]types.AttributeValue, bool, error) {
 	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
 	if err != nil {
 		return nil, false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
 	}
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
-		Key:                       key(pkUser+userID, skDelivery),
+		Key:                       key(deliveryPK(lane), skDelivery),
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
 		ExpressionAttributeNames:  expr.Names(),

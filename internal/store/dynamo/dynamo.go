@@ -3,47 +3,84 @@
 // broker instances can share links, refresh leases and reports
 // (BROKER_STORE=dynamodb:TABLE).
 //
+// # Skills
+//
+// Links belong to a skill and a user. A Store is a view of the table for one
+// skill (Store.ForSkill; New returns the default skill's): links, code
+// claims, refresh leases and link counts are the skill's alone. The
+// tokens.DefaultSkillID view keeps the keys the table had before skills
+// existed, so that links written then are the default skill's links; every
+// other skill's keys name the skill. The reports outbox, the events and the
+// webhooks are the table's, the same through every view.
+//
 // # Table design
 //
 // One table, keyed by the strings AttrPK (partition) and AttrSK (sort), with one
 // global secondary index IndexGSI1 keyed by the strings AttrGSI1PK and
 // AttrGSI1SK that projects every attribute. CreateTableInput is the schema, used
 // both to create tables (Options.CreateTable) and to check the CloudFormation
-// template. Items:
+// template. Items of the default skill, and the table's:
 //
 //	what            pk                  sk        gsi1pk    gsi1sk
 //	link            USER#<user id>      LINK      LINK      <user id>
 //	refresh lease   USER#<user id>      LEASE
-//	delivery claim  USER#<user id>      DELIVERY
 //	code claim      CODE#<code hash>    CODE
-//	report          REPORT#<message id> REPORT    PENDING   <escaped user id>#<seq>
+//	delivery claim  USER#<user id>      DELIVERY             (a default profile lane)
+//	                LANE#<lane>         DELIVERY             (every other lane)
+//	report          REPORT#<message id> REPORT    PENDING   <escaped lane>#<seq>
 //	                                              FINISHED  <finished_at>
 //	counters        COUNTER             LINKS, REPORTS, STATS
 //	event           USER#<user id>      EVENT#<order>       EVENTS#<type>  <order>
 //	webhook         USER#<user id>      WEBHOOK#<order>     WEBHOOKS  <escaped user id>#<order>
 //	webhook claim   USER#<user id>      WEBHOOKCLAIM
 //
+// Items of any other skill (<skill> is the skill id, escaped):
+//
+//	what            pk                                sk             gsi1pk         gsi1sk
+//	link            SKILL#<skill>#USER#<user id>      LINK           LINK#<skill>   <user id>
+//	refresh lease   SKILL#<skill>#USER#<user id>      LEASE
+//	code claim      SKILL#<skill>#CODE#<code hash>    CODE
+//	link counters   COUNTER                           STATS#<skill>
+//
+// So a skill's links are one partition of the index (ListLinks), and one user
+// may hold a link in each skill. Another skill's link item and counter item
+// name the skill in skill_id too (SkillsWithLinks reads the counter items).
+// The events of every skill's links are kept under their user (the event's
+// SkillID is an attribute): a user's audit trail and webhooks are one,
+// whatever the skill.
+//
 // An event's order is its OccurredAt in Unix nanoseconds as 20 digits, '#',
 // its id. A user's events are one range of the table (listed newest first,
 // strongly consistent); a type's are one partition of the index; all events
 // are the six types' partitions merged. Only a PENDING webhook is in the
 // index, so a user's first item there is the user's oldest pending webhook.
-// The STATS counter item holds links_<state>, reports_<state> and
-// webhooks_PENDING, kept with atomic ADDs after each write they count.
+// The STATS counter item holds links_<state> (of the default skill's links),
+// reports_<state> and webhooks_PENDING; a STATS#<skill> item holds another
+// skill's links_<state>; all are kept with atomic ADDs after each write they
+// count.
 //
 // Only PENDING reports and reports in an end state are in the index, each under
 // its own gsi1pk. Numbers in sort keys (a report's Seq, its finished_at in Unix
 // nanoseconds) are written as 20 zero-padded decimal digits, so that they sort as
-// numbers. The user id in a pending report's gsi1sk is escaped — every '\'
-// doubled, every '#' written as `\#` — so that the '#' before the sequence occurs
-// nowhere else and the prefix "<escaped user id>#" selects exactly one user's
-// reports, whatever characters user ids hold. A link's gsi1sk is the user id as
-// it is, which orders ListLinks by user id as bytes.
+// numbers. A pending report is indexed under its delivery lane (reports.Lane):
+// the user id alone for the default skill's profile reports, as before lanes
+// existed, else its kind, skill and user id separated by NUL bytes. User ids,
+// skill ids and lanes are escaped where more follows them in a key — every '\'
+// doubled, every '#' written as `\#` — so that the first unescaped '#' ends
+// them: the prefix "<escaped lane>#" selects exactly one lane's reports, and
+// no skill's keys pose as another's, whatever characters the ids hold. A
+// link's gsi1sk is the user id as it is, which orders ListLinks by user id as
+// bytes.
 //
-// A user's delivery claim item holds who sends the user's reports and until
-// when (absent once released), and the user's delivered mark, the highest Seq
-// of a report of the user that Alexa accepted; it is taken with a conditional
-// update that keeps the mark.
+// A lane's delivery claim item holds who sends the lane's reports and until
+// when (absent once released), and the lane's delivered mark, the highest Seq
+// of a report of the lane that Alexa accepted; it is taken with a conditional
+// update that keeps the mark. The claim of a lane that is a user id keeps the
+// key it had before lanes existed.
+//
+// Reports other than the default skill's profile reports are written in
+// format 2, which code from before lanes refuses rather than deliver them as
+// profile reports; every other item keeps format 1.
 //
 // Code claims carry AttrTTL (Unix seconds) one day after they expire, leases one
 // day after they end, delivery claims thirty days after they end, and reports in an end state thirty days after they
@@ -162,6 +199,11 @@ const (
 // know.
 const recordFormat = 1
 
+// laneFormat is the format of the items of reports that are not profile
+// reports of the default skill (Alexa events, other skills' reports): code
+// from before lanes would misread them as the user's profile reports.
+const laneFormat = 2
+
 // versionShift places the counter value of a creation above every version that
 // updates of an earlier incarnation of the same key can reach (2^24 updates).
 const versionShift = 24
@@ -218,13 +260,17 @@ type Options struct {
 	EventRetention time.Duration
 }
 
-// Store is the DynamoDB store. It is safe for concurrent use by many goroutines,
-// and by many processes sharing the table.
+// Store is the DynamoDB store: a view of the table for one skill's links
+// (see ForSkill; New returns the default skill's), and the table's reports,
+// events and webhooks. It is safe for concurrent use by many goroutines, and
+// by many processes sharing the table.
 type Store struct {
 	client         dynamoAPI
 	table          *string
 	now            func() time.Time
 	eventRetention time.Duration
+	skill          string    // the view's skill
+	keys           skillKeys // the keys of its items
 }
 
 var (
@@ -233,7 +279,8 @@ var (
 	_ reports.Store = (*Store)(nil)
 )
 
-// New returns the store of the table opts.Table. It builds a DynamoDB client
+// New returns the store of the table opts.Table, the view of the default
+// skill's links (see ForSkill). It builds a DynamoDB client
 // (unless opts.Client is set) with the standard retryer, and creates the table
 // when opts.CreateTable asks for it; otherwise it makes no request, and a
 // missing or unreachable table shows at the first call (Ping for readiness).
@@ -283,7 +330,10 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	if opts.Table == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no table name")
 	}
-	s := &Store{client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention)}
+	s := &Store{
+		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
+		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID),
+	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {
 			return nil, err

@@ -412,6 +412,29 @@ func TestStore_UserIDsInKeys(t *testing.T) {
 		}
 	})
 
+	t.Run("OldestEventPastAPage", func(t *testing.T) {
+		// The same with Alexa events: a's oldest stands for its lane, and b
+		// is found behind the backlog.
+		s := openNew(t, endpoint)
+		t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+		const backlog = 250
+		for i := range backlog {
+			if _, _, err := s.CreateReport(t.Context(), storetest.NewAlexaEvent(fmt.Sprintf("a/%03d", i), "home", "a", t0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.CreateReport(t.Context(), storetest.NewAlexaEvent("b/0", "home", "b", t0)); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.DueReports(t.Context(), t0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"a/000", "b/0"}, messageIDs(due)); diff != "" {
+			t.Errorf("DueReports (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("Unstorable", func(t *testing.T) {
 		s := openNew(t, endpoint)
 		for _, tt := range []struct{ name, user string }{

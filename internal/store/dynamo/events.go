@@ -144,9 +144,11 @@ func (s *Store) putEvent(ctx context.Context, e *tokens.Event) error {
 	return err
 }
 
-// ListEvents returns a page of events as tokens.EventStore specifies. A
-// user's events are one query of the table, strongly consistent, newest
-// first (other types filtered out when the filter names one too); a type's
+// ListEvents returns a page of events as tokens.EventStore specifies, the
+// table's through every view: a user's are the user's events of every
+// skill, each with its SkillID. A user's events are one query of the table,
+// strongly consistent, newest first (other types filtered out when the
+// filter names one too); a type's
 // are one query of the index; all events are the newest of each type's query
 // merged. The index is eventually consistent: an event written a moment ago
 // may be missing there. It returns an EINVALID error for an unknown type or a

@@ -9,8 +9,8 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// AcquireLease takes the refresh lease of userID for owner as tokens.Leaser
-// specifies, in one conditional write that succeeds when no lease item exists,
+// AcquireLease takes the refresh lease of userID's link in the view's skill
+// for owner as tokens.Leaser specifies, in one conditional write that succeeds when no lease item exists,
 // its until is before now, or owner holds it; a refused write is the answer
 // false, not an error. Lease items carry a time to live one day after until.
 //
@@ -25,7 +25,7 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 		return false, err
 	}
 	item, err := marshal("acquire lease", leaseItem{
-		PK: pkUser + userID, SK: skLease, Format: recordFormat,
+		PK: s.keys.user + userID, SK: skLease, Format: recordFormat,
 		Owner: owner, Until: unixNanos(until), TTL: until.Add(leaseTTL).Unix(),
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (s *Store) AcquireLease(ctx context.Context, userID, owner string, now, unt
 // tokens.Leaser specifies, in one conditional write. It returns an EUNAVAILABLE
 // error when DynamoDB cannot be reached.
 func (s *Store) ReleaseLease(ctx context.Context, userID, owner string) error {
-	_, err := s.remove(ctx, "release lease", pkUser+userID, skLease,
+	_, err := s.remove(ctx, "release lease", s.keys.user+userID, skLease,
 		expression.Name(attrOwner).Equal(expression.Value(owner)))
 	return err
 }

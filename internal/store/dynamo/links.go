@@ -14,8 +14,8 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// GetLink returns the link of userID as tokens.Store specifies, read with a
-// strongly consistent read. It returns ErrLinkNotFound (wrapped) when there is
+// GetLink returns the link of userID in the view's skill as tokens.Store
+// specifies, read with a strongly consistent read. It returns ErrLinkNotFound (wrapped) when there is
 // none (always for a user id that is not UTF-8, which PutLink refuses), an
 // EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error when
 // the stored item is corrupt.
@@ -23,18 +23,18 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	if !utf8.ValidString(userID) {
 		return nil, fmt.Errorf("dynamo: get link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
 	}
-	item, err := s.get(ctx, "get link", pkUser+userID, skLink)
+	item, err := s.get(ctx, "get link", s.keys.user+userID, skLink)
 	switch {
 	case err != nil:
 		return nil, err
 	case item == nil:
 		return nil, fmt.Errorf("dynamo: get link of %q: %w", userID, tokens.ErrLinkNotFound)
 	}
-	s.flushStale(ctx, pkUser+userID, skLink, item)
+	s.flushStale(ctx, s.keys.user+userID, skLink, item)
 	if deleting(item) {
 		return nil, fmt.Errorf("dynamo: get link of %q: being deleted: %w", userID, tokens.ErrLinkNotFound)
 	}
-	return decodeLink(item)
+	return s.decodeLink(item)
 }
 
 // deleting reports whether item is a link whose deletion is written but not
@@ -44,17 +44,23 @@ func deleting(item map[string]types.AttributeValue) bool {
 	return ok && v.Value
 }
 
-// PutLink writes link as tokens.Store specifies, in one conditional write. The
-// new version is the next value of the link counter shifted left by 24 bits for
-// a new link, the stored version plus one for an update.
+// PutLink writes link as a link of the view's skill, as tokens.Store
+// specifies, in one conditional write. The new version is the next value of
+// the link counter shifted left by 24 bits for a new link, the stored version
+// plus one for an update. Its events are stored under their user, whatever
+// the skill (see the package documentation).
 //
-// It returns an EINVALID error when link.Validate fails or the user id is longer
-// than MaxUserIDLen bytes or not UTF-8, ErrVersionConflict (wrapped) when the
+// It returns an EINVALID error when link.Validate fails, link.SkillID is
+// neither "" nor the view's skill, or the user id is longer than
+// MaxUserIDLen bytes or not UTF-8, ErrVersionConflict (wrapped) when the
 // stored version differs or the link to update is gone, and an EUNAVAILABLE
 // error when DynamoDB cannot be reached. On any error link is left unchanged.
 func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens.Event) error {
 	if err := link.Validate(); err != nil {
 		return err
+	}
+	if link.SkillID != "" && link.SkillID != s.skill {
+		return tokens.Errorf(tokens.EINVALID, "link of skill %q in the store of skill %q", link.SkillID, s.skill)
 	}
 	if err := checkEvents(events); err != nil {
 		return err
@@ -78,7 +84,7 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 	// An outbox left by a change that stopped half way must be flushed
 	// before the item is written again.
 	cond = cond.And(expression.AttributeNotExists(expression.Name(attrOutbox)))
-	item, err := encodeLink(link, version)
+	item, err := s.encodeLink(link, version)
 	if err != nil {
 		return err
 	}
@@ -86,14 +92,14 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 	if err != nil {
 		return err
 	}
-	pk := pkUser + link.UserID
+	pk := s.keys.user + link.UserID
 	for range 3 {
 		old, ok, err := s.putOld(ctx, "put link", item, cond)
 		if err != nil {
 			return err
 		}
 		if ok {
-			s.count(ctx, moved(countLinks, stateOf(old), link.State.String()))
+			s.countLinks(ctx, moved(countLinks, stateOf(old), link.State.String()))
 			link.Version = version
 			// The change and its events are written: flushing them into event
 			// items may fail, and is then left to readers (flushStale).
@@ -112,8 +118,8 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 		link.UserID, link.Version, tokens.ErrVersionConflict)
 }
 
-// DeleteLink removes the link of userID as tokens.Store specifies, in one
-// conditional write. It returns ErrLinkNotFound (wrapped) when there is none,
+// DeleteLink removes the link of userID in the view's skill as tokens.Store
+// specifies, in one conditional write. It returns ErrLinkNotFound (wrapped) when there is none,
 // and an EUNAVAILABLE error when DynamoDB cannot be reached. The user's refresh
 // lease, if any, stays until it expires.
 func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.Event) error {
@@ -123,7 +129,7 @@ func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.
 	if !utf8.ValidString(userID) {
 		return fmt.Errorf("dynamo: delete link: user id is not UTF-8: %w", tokens.ErrLinkNotFound)
 	}
-	pk := pkUser + userID
+	pk := s.keys.user + userID
 	cond := expression.AttributeExists(expression.Name(AttrPK)).And(expression.AttributeNotExists(expression.Name(attrOutbox)))
 	for range 3 {
 		var old map[string]types.AttributeValue
@@ -139,7 +145,7 @@ func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.
 			return err
 		}
 		if ok {
-			s.count(ctx, moved(countLinks, stateOf(old), ""))
+			s.countLinks(ctx, moved(countLinks, stateOf(old), ""))
 			_ = s.flush(ctx, pk, skLink, ob) // as in PutLink
 			return nil
 		}
@@ -208,14 +214,15 @@ func (s *Store) removeIf(ctx context.Context, op, pk, sk string, cond expression
 	return out.Attributes, true, nil
 }
 
-// ListLinks returns a page of links as tokens.Store specifies, from the index
-// IndexGSI1: a link written a moment ago may be missing or stale. It returns an
+// ListLinks returns a page of the view's links as tokens.Store specifies,
+// from the view's partition of the index IndexGSI1: a link written a moment
+// ago may be missing or stale. It returns an
 // EINVALID error when cursor cannot be a user id (longer than 1024 bytes or not
 // UTF-8), an EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL
 // error when a stored item is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
 	limit = tokens.PageSize(limit)
-	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiLinks))
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(s.keys.links))
 	if len(cursor) > maxSortKey || !utf8.ValidString(cursor) {
 		return tokens.LinkPage{}, tokens.Errorf(tokens.EINVALID, "cursor is no user id: longer than %d bytes or not UTF-8", maxSortKey)
 	}
@@ -233,11 +240,11 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 			page.Next = page.Links[limit-1].UserID
 			break
 		}
-		link, err := decodeLink(item)
+		link, err := s.decodeLink(item)
 		if err != nil {
 			return tokens.LinkPage{}, err
 		}
-		s.flushStale(ctx, pkUser+link.UserID, skLink, item)
+		s.flushStale(ctx, s.keys.user+link.UserID, skLink, item)
 		if deleting(item) {
 			continue
 		}
@@ -289,28 +296,30 @@ func (s *Store) query(ctx context.Context, op string, kc expression.KeyCondition
 	}
 }
 
-// ClaimCode records a claim of the code with codeHash for userID, and returns
-// the code's owner, as tokens.Store specifies. The claim is one conditional
-// write; when its condition fails, a consistent read names the owner. A claim
-// that userID makes again, or takes over, gets the new expires. Claims carry a
-// time to live one day after expires.
+// ClaimCode records a claim of the code with codeHash for userID in the
+// view's skill, and returns the code's owner, as tokens.Store specifies. The
+// claim is one conditional write; when its condition fails, a consistent read
+// names the owner. A claim that userID makes again, or takes over, gets the
+// new expires. Claims carry a time to live one day after expires.
 //
-// It returns an EINVALID error when tokens.ValidateClaim refuses the arguments,
-// or codeHash or userID is longer than 2000 or MaxUserIDLen bytes or not UTF-8;
+// It returns an EINVALID error when tokens.ValidateClaim refuses the
+// arguments, codeHash is not UTF-8 or too long for the partition key (over
+// 1900 bytes may be, depending on the skill id), or userID is longer than
+// MaxUserIDLen bytes or not UTF-8;
 // an EUNAVAILABLE error when DynamoDB cannot be reached; and an EINTERNAL error
 // when the stored claim is corrupt.
 func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires time.Time) (string, error) {
 	if err := tokens.ValidateClaim(codeHash, userID); err != nil {
 		return "", err
 	}
-	if len(pkCode)+len(codeHash) > maxPartitionKey || !utf8.ValidString(codeHash) {
-		return "", tokens.Errorf(tokens.EINVALID, "code hash longer than %d bytes or not UTF-8", maxPartitionKey-len(pkCode))
+	if len(s.keys.code)+len(codeHash) > maxPartitionKey || !utf8.ValidString(codeHash) {
+		return "", tokens.Errorf(tokens.EINVALID, "code hash longer than %d bytes or not UTF-8", maxPartitionKey-len(s.keys.code))
 	}
 	if err := checkUserID(userID); err != nil {
 		return "", err
 	}
 	item, err := marshal("claim code", claimItem{
-		PK: pkCode + codeHash, SK: skCode, Format: recordFormat, UserID: userID,
+		PK: s.keys.code + codeHash, SK: skCode, Format: recordFormat, UserID: userID,
 		Expires: unixNanos(expires), TTL: expires.Add(claimTTL).Unix(),
 	})
 	if err != nil {
@@ -331,7 +340,7 @@ func (s *Store) ClaimCode(ctx context.Context, codeHash, userID string, expires 
 		case ok:
 			return userID, nil
 		}
-		stored, err := s.get(ctx, "claim code: read claim", pkCode+codeHash, skCode)
+		stored, err := s.get(ctx, "claim code: read claim", s.keys.code+codeHash, skCode)
 		switch {
 		case err != nil:
 			return "", err

@@ -20,13 +20,17 @@ import (
 // the report counter (so a duplicate may use up a number: Seq grows, with gaps),
 // sets r.Version, and writes the report with the condition that its key is
 // free; when that fails, a consistent read returns the report that holds it.
-// Beyond the port's errors, it returns an EINVALID error for a user id longer
-// than MaxUserIDLen bytes or not UTF-8.
+// Reports are the table's, the same through every view, whatever their
+// SkillID. Beyond the port's errors, it returns an EINVALID error for a user
+// id longer than MaxUserIDLen bytes or not UTF-8, or a lane (see
+// reports.Lane) that does not fit the index's sort key once escaped: the
+// default skill's profile reports of every such user id fit, another lane
+// of a user id of nearly MaxUserIDLen bytes may not.
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
 	if err := r.CheckStorable(); err != nil {
 		return nil, false, fmt.Errorf("dynamo: create report: %w", err)
 	}
-	if err := checkUserID(r.UserID); err != nil {
+	if err := checkReport(r); err != nil {
 		return nil, false, err
 	}
 	// The report that holds the key may be removed between the failed write
@@ -93,10 +97,10 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 // PutReport writes r as reports.Store.PutReport says, in one write on the
 // condition that the stored version equals r.Version, then sets r.Version to
 // the stored version plus one. It keeps the index in step: a PENDING report is
-// listed under its user, a report in an end state under its FinishedAt, with a
-// time to live thirty days after it. When the condition fails, a consistent
+// listed under its lane, a report in an end state under its FinishedAt, with
+// a time to live thirty days after it. When the condition fails, a consistent
 // read tells a version conflict from a report that is gone. A DELIVERED report
-// raises its user's delivered mark first, in a write of its own (see
+// raises its lane's delivered mark first, in a write of its own (see
 // ClaimDelivery), so that no crash leaves a delivered report without its mark.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
 	if err := r.CheckStorable(); err != nil {
@@ -105,8 +109,12 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 	if err := checkEvents(events); err != nil {
 		return err
 	}
-	if r.State == reports.StateDelivered && r.Seq > 0 && checkUserID(r.UserID) == nil {
-		if err := s.markDelivered(ctx, r.UserID, r.Seq); err != nil {
+	if err := checkReport(r); err != nil {
+		// No such report was stored: the version check would fail.
+		return fmt.Errorf("dynamo: put report %q: %w", r.MessageID, reports.ErrReportNotFound)
+	}
+	if r.State == reports.StateDelivered && r.Seq > 0 {
+		if err := s.markDelivered(ctx, r.Lane(), r.Seq); err != nil {
 			return err
 		}
 	}
@@ -146,14 +154,16 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 	return fmt.Errorf("dynamo: put report %q: the report kept changing: %w", r.MessageID, errUnavailable)
 }
 
-// DueReports returns the newest pending report of each user that is due, as
-// reports.Store.DueReports says, in the order of their users, from the index
+// DueReports returns one pending report of each lane that is due, as
+// reports.Store.DueReports says: the newest of a lane whose kind Supersedes,
+// the oldest of the others, in the order of their lanes, from the index
 // IndexGSI1, which is eventually consistent. It reads the pending reports in
-// pages of duePage items, by user and Seq; the last report of a user in a page
-// is the user's newest unless the page ends there, and then one more query
+// pages of duePage items, by escaped lane and Seq. A page starts at a lane's
+// first report, so a lane's first report in a page is its oldest; its last
+// one is its newest unless the page ends there, and then one more query
 // (descending, one item) reads the newest. The next page starts after the
-// user: a user's backlog costs at most one page and one query, however long it
-// is.
+// lane: a lane's backlog costs at most one page and one query, however long
+// it is.
 func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
 	limit = tokens.PageSize(limit)
 	var due []*reports.Report
@@ -172,23 +182,26 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 			return nil, err
 		}
 		for i := 0; i < len(rs) && len(due) < limit; {
-			user, j := rs[i].UserID, i
-			for j+1 < len(rs) && rs[j+1].UserID == user {
+			lane, j := rs[i].Lane(), i
+			for j+1 < len(rs) && rs[j+1].Lane() == lane {
 				j++
 			}
-			newest := rs[j]
-			if j == len(rs)-1 && more {
-				if newest, err = s.newestPending(ctx, user); err != nil {
-					return nil, err
+			next := rs[i] // the oldest
+			if rs[i].Kind.Supersedes() {
+				next = rs[j]
+				if j == len(rs)-1 && more {
+					if next, err = s.newestPending(ctx, lane); err != nil {
+						return nil, err
+					}
 				}
 			}
-			if newest != nil && !newest.NextAttemptAt.After(now) {
-				due = append(due, newest)
+			if next != nil && !next.NextAttemptAt.After(now) {
+				due = append(due, next)
 			}
-			// Every gsi1sk of the user is its prefix and digits, which sort
-			// before ':'; every other user's sorts either before the prefix or
+			// Every gsi1sk of the lane is its prefix and digits, which sort
+			// before ':'; every other lane's sorts either before the prefix or
 			// after this.
-			after = pendingPrefix(user) + ":"
+			after = pendingPrefix(lane) + ":"
 			i = j + 1
 		}
 		if !more {
@@ -201,12 +214,12 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 // duePage is how many pending reports DueReports reads at once.
 const duePage = 100
 
-// newestPending returns the pending report of userID with the highest Seq,
-// or nil when there is none, from the index IndexGSI1.
-func (s *Store) newestPending(ctx context.Context, userID string) (*reports.Report, error) {
+// newestPending returns the pending report of lane with the highest Seq, or
+// nil when there is none, from the index IndexGSI1.
+func (s *Store) newestPending(ctx context.Context, lane string) (*reports.Report, error) {
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)).
-		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(userID)))
-	items, _, err := s.queryPage(ctx, "due reports: newest of a user", kc, 1, false)
+		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(lane)))
+	items, _, err := s.queryPage(ctx, "due reports: newest of a lane", kc, 1, false)
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
@@ -236,16 +249,16 @@ func (s *Store) queryPage(ctx context.Context, op string, kc expression.KeyCondi
 	return out.Items, len(out.LastEvaluatedKey) > 0, nil
 }
 
-// LanePendingReports returns the pending reports of userID as
+// LanePendingReports returns the pending reports of lane as
 // reports.Store.LanePendingReports says, from the index IndexGSI1, which is
-// eventually consistent.
-func (s *Store) LanePendingReports(ctx context.Context, userID string) ([]*reports.Report, error) {
-	if checkUserID(userID) != nil {
-		return nil, nil // no report of such a user can be stored
+// eventually consistent: one range of its PENDING partition.
+func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports.Report, error) {
+	if lane == "" || checkLane(lane) != nil {
+		return nil, nil // no report of such a lane can be stored
 	}
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending)).
-		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(userID)))
-	items, err := s.query(ctx, "user pending reports", kc, nil, 0)
+		And(expression.Key(AttrGSI1SK).BeginsWith(pendingPrefix(lane)))
+	items, err := s.query(ctx, "lane pending reports", kc, nil, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +308,15 @@ func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (in
 	}
 	err = g.Wait()
 	return int(n.Load()), err
+}
+
+// checkReport returns an EINVALID error when the store cannot keep r's user
+// id or lane in its keys.
+func checkReport(r *reports.Report) error {
+	if err := checkUserID(r.UserID); err != nil {
+		return err
+	}
+	return checkLane(r.Lane())
 }
 
 // deleteConcurrency is how many reports DeleteFinishedReports removes at once.

@@ -294,7 +294,7 @@ func (s *Store) updateClaim(ctx context.Context, op, userID string, upd expressi
 // index (see pendingHeads), as events.Store specifies. It returns an
 // EUNAVAILABLE error when DynamoDB cannot be reached.
 func (s *Store) WebhookBacklog(ctx context.Context) (int, time.Time, error) {
-	c, err := s.counters(ctx, "webhook backlog", countWebhooks)
+	c, err := s.counters(ctx, "webhook backlog", skCounterStats, countWebhooks)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
