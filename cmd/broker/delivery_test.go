@@ -38,11 +38,11 @@ func TestDynamo_TwoDeliverers_UserOrder(t *testing.T) {
 	release := sender.hold("A")
 	profiles := storetest.NewReport("x", "parent", time.Now()).Profiles
 
-	if _, err := services[0].Submit(t.Context(), "parent", "A", profiles); err != nil {
+	if _, err := services[0].Submit(t.Context(), "", "parent", "A", profiles); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A being sent", func() bool { return sender.started("A") })
-	if _, err := services[1].Submit(t.Context(), "parent", "B", profiles); err != nil {
+	if _, err := services[1].Submit(t.Context(), "", "parent", "B", profiles); err != nil {
 		t.Fatal(err)
 	}
 	// The second deliverer polls every 20 ms: give it a second to send B too
@@ -99,19 +99,19 @@ type linkedTokens struct{}
 
 var _ reports.Tokens = linkedTokens{}
 
-func (linkedTokens) Link(_ context.Context, userID string) (*tokens.Link, error) {
-	return &tokens.Link{UserID: userID, State: tokens.StateLinked}, nil
+func (linkedTokens) Link(_ context.Context, skillID, userID string) (*tokens.Link, error) {
+	return &tokens.Link{UserID: userID, SkillID: skillID, State: tokens.StateLinked}, nil
 }
 
-func (linkedTokens) Token(context.Context, string) (tokens.Token, error) {
+func (linkedTokens) Token(context.Context, string, string) (tokens.Token, error) {
 	return tokens.Token{AccessToken: "Atza|token"}, nil
 }
 
-func (t linkedTokens) Refresh(ctx context.Context, userID string) (*tokens.Link, error) {
-	return t.Link(ctx, userID)
+func (t linkedTokens) Refresh(ctx context.Context, skillID, userID string) (*tokens.Link, error) {
+	return t.Link(ctx, skillID, userID)
 }
 
-func (linkedTokens) RequireRelink(context.Context, string) error { return nil }
+func (linkedTokens) RequireRelink(context.Context, string, string) error { return nil }
 
 // orderSender is a reports.Sender standing for the Alexa API: it accepts every
 // report, holds the sends of the message ids given to hold until their gate is
