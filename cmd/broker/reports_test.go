@@ -268,8 +268,8 @@ func TestProfileReports(t *testing.T) {
 	})
 	t.Run("Metrics", func(t *testing.T) {
 		status, body := h.call("GET", "/metrics", "", "")
-		for _, want := range []string{`broker_reports_total{event="accepted"}`, `broker_reports_total{event="delivered"}`,
-			`broker_reports_total{event="failed"}`, `broker_reports_total{event="retried"}`, "broker_report_delivery_seconds_bucket"} {
+		for _, want := range []string{`broker_reports_total{event="accepted",kind="profile_report"}`, `broker_reports_total{event="delivered",kind="profile_report"}`,
+			`broker_reports_total{event="failed",kind="profile_report"}`, `broker_reports_total{event="retried",kind="alexa_event"}`, "broker_report_delivery_seconds_bucket"} {
 			if status != 200 || !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
