@@ -2,7 +2,8 @@
 // sandbox` and `broker simulate` cannot reach:
 //
 //   - LWA: Login with Amazon's token endpoint (code exchange and refresh, with
-//     refresh-token rotation and revocation);
+//     refresh-token rotation and revocation), for several clients (one per
+//     skill), each code and refresh token bound to its client;
 //   - Alexa: the Alexa API host, for all three regions: the Alexa Health
 //     profile API and the Alexa Event Gateway (Alexa.Events), both accepting
 //     LWA's access tokens;
@@ -23,6 +24,7 @@
 // Set starts LWA, the Alexa Health API, the authorization server, KMS when
 // asked, and an admin route for faults and fresh codes, all at once: on free
 // ports for tests and the sandbox, on fixed ones for `broker simulate`. It
-// gives the settings that point a broker at them and stops them with one
-// Close.
+// gives the settings that point a broker at them (BrokerEnv for one skill;
+// SkillsEnv, which writes a skills file, for the skills of SetOptions.Skills)
+// and stops them with one Close.
 package sim

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"mime"
@@ -43,8 +45,10 @@ type LWAOptions struct {
 	// Addr is the address Start listens on. It must be a loopback address;
 	// empty means "127.0.0.1:0", a free port.
 	Addr string
-	// ClientID and ClientSecret are the only client credentials accepted;
-	// empty means DefaultLWAClientID and DefaultLWAClientSecret.
+	// ClientID and ClientSecret are the credentials of the default client,
+	// for which IssueCode and IssueCodeFor mint codes; empty means
+	// DefaultLWAClientID and DefaultLWAClientSecret. AddClient registers more
+	// clients, one per skill, as LWA knows one client per skill.
 	ClientID     string
 	ClientSecret string
 	// AccessTokenLifetime is the lifetime of issued access tokens, sent as
@@ -85,12 +89,16 @@ type LWAStats struct {
 
 // LWA simulates Login with Amazon's token endpoint (POST /auth/o2/token): it
 // mints authorization codes for tests, exchanges them for access and refresh
-// tokens, rotates refresh tokens, and fails on demand. LWA is an http.Handler;
-// Start serves it on a loopback port. Its methods are safe for concurrent use.
+// tokens, rotates refresh tokens, and fails on demand. It knows several
+// clients (one per skill), and binds each code and refresh token to the client
+// it was issued for: another client presenting it gets invalid_grant. LWA is an
+// http.Handler; Start serves it on a loopback port. Its methods are safe for
+// concurrent use.
 type LWA struct {
 	opts LWAOptions
 
 	mu        sync.Mutex
+	clients   map[string]string     // client id → client secret, the default client's included
 	codes     map[string]*lwaCode   // authorization code → its state
 	refresh   map[string]*lwaGrant  // currently valid refresh token → grant
 	access    map[string]*lwaAccess // issued access token → grant and expiry
@@ -106,15 +114,17 @@ type LWA struct {
 
 var _ http.Handler = (*LWA)(nil)
 
-// lwaGrant is one user's authorization: what a code was exchanged for, and what
-// its refresh tokens keep alive.
+// lwaGrant is one user's authorization of one client: what a code was
+// exchanged for, and what its refresh tokens keep alive.
 type lwaGrant struct {
 	user    string
+	client  string
 	revoked bool
 }
 
 type lwaCode struct {
 	user    string
+	client  string // the only client that may exchange the code
 	expires time.Time
 	used    bool
 	revoked bool
@@ -149,17 +159,38 @@ func NewLWA(opts LWAOptions) *LWA {
 	}
 	return &LWA{
 		opts:    opts,
+		clients: map[string]string{opts.ClientID: opts.ClientSecret},
 		codes:   make(map[string]*lwaCode),
 		refresh: make(map[string]*lwaGrant),
 		access:  make(map[string]*lwaAccess),
 	}
 }
 
-// ClientID returns the client id the simulator accepts.
+// ClientID returns the default client's id: LWAOptions.ClientID, or
+// DefaultLWAClientID.
 func (l *LWA) ClientID() string { return l.opts.ClientID }
 
-// ClientSecret returns the client secret the simulator accepts.
+// ClientSecret returns the default client's secret: LWAOptions.ClientSecret, or
+// DefaultLWAClientSecret.
 func (l *LWA) ClientSecret() string { return l.opts.ClientSecret }
+
+// AddClient registers another client with its secret, as when a partner
+// creates another skill: from then on the token endpoint accepts its
+// credentials, and IssueCodeForClient mints codes for it. It returns an error
+// when id or secret is empty or id is already registered (the default client's
+// included); the registered clients are left as they were then.
+func (l *LWA) AddClient(id, secret string) error {
+	if id == "" || secret == "" {
+		return errors.New("sim: an LWA client needs an id and a secret")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, taken := l.clients[id]; taken {
+		return fmt.Errorf("sim: LWA client %q is already registered", id)
+	}
+	l.clients[id] = secret
+	return nil
+}
 
 // Start listens on the configured loopback address and serves the token endpoint
 // in the background until Close is called or ctx is done; in-flight requests see
@@ -190,22 +221,31 @@ func (l *LWA) Close() error {
 	return nil
 }
 
-// IssueCode mints a fresh authorization code for a new, unique user, as LWA does
-// when a user links the skill. The code can be exchanged once, within
-// CodeLifetime.
+// IssueCode mints a fresh authorization code of the default client for a new,
+// unique user, as LWA does when a user links the skill. The code can be
+// exchanged once, within CodeLifetime.
 func (l *LWA) IssueCode() string {
 	return l.IssueCodeFor("amzn1.account.SIM" + lwaRandom(10))
 }
 
-// IssueCodeFor mints a fresh authorization code for user, so that tests can later
-// revoke that user's grants with RevokeUser.
+// IssueCodeFor mints a fresh authorization code of the default client for user,
+// so that tests can later revoke that user's grants with RevokeUser.
 func (l *LWA) IssueCodeFor(user string) string {
+	return l.IssueCodeForClient(user, l.opts.ClientID)
+}
+
+// IssueCodeForClient mints a fresh authorization code for user, issued to the
+// client clientID, as LWA does when a user links that client's skill. Only
+// that client's credentials can exchange it: another client gets
+// invalid_grant, and the code stays usable by its own. A code for a client
+// that is never registered (AddClient) cannot be exchanged at all.
+func (l *LWA) IssueCodeForClient(user, clientID string) string {
 	code := "ANsim" + lwaRandom(15)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
 	l.sweep(now)
-	l.codes[code] = &lwaCode{user: user, expires: now.Add(l.opts.CodeLifetime)}
+	l.codes[code] = &lwaCode{user: user, client: clientID, expires: now.Add(l.opts.CodeLifetime)}
 	return code
 }
 
@@ -217,39 +257,73 @@ func (l *LWA) ValidAccessToken(token string) bool {
 }
 
 // AccessTokenUser returns the user an access token was issued for, and whether
-// the token is currently valid (issued here, unexpired, not revoked).
+// the token is currently valid (issued here, unexpired, not revoked), whichever
+// client it was issued to.
 func (l *LWA) AccessTokenUser(token string) (user string, ok bool) {
+	g, ok := l.accessGrant(token)
+	if !ok {
+		return "", false
+	}
+	return g.user, true
+}
+
+// AccessTokenClient returns the client an access token was issued to, and
+// whether the token is currently valid (issued here, unexpired, not revoked).
+func (l *LWA) AccessTokenClient(token string) (clientID string, ok bool) {
+	g, ok := l.accessGrant(token)
+	if !ok {
+		return "", false
+	}
+	return g.client, true
+}
+
+// accessGrant returns a copy of the grant of a currently valid access token.
+func (l *LWA) accessGrant(token string) (lwaGrant, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a, found := l.access[token]
 	if !found || a.grant.revoked || !l.opts.Now().Before(a.expires) {
-		return "", false
+		return lwaGrant{}, false
 	}
-	return a.grant.user, true
+	return *a.grant, true
 }
 
-// RevokeUser revokes every grant of user, as when the user disables the skill:
-// their refresh tokens and unused codes then answer invalid_grant and their access
-// tokens are no longer valid. It returns how many grants and codes were revoked.
+// RevokeUser revokes every grant of user, with every client: their refresh
+// tokens and unused codes then answer invalid_grant and their access tokens
+// are no longer valid. It returns how many grants and codes were revoked.
 func (l *LWA) RevokeUser(user string) int {
+	return l.revokeWhere(func(u, _ string) bool { return u == user })
+}
+
+// RevokeUserClient revokes user's grants with the client clientID only, as
+// when the user disables that client's skill: as RevokeUser, but the user's
+// grants with other clients stay valid. It returns how many grants and codes
+// were revoked.
+func (l *LWA) RevokeUserClient(user, clientID string) int {
+	return l.revokeWhere(func(u, c string) bool { return u == user && c == clientID })
+}
+
+// revokeWhere revokes the grants and unused codes whose user and client match,
+// and returns how many it revoked.
+func (l *LWA) revokeWhere(match func(user, client string) bool) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	seen := make(map[*lwaGrant]bool)
 	for _, g := range l.refresh {
-		if g.user == user && !seen[g] {
+		if match(g.user, g.client) && !seen[g] {
 			seen[g] = true
 			n++
 		}
 	}
 	for _, c := range l.codes {
-		if c.user == user && !c.used && !c.revoked {
+		if match(c.user, c.client) && !c.used && !c.revoked {
 			c.revoked = true
 			n++
 		}
 	}
 	for _, a := range l.access {
-		if a.grant.user == user && !seen[a.grant] && !a.grant.revoked {
+		if match(a.grant.user, a.grant.client) && !seen[a.grant] && !a.grant.revoked {
 			seen[a.grant] = true
 			n++
 		}
@@ -451,16 +525,17 @@ func (l *LWA) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ok := l.authenticate(w, r, vals); !ok {
+	client, ok := l.authenticate(w, r, vals)
+	if !ok {
 		return
 	}
 	switch gt := vals.Get("grant_type"); gt {
 	case "":
 		lwaInvalidRequest(w, http.StatusBadRequest, "Malformed request: missing parameter grant_type")
 	case "authorization_code":
-		l.exchange(w, vals)
+		l.exchange(w, vals, client)
 	case "refresh_token":
-		l.refreshGrant(w, vals)
+		l.refreshGrant(w, vals, client)
 	default:
 		lwaWriteJSON(w, http.StatusBadRequest, map[string]string{
 			"error":             "unsupported_grant_type",
@@ -470,15 +545,16 @@ func (l *LWA) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks the client credentials, from HTTP Basic (form-encoded as
-// RFC 6749 §2.3.1 requires) or from the client_id and client_secret fields. It
-// writes the error answer and returns false when they are missing or wrong.
-func (l *LWA) authenticate(w http.ResponseWriter, r *http.Request, vals url.Values) bool {
+// RFC 6749 §2.3.1 requires) or from the client_id and client_secret fields,
+// against the registered clients, and returns the client's id. It writes the
+// error answer and returns false when they are missing or wrong.
+func (l *LWA) authenticate(w http.ResponseWriter, r *http.Request, vals url.Values) (string, bool) {
 	basicID, basicSecret, hasBasic := r.BasicAuth()
 	formID, formSecret := vals.Get("client_id"), vals.Get("client_secret")
 	switch {
 	case hasBasic && vals.Has("client_secret"):
 		lwaInvalidRequest(w, http.StatusBadRequest, "Malformed request: more than one client authentication method")
-		return false
+		return "", false
 	case hasBasic:
 		// RFC 6749 §2.3.1 form-encodes the credentials before Basic encoding;
 		// clients that skip it are accepted too.
@@ -488,31 +564,33 @@ func (l *LWA) authenticate(w http.ResponseWriter, r *http.Request, vals url.Valu
 		}
 		if formID != "" && formID != id { // the form names another client
 			l.writeInvalidClient(w, true)
-			return false
+			return "", false
 		}
 		return l.checkClient(w, id, secret, true)
 	case formID != "" || formSecret != "":
 		return l.checkClient(w, formID, formSecret, false)
 	}
 	l.writeInvalidClient(w, false)
-	return false
+	return "", false
 }
 
-// checkClient writes invalid_client and returns false unless id and secret are
-// the configured credentials.
-func (l *LWA) checkClient(w http.ResponseWriter, id, secret string, basic bool) bool {
+// checkClient returns id, or writes invalid_client and returns false unless id
+// and secret are a registered client's credentials.
+func (l *LWA) checkClient(w http.ResponseWriter, id, secret string, basic bool) (string, bool) {
 	if l.clientOK(id, secret) {
-		return true
+		return id, true
 	}
 	l.writeInvalidClient(w, basic)
-	return false
+	return "", false
 }
 
-// clientOK compares id and secret with the configured credentials in constant time.
+// clientOK reports whether id is a registered client and secret its secret,
+// compared in constant time. (Client ids are not secret.)
 func (l *LWA) clientOK(id, secret string) bool {
-	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(l.opts.ClientID)) == 1
-	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(l.opts.ClientSecret)) == 1
-	return idOK && secretOK
+	l.mu.Lock()
+	want, ok := l.clients[id]
+	l.mu.Unlock()
+	return ok && subtle.ConstantTimeCompare([]byte(secret), []byte(want)) == 1
 }
 
 func (l *LWA) writeInvalidClient(w http.ResponseWriter, basic bool) {
@@ -525,8 +603,10 @@ func (l *LWA) writeInvalidClient(w http.ResponseWriter, basic bool) {
 	})
 }
 
-// exchange answers grant_type=authorization_code.
-func (l *LWA) exchange(w http.ResponseWriter, vals url.Values) {
+// exchange answers grant_type=authorization_code for the authenticated client.
+// A code issued to another client answers invalid_grant and is left as it
+// was.
+func (l *LWA) exchange(w http.ResponseWriter, vals url.Values, client string) {
 	code := vals.Get("code")
 	if code == "" {
 		lwaInvalidRequest(w, http.StatusBadRequest, "Malformed request: missing parameter code")
@@ -536,6 +616,8 @@ func (l *LWA) exchange(w http.ResponseWriter, vals url.Values) {
 	now := l.opts.Now()
 	c, ok := l.codes[code]
 	switch {
+	case ok && c.client != client:
+		ok = false
 	case ok && c.used && l.opts.RevokeOnCodeReuse && c.grant != nil:
 		l.revokeLocked(c.grant)
 		ok = false
@@ -548,15 +630,17 @@ func (l *LWA) exchange(w http.ResponseWriter, vals url.Values) {
 		return
 	}
 	c.used = true
-	c.grant = &lwaGrant{user: c.user}
+	c.grant = &lwaGrant{user: c.user, client: c.client}
 	resp := l.issueLocked(c.grant, now, true)
 	l.stats.ExchangesOK++
 	l.mu.Unlock()
 	lwaWriteJSON(w, http.StatusOK, resp)
 }
 
-// refreshGrant answers grant_type=refresh_token.
-func (l *LWA) refreshGrant(w http.ResponseWriter, vals url.Values) {
+// refreshGrant answers grant_type=refresh_token for the authenticated client.
+// A refresh token issued to another client answers invalid_grant and stays
+// valid for its own.
+func (l *LWA) refreshGrant(w http.ResponseWriter, vals url.Values, client string) {
 	rt := vals.Get("refresh_token")
 	if rt == "" {
 		lwaInvalidRequest(w, http.StatusBadRequest, "Malformed request: missing parameter refresh_token")
@@ -564,7 +648,7 @@ func (l *LWA) refreshGrant(w http.ResponseWriter, vals url.Values) {
 	}
 	l.mu.Lock()
 	g, ok := l.refresh[rt]
-	if !ok || g.revoked {
+	if !ok || g.revoked || g.client != client {
 		l.mu.Unlock()
 		lwaInvalidGrant(w, "refresh_token")
 		return
