@@ -116,7 +116,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.closers = append(m.closers, verifier.Close)
 
 	registry := server.NewRegistry()
-	eventMetrics, err := server.NewEventMetrics(registry)
+	skillIDs := make([]string, len(c.Skills))
+	for i, sk := range c.Skills {
+		skillIDs[i] = sk.ID
+	}
+	eventMetrics, err := server.NewEventMetrics(registry, skillIDs...)
 	if err != nil {
 		return err
 	}
@@ -421,7 +425,7 @@ type wakeWebhooks struct {
 var _ tokens.EventObserver = wakeWebhooks{}
 
 // EventStored counts the event and wakes the deliverer; it never blocks.
-func (w wakeWebhooks) EventStored(t tokens.EventType) {
-	w.metrics.EventStored(t)
+func (w wakeWebhooks) EventStored(t tokens.EventType, skillID string) {
+	w.metrics.EventStored(t, skillID)
 	w.deliverer.Wake()
 }

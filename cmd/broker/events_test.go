@@ -359,12 +359,12 @@ func testEvents(t *testing.T, h *harness) {
 	t.Run("Metrics", func(t *testing.T) {
 		_, body := h.call("GET", "/metrics", "", "")
 		for _, want := range []string{
-			`broker_events_total{type="link.linked"} 4`,
-			`broker_events_total{type="link.refreshed"} 2`,
-			`broker_events_total{type="link.relink_required"} 2`,
-			`broker_events_total{type="link.deleted"} 1`,
-			`broker_events_total{type="delivery.delivered"} 1`,
-			`broker_events_total{type="delivery.failed"} 1`,
+			`broker_events_total{skill="default",type="link.linked"} 4`,
+			`broker_events_total{skill="default",type="link.refreshed"} 2`,
+			`broker_events_total{skill="default",type="link.relink_required"} 2`,
+			`broker_events_total{skill="default",type="link.deleted"} 1`,
+			`broker_events_total{skill="default",type="delivery.delivered"} 1`,
+			`broker_events_total{skill="default",type="delivery.failed"} 1`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)

@@ -27,7 +27,7 @@ type eventCounter struct {
 
 var _ tokens.EventObserver = (*eventCounter)(nil)
 
-func (o *eventCounter) EventStored(t tokens.EventType) {
+func (o *eventCounter) EventStored(t tokens.EventType, _ string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.counts == nil {

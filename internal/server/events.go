@@ -166,21 +166,26 @@ type EventMetrics struct {
 
 var _ tokens.EventObserver = (*EventMetrics)(nil)
 
-// NewEventMetrics registers broker_events_total with reg, every type at 0. It
+// NewEventMetrics registers broker_events_total{type,skill} with reg, every
+// type of the skills at 0. It
 // returns reg's error when it cannot be registered, as when reg holds it
 // already.
-func NewEventMetrics(reg prometheus.Registerer) (*EventMetrics, error) {
+func NewEventMetrics(reg prometheus.Registerer, skills ...string) (*EventMetrics, error) {
 	m := &EventMetrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "broker_events_total", Help: "Events stored (the audit trail), by type.",
-	}, []string{"type"})}
+		Name: "broker_events_total", Help: "Events stored (the audit trail), by type and skill.",
+	}, []string{"type", "skill"})}
 	if err := reg.Register(m.events); err != nil {
 		return nil, err
 	}
-	for _, t := range tokens.EventTypes {
-		m.events.WithLabelValues(string(t))
+	for _, skill := range skills {
+		for _, t := range tokens.EventTypes {
+			m.events.WithLabelValues(string(t), skill)
+		}
 	}
 	return m, nil
 }
 
-// EventStored counts one event of type t.
-func (m *EventMetrics) EventStored(t tokens.EventType) { m.events.WithLabelValues(string(t)).Inc() }
+// EventStored counts one event of type t in skillID.
+func (m *EventMetrics) EventStored(t tokens.EventType, skillID string) {
+	m.events.WithLabelValues(string(t), skillID).Inc()
+}

@@ -34,7 +34,7 @@ type countingObserver struct {
 
 var _ tokens.EventObserver = (*countingObserver)(nil)
 
-func (o *countingObserver) EventStored(t tokens.EventType) {
+func (o *countingObserver) EventStored(t tokens.EventType, _ string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.counts == nil {

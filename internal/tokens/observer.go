@@ -3,8 +3,9 @@ package tokens
 // EventObserver is told of every event stored, for metrics. Its method must be
 // quick and safe for concurrent use.
 type EventObserver interface {
-	// EventStored is called once for each event stored with its change.
-	EventStored(t EventType)
+	// EventStored is called once for each event stored with its change, with
+	// the event's type and skill.
+	EventStored(t EventType, skillID string)
 }
 
 // ObserveStored tells o, when it is not nil, of events that were stored.
@@ -13,6 +14,6 @@ func ObserveStored(o EventObserver, events ...Event) {
 		return
 	}
 	for _, e := range events {
-		o.EventStored(e.Type)
+		o.EventStored(e.Type, e.SkillID)
 	}
 }
