@@ -236,7 +236,7 @@ func (m *Main) Run(ctx context.Context) error {
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
 			Links:         server.NewLinkService(services),
 			Reports:       server.NewProfileReportService(reportService, services),
-			Events:        server.NewEventService(eventSources(store, views)),
+			Events:        server.NewEventService(eventSources(store, views, services)),
 			SmartHome:     server.NewSmartHomeService(grants, grantSkill),
 			AlexaEvents:   server.NewAlexaEventService(reportService, services),
 		},
@@ -319,8 +319,8 @@ const eventSweepInterval = time.Hour
 // eventSources are the parts of s that EventService reads, the links counted
 // over every skill's view; those s lacks stay nil, and their rpcs answer
 // UNIMPLEMENTED.
-func eventSources(s store, views map[string]tokens.Store) server.EventSources {
-	var src server.EventSources
+func eventSources(s store, views map[string]tokens.Store, skills *tokens.Services) server.EventSources {
+	src := server.EventSources{Skills: skills}
 	src.Events, _ = s.(tokens.EventStore)
 	var counters tokens.LinkCounters
 	for _, v := range views {

@@ -70,6 +70,16 @@ func oauthError(err error) (code string, status int) {
 	return "server_error", http.StatusInternalServerError
 }
 
+// HTTPStatus returns the HTTP status of an error of a hand-over by
+// oauthError's table. Every hand-over answers by it: the form endpoint's, and
+// AcceptGrant's (internal/smarthome), whose body is Alexa's ErrorResponse
+// rather than RFC 6749's, so that a skill sees one broker whichever way its
+// codes come.
+func HTTPStatus(err error) int {
+	_, status := oauthError(err)
+	return status
+}
+
 // writeError writes an RFC 6749 §5.2 error body, {"error":code,
 // "error_description":description}, with status; an empty description is left
 // out.

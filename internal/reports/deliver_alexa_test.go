@@ -66,8 +66,8 @@ func TestService_SubmitAlexaEvent(t *testing.T) {
 			"PayloadVersion": {"u1", []byte(`{"event":{"header":{"namespace":"Alexa","name":"ChangeReport","messageId":"e-3","payloadVersion":"2"},"endpoint":{"endpointId":"t"},"payload":{}}}`),
 				tokens.EINVALID, "event.header.payloadVersion"},
 			"NotLinked":       {"nobody", alexaEvent("e-4"), tokens.ENOTFOUND, ""},
-			"UsedByReport":    {"u1", alexaEvent("m-1"), tokens.EINVALID, "message_id"},
-			"UsedByOtherUser": {"u2", alexaEvent("e-1"), tokens.EINVALID, "message_id"},
+			"UsedByReport":    {"u1", alexaEvent("m-1"), tokens.EINVALID, "event.header.messageId"},
+			"UsedByOtherUser": {"u2", alexaEvent("e-1"), tokens.EINVALID, "event.header.messageId"},
 			"OtherSkill":      {"u1", alexaEvent("e-5"), tokens.ENOTFOUND, ""},
 		} {
 			t.Run(name, func(t *testing.T) {

@@ -130,13 +130,26 @@ func (s *Service) keep(ctx context.Context, r *Report) (*Report, error) {
 	if _, err := s.tokens.Link(ctx, r.SkillID, r.UserID); err != nil {
 		return nil, err
 	}
+	// The default skill and the profile-report kind are stored as "", as
+	// reports were before skills and kinds existed: their records stay as
+	// they were.
+	if r.SkillID == tokens.DefaultSkillID {
+		r.SkillID = ""
+	}
+	if r.Kind == KindProfileReport {
+		r.Kind = ""
+	}
 	existing, created, err := s.store.CreateReport(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("store report: %w", err)
 	}
 	if !created {
 		if existing.UserID != r.UserID || existing.Lane() != r.Lane() {
-			return nil, tokens.Errorf(tokens.EINVALID, "message_id: already used for another user, skill or kind")
+			field := "message_id"
+			if r.Kind == KindAlexaEvent {
+				field = "event.header.messageId"
+			}
+			return nil, tokens.Errorf(tokens.EINVALID, "%s: already used for another user, skill or kind", field)
 		}
 		return existing, nil
 	}

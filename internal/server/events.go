@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -31,6 +32,9 @@ type EventSources struct {
 	Reports reports.Counter
 	// Webhooks counts the webhooks waiting, for GetStats.
 	Webhooks WebhookBacklog
+	// Skills resolves the skill_id of ListLinkEvents; nil lists every
+	// skill's events.
+	Skills *tokens.Services
 }
 
 // NewEventService returns the audit trail's service over src.
@@ -47,22 +51,32 @@ type eventService struct {
 // errNoEvents answers the rpcs of a broker whose store keeps no events.
 var errNoEvents = tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no events")
 
-// ListLinkEvents returns a page of a user's events: of every skill, or of
-// skill_id's only when it is set (the page then may hold fewer events than
-// page_size, and still have a next page). It returns an EINVALID error for an
-// empty user_id or a negative page_size, and the errors of
-// tokens.EventStore.ListEvents.
+// ListLinkEvents returns a page of a user's events in the skill that
+// skill_id names (tokens.Services.Resolve's rule: it may be left out when one
+// skill is configured, or for the default skill); the page may then hold
+// fewer events than page_size, and still have a next page, since the audit
+// trail keeps a user's events of every skill together. It returns an EINVALID
+// error for an empty user_id, an unknown or missing skill_id, or a negative
+// page_size, and the errors of tokens.EventStore.ListEvents.
 func (s *eventService) ListLinkEvents(ctx context.Context, req *brokerv1.ListLinkEventsRequest) (*brokerv1.ListEventsResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
+	skill := ""
+	if s.src.Skills != nil {
+		svc, err := s.src.Skills.Resolve(req.GetSkillId())
+		if err != nil {
+			return nil, err
+		}
+		skill = svc.SkillID
+	}
 	resp, err := s.list(ctx, tokens.EventFilter{UserID: req.GetUserId()}, req.GetPageToken(), req.GetPageSize())
-	if err != nil || req.GetSkillId() == "" {
+	if err != nil || skill == "" {
 		return resp, err
 	}
 	kept := resp.Events[:0]
 	for _, e := range resp.Events {
-		if e.GetSkillId() == req.GetSkillId() {
+		if e.GetSkillId() == skill {
 			kept = append(kept, e)
 		}
 	}
@@ -152,7 +166,7 @@ func EventMessage(e *tokens.Event) (*brokerv1.Event, error) {
 		Type:       string(e.Type),
 		OccurredAt: timestamp(e.OccurredAt),
 		UserId:     e.UserID,
-		SkillId:    e.SkillID,
+		SkillId:    cmp.Or(e.SkillID, tokens.DefaultSkillID), // events stored before skills have none
 		Actor:      e.Actor,
 		Data:       data,
 	}, nil

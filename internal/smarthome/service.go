@@ -123,6 +123,9 @@ func (s *Service) Accept(ctx context.Context, skill reciprocal.Skill, d Directiv
 	if p.Subject == "" {
 		return s.fail(ctx, skill, tokens.Errorf(tokens.EUNAUTHENTICATED, "the grantee token names no user"))
 	}
+	if tokens.CheckUserID(p.Subject) != nil {
+		return s.fail(ctx, skill, tokens.Errorf(tokens.EUNAUTHENTICATED, "the grantee token's user id holds a NUL byte"))
+	}
 	if wait, err := s.Limiter.Allow(p); err != nil {
 		res := s.fail(ctx, skill, err)
 		res.RetryAfter = wait

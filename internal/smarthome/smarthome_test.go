@@ -49,7 +49,7 @@ func TestService_AcceptGrant(t *testing.T) {
 		{name: "TooLarge", skill: skill, directive: directive(f.jwts[userTok]) + strings.Repeat(" ", smarthome.MaxBody), status: 400, message: "larger than 64 KiB", code: tokens.EINVALID},
 		{name: "Malformed", skill: skill, directive: `{"directive":`, status: 400, message: "not the JSON", code: tokens.EINVALID},
 		{name: "BadToken", skill: skill, directive: directive(f.jwts[expiredTok]), status: 401, message: "expired", code: tokens.EUNAUTHENTICATED},
-		{name: "ForeignClient", skill: skill, directive: directive(f.jwts[secondTok]), status: 400, message: "not an Alexa client", code: tokens.EPERMISSION},
+		{name: "ForeignClient", skill: skill, directive: directive(f.jwts[secondTok]), status: 400, message: "not an Alexa client", code: tokens.EINVALID},
 		{name: "NoTokenService", skill: reciprocal.Skill{ID: "home", ClientIDs: []string{homeClient}}, directive: directive(f.jwts[userTok]), status: 500, message: "internal error", code: tokens.EINTERNAL},
 	}
 	for _, tt := range tests {

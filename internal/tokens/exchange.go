@@ -27,10 +27,14 @@ const exchangeTimeout = 20 * time.Second
 // It returns an EINVALID error wrapping ErrInvalidGrant when LWA refused the code
 // or the code was already used for another user, an EUNAVAILABLE error when LWA
 // or the store cannot be reached, or ctx ends before LWA answers, or the
-// Service is closed (Close), and EINVALID for an empty user or code.
+// Service is closed (Close), and EINVALID for an empty code or a user id that
+// CheckUserID refuses.
 func (s *Service) Exchange(ctx context.Context, userID string, code Secret, region string) (*Link, error) {
-	if userID == "" || code == "" {
-		return nil, Errorf(EINVALID, "user and code are required")
+	if err := CheckUserID(userID); err != nil {
+		return nil, err
+	}
+	if code == "" {
+		return nil, Errorf(EINVALID, "code is required")
 	}
 	hash := CodeHash(code)
 	owner, err := s.store.ClaimCode(ctx, hash, userID, s.Now().Add(codeClaimTTL))

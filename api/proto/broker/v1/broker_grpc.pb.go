@@ -494,12 +494,6 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
-// broker:admin or broker:events (the skill backend, acting on Alexa's
-// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
-// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
-// ".." as %2E and %2E%2E.
 // SmartHomeService takes the LWA authorization code of a smart-home skill's
 // user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
 // skill's endpoint (usually a Lambda) forwards as it received it.
@@ -511,8 +505,15 @@ type SmartHomeServiceClient interface {
 	// Alexa unchanged: an AcceptGrant.Response, or an ErrorResponse of type
 	// ACCEPT_GRANT_FAILED, which over gRPC comes with status OK (the answer's
 	// header name tells them apart) and over HTTP with the status of the
-	// failure (400, 401 or 503). The call needs no other credentials. A
+	// failure (400, 401, 429 or 503). The call needs no other credentials. A
 	// repeated directive answers success without a second exchange.
+	//
+	// Errors: none over gRPC but INTERNAL (500) when the answer cannot be
+	// made; every refusal is an ErrorResponse: 400 for a directive field that
+	// is missing or wrong, an unknown skill_id, a grantee token of a client
+	// that is not one of the skill's, or a code LWA refused; 401 for a bad,
+	// expired or foreign grantee token; 429 for too many hand-overs; 503 when
+	// LWA or the store cannot be reached within 4 s.
 	AcceptGrant(ctx context.Context, in *AcceptGrantRequest, opts ...grpc.CallOption) (*AcceptGrantResponse, error)
 }
 
@@ -538,12 +539,6 @@ func (c *smartHomeServiceClient) AcceptGrant(ctx context.Context, in *AcceptGran
 // All implementations must embed UnimplementedSmartHomeServiceServer
 // for forward compatibility.
 //
-// LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
-// broker:admin or broker:events (the skill backend, acting on Alexa's
-// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
-// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
-// ".." as %2E and %2E%2E.
 // SmartHomeService takes the LWA authorization code of a smart-home skill's
 // user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
 // skill's endpoint (usually a Lambda) forwards as it received it.
@@ -555,8 +550,15 @@ type SmartHomeServiceServer interface {
 	// Alexa unchanged: an AcceptGrant.Response, or an ErrorResponse of type
 	// ACCEPT_GRANT_FAILED, which over gRPC comes with status OK (the answer's
 	// header name tells them apart) and over HTTP with the status of the
-	// failure (400, 401 or 503). The call needs no other credentials. A
+	// failure (400, 401, 429 or 503). The call needs no other credentials. A
 	// repeated directive answers success without a second exchange.
+	//
+	// Errors: none over gRPC but INTERNAL (500) when the answer cannot be
+	// made; every refusal is an ErrorResponse: 400 for a directive field that
+	// is missing or wrong, an unknown skill_id, a grantee token of a client
+	// that is not one of the skill's, or a code LWA refused; 401 for a bad,
+	// expired or foreign grantee token; 429 for too many hand-overs; 503 when
+	// LWA or the store cannot be reached within 4 s.
 	AcceptGrant(context.Context, *AcceptGrantRequest) (*AcceptGrantResponse, error)
 	mustEmbedUnimplementedSmartHomeServiceServer()
 }
@@ -646,8 +648,20 @@ type AlexaEventServiceClient interface {
 	// answers the stored event without a second delivery. INVALID_ARGUMENT
 	// names the failing field (an event carrying a scope included); NOT_FOUND
 	// when the user has no link in the skill.
+	//
+	// Errors: INVALID_ARGUMENT (400) naming the field: user_id empty,
+	// skill_id unknown or missing among several skills, event missing, a
+	// header field missing or wrong (payloadVersion must be "3"), a scope
+	// set, the message too large, or a messageId used for another user,
+	// skill or kind; NOT_FOUND (404) when the user has no link in the skill;
+	// UNAVAILABLE (503) when the store cannot be reached.
 	SubmitAlexaEvent(ctx context.Context, in *SubmitAlexaEventRequest, opts ...grpc.CallOption) (*SubmitAlexaEventResponse, error)
-	// GetAlexaEvent returns where an accepted event stands, or NOT_FOUND.
+	// GetAlexaEvent returns where an accepted event stands.
+	//
+	// Errors: INVALID_ARGUMENT (400) when message_id is empty; NOT_FOUND (404)
+	// when no Alexa event has that message id (finished ones are removed after
+	// BROKER_REPORT_RETENTION); UNAVAILABLE (503) when the store cannot be
+	// reached.
 	GetAlexaEvent(ctx context.Context, in *GetAlexaEventRequest, opts ...grpc.CallOption) (*AlexaEvent, error)
 }
 
@@ -694,8 +708,20 @@ type AlexaEventServiceServer interface {
 	// answers the stored event without a second delivery. INVALID_ARGUMENT
 	// names the failing field (an event carrying a scope included); NOT_FOUND
 	// when the user has no link in the skill.
+	//
+	// Errors: INVALID_ARGUMENT (400) naming the field: user_id empty,
+	// skill_id unknown or missing among several skills, event missing, a
+	// header field missing or wrong (payloadVersion must be "3"), a scope
+	// set, the message too large, or a messageId used for another user,
+	// skill or kind; NOT_FOUND (404) when the user has no link in the skill;
+	// UNAVAILABLE (503) when the store cannot be reached.
 	SubmitAlexaEvent(context.Context, *SubmitAlexaEventRequest) (*SubmitAlexaEventResponse, error)
-	// GetAlexaEvent returns where an accepted event stands, or NOT_FOUND.
+	// GetAlexaEvent returns where an accepted event stands.
+	//
+	// Errors: INVALID_ARGUMENT (400) when message_id is empty; NOT_FOUND (404)
+	// when no Alexa event has that message id (finished ones are removed after
+	// BROKER_REPORT_RETENTION); UNAVAILABLE (503) when the store cannot be
+	// reached.
 	GetAlexaEvent(context.Context, *GetAlexaEventRequest) (*AlexaEvent, error)
 	mustEmbedUnimplementedAlexaEventServiceServer()
 }
@@ -800,6 +826,16 @@ const (
 // LinkServiceClient is the client API for LinkService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// LinkService lets operators and the companion backend inspect and manage
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
+// ".." as %2E and %2E%2E.
+// Every rpc naming a user takes skill_id (see the skills file): it may be
+// left out when one skill is configured, or for the skill "default";
+// otherwise, and for an unknown skill, INVALID_ARGUMENT (400) names skill_id.
 type LinkServiceClient interface {
 	// GetLink returns a user's link, without any token.
 	//
@@ -883,6 +919,16 @@ func (c *linkServiceClient) RefreshLink(ctx context.Context, in *RefreshLinkRequ
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
+//
+// LinkService lets operators and the companion backend inspect and manage
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
+// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
+// ".." as %2E and %2E%2E.
+// Every rpc naming a user takes skill_id (see the skills file): it may be
+// left out when one skill is configured, or for the skill "default";
+// otherwise, and for an unknown skill, INVALID_ARGUMENT (400) names skill_id.
 type LinkServiceServer interface {
 	// GetLink returns a user's link, without any token.
 	//
