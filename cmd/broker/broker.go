@@ -92,16 +92,23 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	views := make(map[string]tokens.Store, len(c.Skills))
+	// Keys are checked, links re-sealed and counted in every skill with
+	// links, also one no longer configured; tokens are served for the
+	// configured skills.
+	walked, err := skillsToWalk(ctx, root, c)
+	if err != nil {
+		return err
+	}
+	views := make(map[string]tokens.Store, len(walked))
 	var resealers []*tokens.Resealer
-	for _, sk := range c.Skills {
-		view, err := skillView(root, sk.ID)
+	for _, id := range walked {
+		view, err := skillView(root, id)
 		if err != nil {
 			return err
 		}
-		views[sk.ID] = view
-		checkKeys(ctx, m.Logger.With("component", "keys", "skill_id", sk.ID), view, sealer)
-		resealers = append(resealers, newResealer(c, m.Logger.With("component", "keys", "skill_id", sk.ID), view, sealer))
+		views[id] = view
+		checkKeys(ctx, m.Logger.With("component", "keys", "skill_id", id), view, sealer)
+		resealers = append(resealers, newResealer(c, m.Logger.With("component", "keys", "skill_id", id), view, sealer))
 	}
 	verifier, err := auth.NewVerifier(ctx, auth.Config{
 		Issuer: c.JWTIssuer, Audience: c.JWTAudience,
@@ -361,6 +368,29 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("BROKER_STORE: unknown store %q", c.StoreKind)
+}
+
+// skillsToWalk returns the ids of the skills of c, then those of the other
+// skills with links in s (tokens.SkillLister), each once.
+func skillsToWalk(ctx context.Context, s store, c config.Config) ([]string, error) {
+	ids := make([]string, 0, len(c.Skills))
+	for _, sk := range c.Skills {
+		ids = append(ids, sk.ID)
+	}
+	lister, ok := s.(tokens.SkillLister)
+	if !ok {
+		return ids, nil
+	}
+	stored, err := lister.Skills(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("BROKER_STORE: list the skills with links: %w", err)
+	}
+	for _, id := range stored {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // skillView returns s's view of the links of skillID (see tokens.Store): s's

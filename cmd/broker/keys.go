@@ -179,8 +179,8 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	return 0
 }
 
-// keysStatus counts the links of every skill in m's store by key id and
-// prints the table.
+// keysStatus counts the links of every skill in m's store (configured or
+// not) by key id and prints the table.
 func (m *Main) keysStatus(ctx context.Context, w io.Writer) error {
 	c := m.Config
 	if c.StoreKind == "bolt" {
@@ -196,15 +196,19 @@ func (m *Main) keysStatus(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	walked, err := skillsToWalk(ctx, store, c)
+	if err != nil {
+		return err
+	}
 	counts := map[string]int{}
-	for _, sk := range c.Skills {
-		view, err := skillView(store, sk.ID)
+	for _, id := range walked {
+		view, err := skillView(store, id)
 		if err != nil {
 			return err
 		}
 		n, err := tokens.NewResealer(view, ring).Pass(ctx)
 		if err != nil {
-			return fmt.Errorf("skill %s: %w", sk.ID, err)
+			return fmt.Errorf("skill %s: %w", id, err)
 		}
 		for id, k := range n {
 			counts[id] += k

@@ -1,6 +1,9 @@
 package tokens
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // DefaultSkillID names the one skill of a broker configured without a skills
 // file, and the skill whose links were stored before skills existed.
@@ -38,4 +41,16 @@ func CheckUserID(id string) error {
 		return Errorf(EINVALID, "user_id holds a NUL byte")
 	}
 	return nil
+}
+
+// SkillLister is an optional ability of a storage shared by several skills:
+// which skills have links in it, so that a walk over every link (a reseal, a
+// key check, counts) also finds the links of a skill no longer configured.
+// Every view of the storage answers alike.
+type SkillLister interface {
+	// Skills returns the ids of the skills with links in the storage (it
+	// may name skills whose links are all gone since), each once. It returns
+	// an EUNAVAILABLE error when the storage cannot be read and an EINTERNAL
+	// error when what it reads is corrupt.
+	Skills(ctx context.Context) ([]string, error)
 }

@@ -118,7 +118,10 @@ type file struct {
 	webhookClaims deliveryClaims // users' webhook claims, in memory alike
 }
 
-var _ tokens.Store = (*Store)(nil)
+var (
+	_ tokens.Store       = (*Store)(nil)
+	_ tokens.SkillLister = (*Store)(nil)
+)
 
 // Open opens the store in the file at path, creating the file (mode 0600) and its
 // parent directory (mode 0700) when they do not exist. It returns an EUNAVAILABLE
@@ -182,7 +185,7 @@ func (s *Store) ForSkill(skillID string) *Store {
 // Store that Open returns.
 func (s *Store) SkillID() string { return s.skill }
 
-// Skills returns the skills with data in the file: tokens.DefaultSkillID
+// Skills (tokens.SkillLister) returns the skills with data in the file: tokens.DefaultSkillID
 // first, whose buckets every file has, then every other skill that a view has
 // written a link, code claim or lease of (in byte order of their ids), even
 // when those have been removed since. It is the same in every view, and lets a

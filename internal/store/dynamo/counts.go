@@ -36,7 +36,7 @@ func (s *Store) count(ctx context.Context, deltas map[string]int) {
 
 // countLinks adds deltas to the counter item of the view's links as count
 // does: the STATS item for the default skill, another skill's own item
-// (which names the skill in skill_id, see SkillsWithLinks) for the others.
+// (which names the skill in skill_id, see Skills) for the others.
 func (s *Store) countLinks(ctx context.Context, deltas map[string]int) {
 	skill := ""
 	if s.keys.stats != skCounterStats {

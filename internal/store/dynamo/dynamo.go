@@ -44,7 +44,7 @@
 //
 // So a skill's links are one partition of the index (ListLinks), and one user
 // may hold a link in each skill. Another skill's link item and counter item
-// name the skill in skill_id too (SkillsWithLinks reads the counter items).
+// name the skill in skill_id too (Skills reads the counter items).
 // The events of every skill's links are kept under their user (the event's
 // SkillID is an attribute): a user's audit trail and webhooks are one,
 // whatever the skill.
@@ -274,9 +274,10 @@ type Store struct {
 }
 
 var (
-	_ tokens.Store  = (*Store)(nil)
-	_ tokens.Leaser = (*Store)(nil)
-	_ reports.Store = (*Store)(nil)
+	_ tokens.Store       = (*Store)(nil)
+	_ tokens.Leaser      = (*Store)(nil)
+	_ tokens.SkillLister = (*Store)(nil)
+	_ reports.Store      = (*Store)(nil)
 )
 
 // New returns the store of the table opts.Table, the view of the default

@@ -61,7 +61,7 @@ func TestStore_Errors(t *testing.T) {
 				{"ClaimDelivery", func() error { _, _, err := s.ClaimDelivery(t.Context(), "u", "o", now, now); return err }, tt.want},
 				{"ReleaseDelivery", func() error { return s.ReleaseDelivery(t.Context(), "u", "o") }, tt.want},
 				{"DeleteFinishedReports", func() error { _, err := s.DeleteFinishedReports(t.Context(), now); return err }, tt.want},
-				{"SkillsWithLinks", func() error { _, err := s.SkillsWithLinks(t.Context()); return err }, tt.want},
+				{"Skills", func() error { _, err := s.Skills(t.Context()); return err }, tt.want},
 				{"ForSkill/GetLink", func() error { _, err := s.ForSkill("home").GetLink(t.Context(), "u"); return err }, tt.want},
 				{"ForSkill/PutLink", func() error { return s.ForSkill("home").PutLink(t.Context(), storetest.NewLink("u")) }, tt.want},
 			} {

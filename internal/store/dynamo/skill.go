@@ -71,14 +71,14 @@ func (s *Store) ForSkill(skillID string) *Store {
 // SkillID returns the skill of the view (see ForSkill).
 func (s *Store) SkillID() string { return s.skill }
 
-// SkillsWithLinks returns the ids of the skills that have links in the
+// Skills (tokens.SkillLister) returns the ids of the skills that have links in the
 // table, sorted: those whose link counters count at least one link (see
 // CountLinks), read from the counter items with one strongly consistent
 // query. The counters are added to after each change, so a crash between the
 // two may leave a skill's count one off. It returns an EUNAVAILABLE error
 // when DynamoDB cannot be reached, and an EINTERNAL error when the counters
 // are corrupt.
-func (s *Store) SkillsWithLinks(ctx context.Context) ([]string, error) {
+func (s *Store) Skills(ctx context.Context) ([]string, error) {
 	const op = "skills with links"
 	expr, err := expression.NewBuilder().WithKeyCondition(
 		expression.Key(AttrPK).Equal(expression.Value(pkCounter)).

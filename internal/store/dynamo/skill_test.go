@@ -336,16 +336,16 @@ func TestStore_SkillEvents(t *testing.T) {
 	}
 }
 
-func TestStore_SkillsWithLinks(t *testing.T) {
+func TestStore_SkillsListed(t *testing.T) {
 	store := openNew(t, dynamotest.Start(t))
 	assertSkills := func(want ...string) {
 		t.Helper()
-		got, err := store.SkillsWithLinks(t.Context())
+		got, err := store.Skills(t.Context())
 		if err != nil {
-			t.Fatalf("SkillsWithLinks error = %v", err)
+			t.Fatalf("Skills error = %v", err)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("SkillsWithLinks (-want +got):\n%s", diff)
+			t.Errorf("Skills (-want +got):\n%s", diff)
 		}
 	}
 	assertSkills()
