@@ -54,6 +54,11 @@ type Main struct {
 	// (0: the events package's defaults).
 	WebhookPollInterval time.Duration
 	WebhookMinBackoff   time.Duration
+	// AlexaRegions maps each Alexa region ("NA", "EU", "FE") to the API base
+	// URL its reports and events go to; nil means alexa.RegionsFor of
+	// Config.AlexaAPIURL. The sandbox points each region at the simulator's
+	// prefix for it, so that the simulator records which region it served.
+	AlexaRegions map[string]string
 
 	closers []func() error
 	// closing is when Close began: the drain time runs from then.
@@ -196,7 +201,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := registry.Register(newBuildInfo(build)); err != nil {
 		return err
 	}
-	regions := alexa.RegionsFor(c.AlexaAPIURL)
+	regions := m.AlexaRegions
+	if regions == nil {
+		regions = alexa.RegionsFor(c.AlexaAPIURL)
+	}
 	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)

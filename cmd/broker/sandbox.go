@@ -18,15 +18,32 @@ import (
 
 // Names the sandbox plays with.
 const (
-	demoUser     = "demo-parent"
-	demoAlexa    = "alexa-skill-client"
-	demoBackend  = "companion-backend"
-	shortLived   = 4 * time.Minute
-	storyTimeout = 30 * time.Second
+	demoUser        = "demo-parent"
+	demoBackend     = "companion-backend"
+	demoDeviceCloud = "device-cloud"
+	storyTimeout    = 30 * time.Second
 )
 
-// sandbox runs the real broker on the embedded store, wired to the simulators,
-// plays the mutual-linking story once, then serves until ctx ends.
+// The sandbox's skills, and the client ids the partner issued to Alexa for
+// them: a baby-activity skill whose users link by Alexa's reciprocal hand-over,
+// and a smart-home skill whose Lambda forwards Alexa's AcceptGrant directive.
+const (
+	babySkill = "baby"
+	babyAlexa = "alexa-baby"
+	homeSkill = "home"
+	homeAlexa = "alexa-home"
+)
+
+// sandboxSkills are the skills the simulators serve, for the sandbox's broker
+// and for one that `broker simulate` points at them.
+var sandboxSkills = []sim.Skill{
+	{ID: babySkill, AlexaClientID: babyAlexa, Region: "NA"},
+	{ID: homeSkill, AlexaClientID: homeAlexa, Region: "EU"},
+}
+
+// sandbox runs the real broker of two skills on the embedded store, wired to
+// the simulators, plays each skill's linking story once, then serves until ctx
+// ends.
 func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, faults := newSimFlagSet("broker sandbox", "before the story", stderr)
 	data := fs.String("data", "", "folder for the embedded store and the sandbox's key (default: a fresh temporary folder, removed at exit)")
@@ -50,7 +67,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	sims, err := sim.StartSet(ctx, sim.SetOptions{AdminAddr: *adminAddr, User: demoUser, AlexaClientID: demoAlexa})
+	sims, err := sim.StartSet(ctx, sim.SetOptions{AdminAddr: *adminAddr, User: demoUser, Skills: sandboxSkills})
 	if err != nil {
 		return fail(err)
 	}
@@ -60,7 +77,10 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 
-	env := sims.BrokerEnv()
+	env, err := sims.SkillsEnv(dir)
+	if err != nil {
+		return fail(err)
+	}
 	env["BROKER_GRPC_ADDR"], env["BROKER_HTTP_ADDR"] = *grpcAddr, *httpAddr
 	env["BROKER_STORE"] = "bolt:" + filepath.Join(dir, "broker.db")
 	env["BROKER_ENCRYPTION_KEY"] = key
@@ -79,6 +99,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	m.ReportMinBackoff = time.Second
 	m.ReportPollInterval = 200 * time.Millisecond
 	m.WebhookPollInterval, m.WebhookMinBackoff = 200*time.Millisecond, time.Second
+	m.AlexaRegions = sims.Alexa.RegionURLs() // the simulator records the region it served
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return fail(err)
@@ -92,20 +113,20 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p.line("Reciprocal token broker — sandbox")
 	p.line("  data       %s", where)
 	p.line("  broker     gRPC %s · HTTP http://%s · logs %s", m.Server.GRPCAddr(), m.Server.HTTPAddr(), logPath)
-	p.line("  simulated  LWA %s · Alexa Health API %s", sims.LWA.TokenURL(), sims.Alexa.URL())
+	p.line("  simulated  LWA %s · Alexa API %s (Health API and Event Gateway; regions below /na /eu /fe)", sims.LWA.TokenURL(), sims.Alexa.URL())
 	p.line("             partner authorization server %s (JWKS %s)", sims.Auth.Issuer(), sims.Auth.JWKSURL())
 	p.line("             companion backend's webhook receiver %s", sims.Webhooks.URL())
+	printSkills(p, sims, env["BROKER_SKILLS_FILE"])
 	p.line("")
 
 	tok := newDevTokens(sims.Auth)
 	st := &story{p: p, sims: sims, tok: tok, base: "http://" + m.Server.HTTPAddr(), client: &http.Client{Timeout: 10 * time.Second}}
 	storyCtx, cancel := context.WithTimeout(ctx, storyTimeout)
-	err = st.play(storyCtx)
-	if err != nil {
-		p.line("✗ the story stopped: %v", err)
-		p.line("  (the broker keeps serving; its log is %s)", logPath)
+	if err := st.play(storyCtx); err != nil {
+		p.line("(the broker keeps serving; its log is %s)", logPath)
+		p.line("")
 	}
-	st.webhooks(storyCtx, err != nil)
+	st.webhooks(storyCtx)
 	cancel()
 	p.line("")
 	printTryIt(p, m.Server.GRPCAddr(), "http://"+m.Server.HTTPAddr(), sims.AdminURL(), tok)
@@ -114,6 +135,20 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	p.line("stopping")
 	return 0
+}
+
+// printSkills prints the skills the simulators serve, with the client ids
+// they go by, and the skills file that describes them to the broker.
+func printSkills(p *printer, sims *sim.Set, file string) {
+	kinds := map[string]string{babySkill: "baby activity: Alexa's reciprocal hand-over", homeSkill: "smart home: AcceptGrant through the skill's Lambda"}
+	for i, sk := range sims.Skills() {
+		label := ""
+		if i == 0 {
+			label = "skills"
+		}
+		p.line("  %-9s  %s  Alexa client id %s · LWA client id %s · region %s · %s", label, sk.ID, sk.AlexaClientID, sk.LWAClientID, sk.Region, kinds[sk.ID])
+	}
+	p.line("             skills file %s (BROKER_SKILLS_FILE; each LWA secret in a file beside it)", file)
 }
 
 // sandboxKey returns the sealing key kept in dir, making one on first use, so

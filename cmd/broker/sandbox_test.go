@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,8 +15,10 @@ import (
 )
 
 // TestSandbox runs the README's first command as a newcomer would: the built
-// binary, a fresh temporary folder, an empty environment. The story must end
-// with the report delivered within 30 s, and a printed curl command must work.
+// binary, a fresh temporary folder, an empty environment. Both skills' stories
+// must end within 30 s, the baby skill's report delivered to the Health API and
+// the home skill's ChangeReport to the Event Gateway of its region, and the
+// printed curl commands must work.
 func TestSandbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -25,11 +28,27 @@ func TestSandbox(t *testing.T) {
 	}
 	printed := runSandbox(t)
 	out := strings.Join(printed, "\n")
-	if !strings.Contains(out, "link.linked for demo-parent") || !strings.Contains(out, "signature verified, answered 204") {
-		t.Errorf("the story did not show the companion backend told link.linked, signed:\n%s", out)
+	if strings.Contains(out, "✗") {
+		t.Fatalf("a story stopped:\n%s", out)
 	}
-	if !strings.Contains(out, "DELIVERED") || strings.Contains(out, "✗") {
-		t.Fatalf("the story did not end with the report delivered:\n%s", out)
+	for _, want := range []string{
+		"baby  Alexa client id alexa-baby", "home  Alexa client id alexa-home", // both skills
+		"link.linked for demo-parent", "in skill baby", "in skill home", "signature verified, answered 204",
+		"with profiles [baby-7f3c] in region NA",
+		`"name":"AcceptGrant.Response"`,
+		"link LINKED in region EU",
+		"without scope → 202 PENDING",
+		"for endpoint thermostat-livingroom in region EU,",
+		"with demo-parent's LWA access token of the skill in endpoint.scope",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the sandbox did not print %q:\n%s", want, out)
+		}
+	}
+	for _, kind := range []string{"report", "event"} {
+		if !regexp.MustCompile(`(?m)^\d\. Broker: ` + kind + ` \S+ DELIVERED`).MatchString(out) {
+			t.Errorf("the story did not show the %s DELIVERED:\n%s", kind, out)
+		}
 	}
 	for _, secret := range []string{"Atza|", "Atzr|"} {
 		if strings.Contains(out, secret) {
@@ -37,44 +56,107 @@ func TestSandbox(t *testing.T) {
 		}
 	}
 
-	// Run the printed exports and one printed curl command, as a reader would.
-	var script []string
+	// Run the printed exports and printed curl commands, as a reader would.
+	var exports []string
 	for _, l := range printed {
 		if strings.HasPrefix(l, "  export ") {
-			script = append(script, strings.TrimSpace(l))
-		}
-		if strings.Contains(l, `curl -s "$BROKER/v1/links/demo-parent"`) {
-			script = append(script, strings.TrimSpace(l))
+			exports = append(exports, strings.TrimSpace(l))
 		}
 	}
-	if len(script) < 6 {
-		t.Fatalf("the sandbox printed no exports and link command:\n%s", out)
+	if len(exports) < 7 {
+		t.Fatalf("the sandbox printed no exports:\n%s", out)
 	}
-	sh := exec.Command("sh", "-c", strings.Join(script, "\n"))
+	for _, tc := range []struct {
+		name, command string
+		want          []string
+	}{
+		{"BabyLink", `curl -s "$BROKER/v1/links/demo-parent?skill_id=baby"`, []string{`"state":"LINKED"`, `"user_id":"demo-parent"`, `"skill_id":"baby"`, `"region":"NA"`}},
+		{"HomeLink", `curl -s "$BROKER/v1/links/demo-parent?skill_id=home"`, []string{`"state":"LINKED"`, `"skill_id":"home"`, `"region":"EU"`}},
+		{"AcceptGrant", `curl -s -X POST "$BROKER/v1/smart-home/accept-grant?skill_id=home"`, []string{`"name":"AcceptGrant.Response"`}},
+		{"AlexaEvent", `curl -s -X POST "$BROKER/v1/alexa-events"`, []string{`"state":"PENDING"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := runPrinted(t, printed, exports, tc.command)
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("printed %s answered %s, want %s", tc.command, got, want)
+				}
+			}
+		})
+	}
+}
+
+// runPrinted runs the printed line that starts with command, after exports,
+// in a shell with an empty environment, and returns what it wrote.
+func runPrinted(t *testing.T, printed, exports []string, command string) string {
+	t.Helper()
+	var line string
+	for _, l := range printed {
+		if strings.HasPrefix(strings.TrimSpace(l), command) {
+			line = strings.TrimSpace(l)
+			break
+		}
+	}
+	if line == "" {
+		t.Fatalf("the sandbox printed no command %s", command)
+	}
+	sh := exec.Command("sh", "-c", strings.Join(append(exports, line), "\n"))
 	sh.Env = []string{"PATH=" + os.Getenv("PATH")}
 	got, err := sh.CombinedOutput()
 	if err != nil {
 		t.Fatalf("printed command failed: %v\n%s", err, got)
 	}
-	if !strings.Contains(string(got), `"state":"LINKED"`) || !strings.Contains(string(got), `"user_id":"demo-parent"`) {
-		t.Errorf("printed curl answered %s, want demo-parent LINKED", got)
-	}
+	return string(got)
 }
 
-// TestSandbox_Fault403: with --fault alexa:403 the report fails, the link
-// needs re-linking, and the story shows the companion backend told so.
+// TestSandbox_Fault403: with --fault alexa:403 the report fails, the baby
+// link needs re-linking, and the story shows the companion backend told so;
+// the home skill's story still ends with its event delivered.
 func TestSandbox_Fault403(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	out := strings.Join(runSandbox(t, "--fault", "alexa:403"), "\n")
-	for _, want := range []string{"link.linked for demo-parent", `link.relink_required for demo-parent {"reason":"alexa_forbidden"}`} {
+	for _, want := range []string{
+		"link.linked for demo-parent",
+		`link.relink_required for demo-parent {"reason":"alexa_forbidden"} in skill baby`,
+		"link of demo-parent in baby: RELINK_REQUIRED",
+		"for endpoint thermostat-livingroom in region EU,",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the story did not print %q:\n%s", want, out)
 		}
 	}
 	if strings.Contains(out, "NOT verified") {
 		t.Errorf("a webhook's signature did not verify:\n%s", out)
+	}
+}
+
+// TestSandbox_FaultEvents403: with --fault alexa-events:403 the Event Gateway
+// refuses the ChangeReport: the event is FAILED, the home link needs
+// re-linking and the companion backend is told; the baby skill's report is
+// delivered all the same.
+func TestSandbox_FaultEvents403(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	out := strings.Join(runSandbox(t, "--fault", "alexa-events:403"), "\n")
+	for _, want := range []string{
+		"fault on: the Alexa Event Gateway answers 403",
+		`"name":"AcceptGrant.Response"`,
+		"link of demo-parent in home: RELINK_REQUIRED",
+		`link.relink_required for demo-parent {"reason":"alexa_forbidden"} in skill home`,
+		"with profiles [baby-7f3c] in region NA",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the story did not print %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^5\. Broker: event \S+ FAILED after 1 attempt\(s\)`).MatchString(out) {
+		t.Errorf("the story did not show the event FAILED:\n%s", out)
+	}
+	if strings.Contains(out, "NOT verified") || strings.Contains(out, "in endpoint.scope") {
+		t.Errorf("a webhook did not verify, or the gateway took the event:\n%s", out)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -14,37 +15,56 @@ import (
 )
 
 // simulate runs only the simulators, on fixed ports, and prints the settings
-// that point a separately started broker at them.
+// that point a separately started broker at them: the sandbox's two skills,
+// described by a skills file it writes (BROKER_SKILLS_FILE).
 func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, faults := newSimFlagSet("broker simulate", "at start", stderr)
 	lwaAddr := fs.String("lwa-addr", "127.0.0.1:9301", "LWA token endpoint simulator")
-	alexaAddr := fs.String("alexa-addr", "127.0.0.1:9302", "Alexa Health API simulator")
+	alexaAddr := fs.String("alexa-addr", "127.0.0.1:9302", "Alexa API simulator (Health API and Event Gateway)")
 	authAddr := fs.String("auth-addr", "127.0.0.1:9303", "partner authorization server simulator")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9304", "simulators' admin route (faults, fresh codes)")
+	data := fs.String("data", "", "folder for the skills file and its LWA secrets (default: a fresh temporary folder, removed at exit)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	fail := func(code int, err error) int { fmt.Fprintf(stderr, "broker simulate: %v\n", err); return code }
+	dir := *data
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "broker-simulate-"); err != nil {
+			return fail(1, err)
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(1, err)
+	}
 	sims, err := sim.StartSet(ctx, sim.SetOptions{
 		LWAAddr: *lwaAddr, AlexaAddr: *alexaAddr, AuthAddr: *authAddr, AdminAddr: *adminAddr,
-		User: demoUser, AlexaClientID: demoAlexa,
+		User: demoUser, Skills: sandboxSkills,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "broker simulate: %v\n", err)
-		return 1
+		return fail(1, err)
 	}
 	defer sims.Close()
 	p := &printer{w: stdout}
 	if err := applyFaults(p, sims, *faults); err != nil {
-		fmt.Fprintf(stderr, "broker simulate: %v\n", err)
-		return 2
+		return fail(2, err)
 	}
-	p.line("Simulators running. Point a broker at them with:")
-	env := sims.BrokerEnv()
+	env, err := sims.SkillsEnv(dir)
+	if err != nil {
+		return fail(1, err)
+	}
+	p.line("Simulators running, with two skills:")
+	printSkills(p, sims, env["BROKER_SKILLS_FILE"])
+	p.line("")
+	p.line("Point a broker at them with:")
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		p.line("  export %s='%s'", k, env[k])
 	}
 	p.line(`  export BROKER_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"`)
 	p.line("  go run ./cmd/broker serve")
+	p.line("(The skills file and its secrets last while the simulators run. Such a broker sends every region's")
+	p.line("reports and events to BROKER_ALEXA_API_URL, which the simulator records without a region.)")
 	p.line("")
 	printTryIt(p, "127.0.0.1:9090", "http://127.0.0.1:8080", sims.AdminURL(), newDevTokens(sims.Auth))
 	p.line("")

@@ -13,9 +13,11 @@ func usage(w io.Writer) {
 
 Commands:
   serve     run the gRPC server and the HTTP gateway (the default)
-  sandbox   run the broker with simulated Amazon and partner services, play the
-            mutual-linking story once, then keep serving (broker sandbox --help)
-  simulate  run only the simulators, for a broker started separately
+  sandbox   run the broker of two skills with simulated Amazon and partner
+            services, play each skill's linking story once, then keep serving
+            (broker sandbox --help)
+  simulate  run only the simulators and write the skills file, for a broker
+            started separately
   keys status
             count the stored links by the key that seals them (the settings
             of serve; on bbolt while no broker holds the file)
