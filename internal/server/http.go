@@ -26,7 +26,8 @@ const maxGatewayBody = 1 << 20
 
 // gatewayMux is the grpc-gateway mux, set up so that JSON has the API's
 // documented shapes: proto field names, bare enum names, every field present,
-// unknown fields refused, 202 Accepted for a submitted profile report.
+// unknown fields refused, 202 Accepted for a submitted profile report or
+// Alexa event.
 //
 // An id in a path ({user_id}, {message_id}) is one percent-encoded path
 // segment, decoded once: every id the broker accepts is addressable, also one
@@ -54,7 +55,8 @@ func gatewayMux() *runtime.ServeMux {
 		// metadata is exposed.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(func(_ context.Context, w http.ResponseWriter, m proto.Message) error {
-			if _, ok := m.(*brokerv1.SubmitProfileReportResponse); ok {
+			switch m.(type) {
+			case *brokerv1.SubmitProfileReportResponse, *brokerv1.SubmitAlexaEventResponse:
 				w.WriteHeader(http.StatusAccepted)
 			}
 			return nil
