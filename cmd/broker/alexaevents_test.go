@@ -143,6 +143,7 @@ func TestAlexaEvents(t *testing.T) {
 	events := h.sims.Auth.ClientToken("skill-backend", []string{"broker:events"}, time.Hour)
 	gateway := h.sims.Alexa.Events()
 	h.linkSkill("owner", "home")
+	h.linkSkill("neighbour", "home")
 
 	t.Run("ChangeReport", func(t *testing.T) {
 		h := h.in(t)
@@ -216,6 +217,9 @@ func TestAlexaEvents(t *testing.T) {
 		if status != http.StatusAccepted || got["message_id"] != "change-1" || got["state"] != "DELIVERED" {
 			t.Errorf("the same messageId again: %d %s, want 202 with the stored state DELIVERED", status, body)
 		}
+		if status, body := h.call("POST", "/v1/alexa-events", events, alexaEventBody("neighbour", "home", changeReport("change-1", "thermostat"), "")); status != http.StatusBadRequest || !strings.Contains(body, "message_id") {
+			t.Errorf("the messageId of another user's event: %d %s, want 400 naming message_id", status, body)
+		}
 		// The deliverer polls every 20 ms: give it time to send it again.
 		waitFor(t, 200*time.Millisecond, "", func() bool { return len(gateway.Received("owner")) > before })
 		if n := len(gateway.Received("owner")) - before; n != 0 {
@@ -270,16 +274,19 @@ func TestAlexaEvents(t *testing.T) {
 		}
 	})
 
-	t.Run("InvalidRequest", func(t *testing.T) {
+	t.Run("RefusedForGood", func(t *testing.T) {
 		h := h.in(t)
-		gateway.FailNext(1, http.StatusBadRequest, 0)
-		h.submitAlexaEvent(events, "bad-1", alexaEventBody("owner", "home", changeReport("bad-1", "thermostat"), ""))
-		v := h.waitAlexaEventState(events, "bad-1", "FAILED")
-		if v.Attempts != 1 || !strings.Contains(v.LastError, "INVALID_REQUEST_EXCEPTION") {
-			t.Errorf("after a 400: %+v, want FAILED after one attempt with Amazon's code", v)
+		for status, code := range map[int]string{http.StatusBadRequest: sim.EventInvalidRequest, http.StatusRequestEntityTooLarge: sim.EventRequestTooLarge} {
+			id := fmt.Sprintf("refused-%d", status)
+			gateway.FailNext(1, status, 0)
+			h.submitAlexaEvent(events, id, alexaEventBody("owner", "home", changeReport(id, "thermostat"), ""))
+			v := h.waitAlexaEventState(events, id, "FAILED")
+			if v.Attempts != 1 || !strings.Contains(v.LastError, code) {
+				t.Errorf("after a %d: %+v, want FAILED after one attempt with Amazon's code %s", status, v, code)
+			}
 		}
 		if _, l, _ := h.getLink("owner", "home"); l.State != "LINKED" {
-			t.Errorf("a 400 changed the link: %+v", l)
+			t.Errorf("a refused event changed the link: %+v", l)
 		}
 	})
 
@@ -386,6 +393,22 @@ func TestAlexaEvents(t *testing.T) {
 		_ = json.Unmarshal(h.lastReceived("owner", "grpc-1").Body, &sent)
 		if diff := cmp.Diff(decoded(t, changeContext), sent.Context); diff != "" {
 			t.Errorf("context changed on the way (-submitted +sent):\n%s", diff)
+		}
+	})
+
+	t.Run("DeliveryEvents", func(t *testing.T) {
+		h := h.in(t)
+		got := map[string]eventView{}
+		for _, e := range h.linkEvents("owner", "home") {
+			if id, _ := e.Data["message_id"].(string); id != "" {
+				got[id] = e
+			}
+		}
+		if e := got["change-1"]; e.Type != "delivery.delivered" || e.Data["kind"] != "alexa_event" || e.SkillID != "home" {
+			t.Errorf("the event of change-1's delivery: %+v, want delivery.delivered of kind alexa_event in home", e)
+		}
+		if e := got["refused-400"]; e.Type != "delivery.failed" || e.Data["kind"] != "alexa_event" || e.Data["last_error"] == "" {
+			t.Errorf("the event of refused-400's failure: %+v, want delivery.failed of kind alexa_event with the last error", e)
 		}
 	})
 
