@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,10 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	bbolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 	"github.com/reciprocal-broker/broker/internal/sim"
@@ -268,4 +275,141 @@ func BenchmarkWebhooks_PartnerTokens(b *testing.B) {
 	if off, on := perSecond["Off"], perSecond["On500ms"]; off > 0 && on > 0 {
 		fmt.Printf("partner tokens/s: webhooks off %.0f, on (receiver 500 ms) %.0f, ratio on/off %.3f\n", off, on, on/off)
 	}
+}
+
+// alexaEventCallers is the number of concurrent callers of the Alexa event
+// benchmarks, whatever the number of CPUs.
+const alexaEventCallers = 64
+
+// runCallers calls call(i) for i from 0 to b.N-1 from callers goroutines,
+// with the timer reset and allocations reported, and stops the timer once the
+// last call returned; an error fails the benchmark and stops its caller.
+func runCallers(b *testing.B, callers int, call func(i int) error) {
+	b.Helper()
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range callers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if err := call(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+}
+
+// alexaEventRequests returns a function that makes the i-th request of a run:
+// a thermostat's ChangeReport with its context, of one of users users
+// ("bench-0" …), with a message id of its own.
+func alexaEventRequests(tb testing.TB, users int) func(i int) *brokerv1.SubmitAlexaEventRequest {
+	tb.Helper()
+	var event, context map[string]any
+	if err := json.Unmarshal([]byte(changeReport("template", "thermostat-livingroom")), &event); err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(changeContext), &context); err != nil {
+		tb.Fatal(err)
+	}
+	ev, err := structpb.NewStruct(event)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, err := structpb.NewStruct(context)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return func(i int) *brokerv1.SubmitAlexaEventRequest {
+		e := proto.Clone(ev).(*structpb.Struct)
+		e.Fields["header"].GetStructValue().Fields["messageId"] = structpb.NewStringValue(fmt.Sprintf("bench-event-%08d", i))
+		return &brokerv1.SubmitAlexaEventRequest{UserId: "bench-" + strconv.Itoa(i%users), Event: e, Context: ctx}
+	}
+}
+
+// BenchmarkAlexaEvents_Accept measures Alexa events accepted per second over
+// gRPC on bbolt (the envelope check, the link check and the durable write to
+// the outbox) from 64 concurrent callers, with delivery to the simulator
+// running meanwhile as it would in production. Its floor, in the same run and
+// the same temp dir, is raw bbolt: 64 writers putting 1 KiB values with
+// DB.Batch, which shares one commit (one fsync) among concurrent writers. It
+// prints events/s, the floor's puts/s and their ratio.
+func BenchmarkAlexaEvents_Accept(b *testing.B) {
+	dir := b.TempDir()
+	var files atomic.Int64
+	file := func(name string) string { return filepath.Join(dir, fmt.Sprintf("%s-%d.db", name, files.Add(1))) }
+	perSecond := map[string]float64{}
+	b.Run("Broker", func(b *testing.B) {
+		h := newHarnessWith(b, sim.SetOptions{}, map[string]string{"BROKER_STORE": "bolt:" + file("broker")})
+		const users = alexaEventCallers
+		for u := range users {
+			h.link("bench-" + strconv.Itoa(u))
+		}
+		client := brokerv1.NewAlexaEventServiceClient(h.conn)
+		ctx := withBearer(context.Background(), h.sims.Auth.ClientToken("skill-backend", []string{"broker:events"}, time.Hour))
+		request := alexaEventRequests(b, users)
+		runCallers(b, alexaEventCallers, func(i int) error {
+			_, err := client.SubmitAlexaEvent(ctx, request(i))
+			return err
+		})
+		perSecond["Broker"] = float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(perSecond["Broker"], "events/s")
+	})
+	b.Run("BoltBatchFloor", func(b *testing.B) {
+		db, err := bbolt.Open(file("floor"), 0o600, &bbolt.Options{Timeout: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		bucket := []byte("events")
+		if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucket); return err }); err != nil {
+			b.Fatal(err)
+		}
+		value := bytes.Repeat([]byte{'e'}, 1024)
+		runCallers(b, alexaEventCallers, func(i int) error {
+			return db.Batch(func(tx *bbolt.Tx) error {
+				return tx.Bucket(bucket).Put(fmt.Appendf(nil, "event-%08d", i), value)
+			})
+		})
+		perSecond["BoltBatchFloor"] = float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(perSecond["BoltBatchFloor"], "puts/s")
+	})
+	if events, floor := perSecond["Broker"], perSecond["BoltBatchFloor"]; events > 0 && floor > 0 {
+		fmt.Printf("Alexa events accepted/s (gRPC, %d callers, bbolt): %.0f; floor, bbolt Batch puts of 1 KiB/s (%d writers): %.0f; ratio %.3f\n",
+			alexaEventCallers, events, alexaEventCallers, floor, events/floor)
+	}
+}
+
+// BenchmarkAlexaEvents_Deliver measures Alexa events delivered per second to
+// the simulator's Event Gateway: b.N events of up to 200 users are submitted
+// over gRPC by 64 callers, and the clock runs until the gateway has accepted
+// the last one. A user's events go out one at a time, in order.
+func BenchmarkAlexaEvents_Deliver(b *testing.B) {
+	h := newHarness(b)
+	users := min(b.N, 200)
+	for u := range users {
+		h.link("bench-" + strconv.Itoa(u))
+	}
+	client := brokerv1.NewAlexaEventServiceClient(h.conn)
+	ctx := withBearer(context.Background(), h.sims.Auth.ClientToken("skill-backend", []string{"broker:events"}, time.Hour))
+	request := alexaEventRequests(b, users)
+	gateway := h.sims.Alexa.Events()
+	runCallers(b, alexaEventCallers, func(i int) error {
+		_, err := client.SubmitAlexaEvent(ctx, request(i))
+		return err
+	})
+	b.StartTimer()
+	for gateway.Stats().Delivered < b.N {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

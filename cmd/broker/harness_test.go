@@ -49,8 +49,25 @@ func newHarness(tb testing.TB) *harness {
 
 // newHarnessWith is newHarness with simulators started by opts (its clock is
 // the harness's) and settings that replace the defaults, such as another store.
-// With opts.KMS the broker seals with the KMS simulator's key.
+// With opts.KMS the broker seals with the KMS simulator's key; with
+// opts.Skills it serves those skills, from the skills file of
+// sim.Set.SkillsEnv.
 func newHarnessWith(tb testing.TB, opts sim.SetOptions, settings map[string]string) *harness {
+	tb.Helper()
+	h := newSimHarness(tb, opts)
+	env := h.sims.BrokerEnv()
+	if len(opts.Skills) > 0 {
+		env = h.skillsEnv()
+	}
+	maps.Copy(env, settings)
+	h.configure(env)
+	h.start()
+	return h
+}
+
+// newSimHarness starts the simulators of opts on the harness's clock and
+// returns the harness without a broker: configure and start boot one.
+func newSimHarness(tb testing.TB, opts sim.SetOptions) *harness {
 	tb.Helper()
 	h := &harness{tb: tb, clock: sim.NewClock(time.Now()), logs: &syncBuffer{}}
 	opts.Now = h.clock.Now
@@ -60,8 +77,26 @@ func newHarnessWith(tb testing.TB, opts sim.SetOptions, settings map[string]stri
 	}
 	tb.Cleanup(func() { sims.Close() })
 	h.sims = sims
-
 	h.dbPath = filepath.Join(tb.TempDir(), "broker.db")
+	return h
+}
+
+// skillsEnv returns the settings of a broker of the skills of the
+// simulators' SetOptions.Skills, their skills file written in a temp dir.
+func (h *harness) skillsEnv() map[string]string {
+	h.tb.Helper()
+	env, err := h.sims.SkillsEnv(h.tb.TempDir())
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return env
+}
+
+// configure sets the configuration the next start boots: loopback ports, the
+// harness's store file, the tests' sealing key and debug logs, replaced by
+// settings.
+func (h *harness) configure(settings map[string]string) {
+	h.tb.Helper()
 	env := map[string]string{
 		"BROKER_GRPC_ADDR":      "127.0.0.1:0",
 		"BROKER_HTTP_ADDR":      "127.0.0.1:0",
@@ -69,15 +104,12 @@ func newHarnessWith(tb testing.TB, opts sim.SetOptions, settings map[string]stri
 		"BROKER_ENCRYPTION_KEY": testKey,
 		"BROKER_LOG_LEVEL":      "debug",
 	}
-	maps.Copy(env, sims.BrokerEnv())
 	maps.Copy(env, settings)
 	c, err := config.Parse(nil, func(k string) string { return env[k] })
 	if err != nil {
-		tb.Fatal(err)
+		h.tb.Fatal(err)
 	}
 	h.config = c
-	h.start()
-	return h
 }
 
 // startLWA starts an LWA simulator alone, on the clock now (nil: time.Now),
@@ -212,4 +244,12 @@ func (h *harness) link(user string) {
 	if status, body, _ := h.authorize(form, "Bearer "+h.userToken(user)); status != http.StatusOK || body != "{}" {
 		h.tb.Fatalf("hand-over of %s: %d %s", user, status, body)
 	}
+}
+
+// in returns h reporting to tb, a subtest, so that its helpers fail the
+// subtest rather than its parent. The broker and simulators are h's.
+func (h *harness) in(tb testing.TB) *harness {
+	c := *h
+	c.tb = tb
+	return &c
 }
