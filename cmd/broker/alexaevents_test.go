@@ -217,8 +217,8 @@ func TestAlexaEvents(t *testing.T) {
 		if status != http.StatusAccepted || got["message_id"] != "change-1" || got["state"] != "DELIVERED" {
 			t.Errorf("the same messageId again: %d %s, want 202 with the stored state DELIVERED", status, body)
 		}
-		if status, body := h.call("POST", "/v1/alexa-events", events, alexaEventBody("neighbour", "home", changeReport("change-1", "thermostat"), "")); status != http.StatusBadRequest || !strings.Contains(body, "message_id") {
-			t.Errorf("the messageId of another user's event: %d %s, want 400 naming message_id", status, body)
+		if status, body := h.call("POST", "/v1/alexa-events", events, alexaEventBody("neighbour", "home", changeReport("change-1", "thermostat"), "")); status != http.StatusBadRequest || !strings.Contains(body, "event.header.messageId") {
+			t.Errorf("the messageId of another user's event: %d %s, want 400 naming event.header.messageId", status, body)
 		}
 		// The deliverer polls every 20 ms: give it time to send it again.
 		waitFor(t, 200*time.Millisecond, "", func() bool { return len(gateway.Received("owner")) > before })

@@ -95,8 +95,7 @@ func (h *harness) getLink(user, skillID string) (int, skillLink, string) {
 	return status, l, body
 }
 
-// linkEvents returns user's events, newest first, of every skill or of
-// skillID, in one page.
+// linkEvents returns user's events in skillID, newest first, in one page.
 func (h *harness) linkEvents(user, skillID string) []eventView {
 	h.tb.Helper()
 	path := "/v1/links/" + url.PathEscape(user) + "/events?page_size=100"
@@ -290,8 +289,10 @@ func TestSkills(t *testing.T) {
 	t.Run("Events", func(t *testing.T) {
 		h := h.in(t)
 		var all []string
-		for _, e := range h.linkEvents("parent", "") {
-			all = append(all, e.SkillID+" "+e.Type)
+		for _, skill := range []string{"baby", "home"} {
+			for _, e := range h.linkEvents("parent", skill) {
+				all = append(all, e.SkillID+" "+e.Type)
+			}
 		}
 		slices.Sort(all)
 		if want := []string{"baby delivery.delivered", "baby link.deleted", "baby link.linked", "home link.linked"}; !slices.Equal(all, want) {
@@ -304,6 +305,11 @@ func TestSkills(t *testing.T) {
 		}
 		if got := h.linkEvents("parent", "home"); len(got) != 1 || got[0].Type != "link.linked" || got[0].Data["region"] != "EU" {
 			t.Errorf("parent's home events %+v, want one link.linked in EU", got)
+		}
+		// Among two skills, none of them default, a user's events are asked
+		// for by skill.
+		if status, body := h.call("GET", "/v1/links/parent/events", h.clientToken("broker:admin"), ""); status != http.StatusBadRequest || !strings.Contains(body, "skill_id") {
+			t.Errorf("GET events without skill_id: %d %s, want 400 naming skill_id", status, body)
 		}
 	})
 }

@@ -111,7 +111,7 @@ func TestSmartHome_AcceptGrant(t *testing.T) {
 		if client, _ := h.sims.LWA.AccessTokenClient(h.partnerToken("homeowner", "home")); client != home.LWAClientID {
 			t.Errorf("the partner token is of LWA client %q, want the home skill's", client)
 		}
-		if got := h.linkEvents("homeowner", ""); len(got) != 1 || got[0].Type != "link.linked" || got[0].SkillID != "home" || got[0].Actor != "alexa" || got[0].Data["region"] != "EU" {
+		if got := h.linkEvents("homeowner", "home"); len(got) != 1 || got[0].Type != "link.linked" || got[0].SkillID != "home" || got[0].Actor != "alexa" || got[0].Data["region"] != "EU" {
 			t.Errorf("events %+v, want one link.linked of home by alexa in EU", got)
 		}
 	})
@@ -129,7 +129,7 @@ func TestSmartHome_AcceptGrant(t *testing.T) {
 		if got := h.sims.LWA.Stats(); got.Exchanges != before.Exchanges || got.Requests != before.Requests {
 			t.Errorf("the repeat reached LWA: %+v, before %+v", got, before)
 		}
-		if got := h.linkEvents("homeowner", ""); len(got) != 1 {
+		if got := h.linkEvents("homeowner", "home"); len(got) != 1 {
 			t.Errorf("the repeat recorded events: %+v", got)
 		}
 	})
