@@ -494,12 +494,6 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
-// broker:admin or broker:events (the skill backend, acting on Alexa's
-// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
-// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
-// ".." as %2E and %2E%2E.
 // SmartHomeService takes the LWA authorization code of a smart-home skill's
 // user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
 // skill's endpoint (usually a Lambda) forwards as it received it.
@@ -538,12 +532,6 @@ func (c *smartHomeServiceClient) AcceptGrant(ctx context.Context, in *AcceptGran
 // All implementations must embed UnimplementedSmartHomeServiceServer
 // for forward compatibility.
 //
-// LinkService lets operators and the companion backend inspect and manage
-// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
-// broker:admin or broker:events (the skill backend, acting on Alexa's
-// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the user_id in a path is one percent-encoded
-// path segment: any user id is reachable, '/' sent as %2F, and the ids "." and
-// ".." as %2E and %2E%2E.
 // SmartHomeService takes the LWA authorization code of a smart-home skill's
 // user from Alexa's Alexa.Authorization.AcceptGrant directive, which the
 // skill's endpoint (usually a Lambda) forwards as it received it.
@@ -800,6 +788,13 @@ const (
 // LinkServiceClient is the client API for LinkService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// LinkService lets operators and the companion backend inspect and manage
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the
+// user_id in a path is one percent-encoded path segment: any user id is
+// reachable, '/' sent as %2F, and the ids "." and ".." as %2E and %2E%2E.
 type LinkServiceClient interface {
 	// GetLink returns a user's link, without any token.
 	//
@@ -883,6 +878,13 @@ func (c *linkServiceClient) RefreshLink(ctx context.Context, in *RefreshLinkRequ
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
+//
+// LinkService lets operators and the companion backend inspect and manage
+// links. GetLink needs the scope broker:tokens or broker:admin; DeleteLink
+// broker:admin or broker:events (the skill backend, acting on Alexa's
+// SkillDisabled event); the other rpcs need broker:admin. Over HTTP, the
+// user_id in a path is one percent-encoded path segment: any user id is
+// reachable, '/' sent as %2F, and the ids "." and ".." as %2E and %2E%2E.
 type LinkServiceServer interface {
 	// GetLink returns a user's link, without any token.
 	//
