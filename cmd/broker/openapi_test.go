@@ -259,6 +259,11 @@ func testOpenAPIAnswers(t *testing.T, h *harness, doc *openapi3.T, ops map[strin
 		if resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s, want %d", name, resp.StatusCode, answer, c.want)
 		}
+		// A success must be documented by its own status, not only match the
+		// gateway operations' default (error) answer.
+		if resp.StatusCode < 300 && route.Operation.Responses.Status(resp.StatusCode) == nil {
+			t.Errorf("%s: answered %d, which the document does not list", name, resp.StatusCode)
+		}
 		err = openapi3filter.ValidateResponse(t.Context(), &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
 			Body: io.NopCloser(bytes.NewReader(answer)), Options: in.Options,
