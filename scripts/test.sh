@@ -43,7 +43,7 @@ if command -v npm >/dev/null 2>&1; then
 fi
 
 step "build the tools of the checks (protoc plugins, staticcheck)"
-build_tools protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway staticcheck
+build_tools protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 staticcheck
 need_protoc
 
 step "generated code is what scripts/generate.sh makes"
@@ -51,7 +51,8 @@ gen=$(mktemp -d)
 trap 'rm -rf "$gen" "$npm_log"' EXIT
 scripts/generate.sh "$gen"
 # The protoc version line is the compiler's, not ours to pin in the output.
-if ! diff -r -I '^// 	protoc  ' -x '*.proto' -x '*.yaml' "$gen" api/proto; then
+if ! diff -r -I '^// 	protoc  ' -x '*.proto' -x '*.yaml' "$gen/proto" api/proto ||
+  ! diff "$gen/openapi/broker.swagger.json" api/openapi/broker.swagger.json; then
   echo "generated code is stale: run scripts/generate.sh and commit the result" >&2
   exit 1
 fi

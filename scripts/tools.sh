@@ -3,8 +3,8 @@
 # tools of tools/go.mod into .bin/, protoc from Debian when it is missing.
 #
 # Run, `scripts/tools.sh [TOOL...]` builds the named tools (every one when none
-# is named: protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway staticcheck
-# grpcurl). Sourced by the other scripts, it builds nothing itself: it defines
+# is named: protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway
+# protoc-gen-openapiv2 staticcheck grpcurl). Sourced by the other scripts, it builds nothing itself: it defines
 # build_tools TOOL... and need_protoc for them to ask for only what a step
 # needs, and puts .bin on PATH. Safe to run again (Go's build cache makes it quick).
 set -euo pipefail
@@ -16,6 +16,7 @@ declare -A tool_packages=(
   [protoc-gen-go]=google.golang.org/protobuf/cmd/protoc-gen-go
   [protoc-gen-go-grpc]=google.golang.org/grpc/cmd/protoc-gen-go-grpc
   [protoc-gen-grpc-gateway]=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway
+  [protoc-gen-openapiv2]=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
   [staticcheck]=honnef.co/go/tools/cmd/staticcheck
   [grpcurl]=github.com/fullstorydev/grpcurl/cmd/grpcurl
 )
@@ -47,7 +48,7 @@ export PATH="$tools_bin:$PATH"
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   if [ $# -eq 0 ]; then
-    set -- protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway staticcheck grpcurl
+    set -- protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 staticcheck grpcurl
   fi
   build_tools "$@"
   need_protoc

@@ -21,6 +21,9 @@ Commands:
   keys status
             count the stored links by the key that seals them (the settings
             of serve; on bbolt while no broker holds the file)
+  bench     load-test a running broker through its public API: partner
+            tokens, profile reports or Alexa events from many callers, with
+            a summary of errors and latency percentiles (broker bench --help)
   version   print the version, VCS revision and Go version (also --version)
   help      show this help
 

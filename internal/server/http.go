@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/reciprocal-broker/broker/api/openapi"
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
@@ -137,6 +138,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.Handle("GET /healthz", instrument("healthz", http.HandlerFunc(s.health.Livez)))
 	mux.Handle("GET /readyz", instrument("readyz", http.HandlerFunc(s.health.Readyz)))
 	mux.Handle("GET /metrics", instrument("metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /openapi.json", instrument("openapi", openapi.Handler()))
 	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
 	mux.Handle("/v1/smart-home/accept-grant", instrument("smart_home", smartHome))
 	mux.Handle("/", instrument("gateway", gateway))
