@@ -10,10 +10,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	bbolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo"
+	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 	"github.com/reciprocal-broker/broker/internal/store/storetest"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
@@ -143,13 +149,30 @@ func benchmarkAccept(b *testing.B, kind reports.Kind) {
 		b.Fatal(err)
 	}
 	defer store.Close()
+	submitAll(b, store, kind)
+}
+
+// acceptStore is what the acceptance benchmarks need of a store: the links
+// of the default skill and the outbox.
+type acceptStore interface {
+	tokens.Store
+	reports.Store
+}
+
+// submitAll links acceptUsers users in store, then submits b.N deliveries of
+// kind through a reports.Service on store, from acceptWriters goroutines,
+// each for one of the users.
+func submitAll(b *testing.B, store acceptStore, kind reports.Kind) {
 	ctx := context.Background()
 	users := make([]string, acceptUsers)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(acceptWriters)
 	for i := range users {
 		users[i] = "accept-" + strconv.Itoa(i)
-		if err := store.PutLink(ctx, storetest.NewLink(users[i])); err != nil {
-			b.Fatal(err)
-		}
+		g.Go(func() error { return store.PutLink(gctx, storetest.NewLink(users[i])) })
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 	svc := reports.NewService(store, linkChecker{store})
 	profiles := storetest.NewReport("m", "u", svc.Now()).Profiles
@@ -163,6 +186,85 @@ func benchmarkAccept(b *testing.B, kind reports.Kind) {
 		}
 		return err
 	})
+}
+
+// BenchmarkAccept_Dynamo is BenchmarkAccept on the DynamoDB store, on one
+// dynalite server on loopback: in turns, acceptRounds times, raw PutItem
+// calls of 1 KiB items under new keys, with the SDK and nothing else, then
+// the broker's acceptance of profile reports and of Alexa events, each from
+// acceptWriters callers on a new table; it prints the ratios of deliveries
+// accepted per second to the floor's puts per second.
+func BenchmarkAccept_Dynamo(b *testing.B) {
+	endpoint := dynamotest.Start(b)
+	cases := []struct {
+		name  string
+		bench func(b *testing.B)
+	}{
+		{"RawPutItem", func(b *testing.B) { benchmarkRawPutItem(b, endpoint) }},
+		{"ProfileReport", func(b *testing.B) { benchmarkAcceptDynamo(b, endpoint, reports.KindProfileReport) }},
+		{"AlexaEvent", func(b *testing.B) { benchmarkAcceptDynamo(b, endpoint, reports.KindAlexaEvent) }},
+	}
+	total := map[string]float64{}
+	for round := range acceptRounds {
+		perSecond := map[string]float64{}
+		for _, tc := range cases {
+			b.Run(tc.name, func(b *testing.B) {
+				tc.bench(b)
+				perSecond[tc.name] = float64(b.N) / b.Elapsed().Seconds()
+				b.ReportMetric(perSecond[tc.name], "writes/s")
+			})
+			total[tc.name] += perSecond[tc.name]
+		}
+		printDynamoRatios(fmt.Sprintf("round %d", round+1), perSecond)
+	}
+	printDynamoRatios("all rounds", total)
+}
+
+// printDynamoRatios prints the rates of BenchmarkAccept_Dynamo's cases, and
+// the ratios of the broker's to the floor's.
+func printDynamoRatios(what string, perSecond map[string]float64) {
+	floor := perSecond["RawPutItem"]
+	if floor == 0 {
+		return
+	}
+	fmt.Printf("dynalite, %d writers, %s: raw PutItem of 1 KiB %.0f/s; profile reports %.0f/s (ratio %.2f); Alexa events %.0f/s (ratio %.2f)\n",
+		acceptWriters, what, floor, perSecond["ProfileReport"], perSecond["ProfileReport"]/floor,
+		perSecond["AlexaEvent"], perSecond["AlexaEvent"]/floor)
+}
+
+// newDynamoStore returns the store of a new table on the dynalite server at
+// endpoint, created as the broker creates it.
+func newDynamoStore(b *testing.B, endpoint string) (store *dynamo.Store, table string) {
+	b.Helper()
+	table = dynamotest.NewTable(b, endpoint)
+	store, err := dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store, table
+}
+
+// benchmarkRawPutItem puts b.N items of a 1 KiB attribute under new keys into
+// a new table with PutItem, from acceptWriters goroutines.
+func benchmarkRawPutItem(b *testing.B, endpoint string) {
+	_, table := newDynamoStore(b, endpoint)
+	db := dynamotest.Client(endpoint)
+	value := &types.AttributeValueMemberB{Value: make([]byte, 1<<10)}
+	runWriters(b, func(i int) error {
+		_, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+			dynamo.AttrPK: &types.AttributeValueMemberS{Value: "RAW#" + strconv.Itoa(i)},
+			dynamo.AttrSK: &types.AttributeValueMemberS{Value: "RAW"},
+			"v":           value,
+		}})
+		return err
+	})
+}
+
+// benchmarkAcceptDynamo is benchmarkAccept on the store of a new table on the
+// dynalite server at endpoint.
+func benchmarkAcceptDynamo(b *testing.B, endpoint string, kind reports.Kind) {
+	store, _ := newDynamoStore(b, endpoint)
+	submitAll(b, store, kind)
 }
 
 // alexaEvent returns an Alexa ChangeReport under messageID, as a companion
