@@ -51,8 +51,26 @@
 // is a compact binary form that starts with its format byte (see linkFormat),
 // since links are read on every partner-token call; claims, leases and reports
 // are JSON objects with a "format" field (see recordFormat). A link record does
-// not name its skill: its bucket does. Each change is one bbolt transaction.
-// Tokens arrive sealed; the store never sees them in clear.
+// not name its skill: its bucket does. Each change is one bbolt transaction,
+// or part of one (see below). Tokens arrive sealed; the store never sees them
+// in clear.
+//
+// # Group commit
+//
+// A bbolt commit writes its pages and syncs the file (fdatasync) before it
+// returns; that sync, not the work of the change, is what a write costs. So
+// the writes of the outbox, CreateReport (the acceptance of every profile
+// report and Alexa event) and PutReport (each delivery's outcome), share
+// commits: one committer goroutine takes every such write queued while the
+// commit before was running, runs them in turn in one write transaction, and
+// commits it, so that one fsync covers them all (see groupCommit). It waits
+// for nothing: a write that finds the committer idle is committed at once,
+// alone, so a lone write costs what it cost before. A change is as atomic and
+// as isolated as in a transaction of its own (the changes of a transaction run
+// in turn, each seeing the ones before; one that fails is taken out and run
+// again alone), and CreateReport and PutReport still return only once their
+// change is on disk: a report is stored durably before the broker answers
+// 202 Accepted for it, and one whose commit failed is not accepted.
 package bolt
 
 import (
@@ -110,9 +128,10 @@ type Store struct {
 
 // file is what the views of one bbolt file share.
 type file struct {
-	db   *bbolt.DB
-	path string
-	now  func() time.Time
+	db      *bbolt.DB
+	commits *groupCommit // the group commit of the writes of reports (see commit.go)
+	path    string
+	now     func() time.Time
 
 	deliveries    deliveryClaims // lanes' delivery claims, in memory (see delivery.go)
 	webhookClaims deliveryClaims // users' webhook claims, in memory alike
@@ -155,7 +174,8 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Store{file: &file{db: db, path: path, now: time.Now}, skill: tokens.DefaultSkillID, root: true}, nil
+	f := &file{db: db, commits: newGroupCommit(db), path: path, now: time.Now}
+	return &Store{file: f, skill: tokens.DefaultSkillID, root: true}, nil
 }
 
 // ForSkill returns the view of skillID of the file s reads: a Store whose
@@ -219,6 +239,7 @@ func (s *Store) Close() error {
 	if !s.root {
 		return nil
 	}
+	s.commits.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close %s: %w", s.path, err)
 	}
@@ -515,6 +536,22 @@ func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) error)
 	}
 	var fnErr error
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	return s.classify(op, err, fnErr)
+}
+
+// groupUpdate runs fn as update does, but in a write transaction that it may
+// share with the writes of other callers (see groupCommit): fn may run more
+// than once, and must set its results anew on every run. It returns once the
+// transaction is on disk, or failed. Errors are as for view.
+func (s *Store) groupUpdate(ctx context.Context, op string, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w: %w", op, errUnavailable, err)
+	}
+	var fnErr error
+	err := s.commits.update(func(tx *bbolt.Tx) error {
 		fnErr = fn(tx)
 		return fnErr
 	})

@@ -120,9 +120,9 @@ func pendingKey(lane string, seq int64) []byte {
 // lane, a zero byte and eight bytes of Seq) bbolt can keep.
 const maxLaneLen = bbolt.MaxKeySize - 9
 
-// CreateReport stores r as reports.Store.CreateReport says, in one transaction.
-// It takes r.Seq and r.Version from the bucket's sequence, so both grow without
-// gaps. Beyond the port's errors, it returns an EINVALID error for a report
+// CreateReport stores r as reports.Store.CreateReport says, in one group
+// commit (see the package comment): it returns once r is on disk. It takes
+// r.Seq and r.Version from the bucket's sequence, so both grow without gaps. Beyond the port's errors, it returns an EINVALID error for a report
 // whose lane is longer than maxLaneLen bytes (a user id, skill id and kind
 // about 500 bytes long).
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
@@ -134,7 +134,8 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 	}
 	var existing *reports.Report
 	var seq, version int64
-	err := s.update(ctx, "create report", func(tx *bbolt.Tx) error {
+	err := s.groupUpdate(ctx, "create report", func(tx *bbolt.Tx) error {
+		existing, seq, version = nil, 0, 0 // a group commit may run this again
 		b := tx.Bucket(bucketReports)
 		if v := b.Get([]byte(r.MessageID)); v != nil {
 			var err error
@@ -196,10 +197,11 @@ func (s *Store) GetReport(ctx context.Context, messageID string) (*reports.Repor
 	return r, err
 }
 
-// PutReport writes r as reports.Store.PutReport says, in one transaction that
-// compares the versions, writes the report, keeps the pending index in step
-// and, for a DELIVERED report, raises its lane's delivered mark. The new
-// version comes from the bucket's sequence.
+// PutReport writes r as reports.Store.PutReport says, in one group commit
+// (see the package comment) whose change compares the versions, writes the
+// report, keeps the pending index in step and, for a DELIVERED report, raises
+// its lane's delivered mark. The new version comes from the bucket's
+// sequence. It returns once the change is on disk.
 func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...tokens.Event) error {
 	if err := r.CheckStorable(); err != nil {
 		return fmt.Errorf("bolt: put report: %w", err)
@@ -208,7 +210,8 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 		return err
 	}
 	var version int64
-	err := s.update(ctx, "put report", func(tx *bbolt.Tx) error {
+	err := s.groupUpdate(ctx, "put report", func(tx *bbolt.Tx) error {
+		version = 0 // a group commit may run this again
 		b := tx.Bucket(bucketReports)
 		v := b.Get([]byte(r.MessageID))
 		if v == nil {

@@ -2,8 +2,10 @@ package bolt_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,4 +128,65 @@ func readReportFormat(tb testing.TB, path, messageID string) int {
 		tb.Fatal(err)
 	}
 	return rec.Format
+}
+
+// TestStore_CreateReportGroups creates reports from many goroutines at once,
+// which the group commit writes in shared transactions, among them many
+// creations of one message id: every report gets its own Seq, exactly one
+// creation of the shared id creates, and every report is in the file once it
+// is closed and opened again.
+func TestStore_CreateReportGroups(t *testing.T) {
+	const writers, each = 32, 8
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "broker.db")
+	s, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seqs := map[int64]string{}
+	shared := 0
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := storetest.NewReport(fmt.Sprintf("m-%d-%d", w, i), fmt.Sprint("u", w), at)
+				if i == each/2 {
+					r = storetest.NewReport("shared", fmt.Sprint("u", w), at)
+				}
+				_, created, err := s.CreateReport(t.Context(), r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if created {
+					if other, ok := seqs[r.Seq]; ok {
+						t.Errorf("%s and %s both have Seq %d", other, r.MessageID, r.Seq)
+					}
+					seqs[r.Seq] = r.MessageID
+				}
+				if created && r.MessageID == "shared" {
+					shared++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if shared != 1 {
+		t.Errorf("%d creations of one message id, want 1", shared)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, path)
+	for _, id := range seqs {
+		if _, err := s.GetReport(t.Context(), id); err != nil {
+			t.Errorf("after reopening, GetReport(%s): %v", id, err)
+		}
+	}
+	if got, want := len(seqs), writers*(each-1)+1; got != want {
+		t.Errorf("%d reports created, want %d", got, want)
+	}
 }

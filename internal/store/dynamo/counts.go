@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -70,6 +72,95 @@ func (s *Store) add(ctx context.Context, sk, skill string, deltas map[string]int
 		TableName: s.table, Key: key(pkCounter, sk),
 		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
+}
+
+// countTimeout bounds one addition of queued report counts.
+const countTimeout = 10 * time.Second
+
+// countQueue adds the report counts of the table's writes to the STATS item
+// in the background, so that no report write waits for its count, and the
+// writes of many reports cost one update of the counter item between them: a
+// flusher goroutine, started by the first delta queued while none runs, adds
+// everything queued in one UpdateItem, then what was queued meanwhile, until
+// nothing is left. There is no timer: a lone write's count is added at once.
+// CountReports waits for the flusher first, so that a process's own counts
+// are exact when it reads them; other processes see them once added, a round
+// trip after the write. A crash loses the counts still queued (the writes of
+// about one round trip), as a crash between a write and its count did.
+type countQueue struct {
+	mu     sync.Mutex
+	deltas map[string]int
+	idle   chan struct{} // closed when the flusher has stopped; nil while none has run
+}
+
+// countReports queues deltas (see moved) for the reports_ counters of the
+// STATS item, and starts the flusher unless it runs.
+func (s *Store) countReports(deltas map[string]int) {
+	q := s.reportCounts
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for name, d := range deltas {
+		if d != 0 {
+			if q.deltas == nil {
+				q.deltas = map[string]int{}
+			}
+			q.deltas[name] += d
+		}
+	}
+	if len(q.deltas) == 0 || (q.idle != nil && !closed(q.idle)) {
+		return
+	}
+	idle := make(chan struct{})
+	q.idle = idle
+	go s.flushReportCounts(idle)
+}
+
+// flushReportCounts adds the queued report counts to the STATS item until none
+// are queued, then closes idle.
+func (s *Store) flushReportCounts(idle chan struct{}) {
+	q := s.reportCounts
+	for {
+		q.mu.Lock()
+		deltas := q.deltas
+		q.deltas = nil
+		if len(deltas) == 0 {
+			close(idle)
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
+		s.add(ctx, skCounterStats, "", deltas)
+		cancel()
+	}
+}
+
+// settleReportCounts waits until the report counts queued before it was
+// called have been added (or failed to be), or ctx ends.
+func (s *Store) settleReportCounts(ctx context.Context) error {
+	q := s.reportCounts
+	q.mu.Lock()
+	idle := q.idle
+	q.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("dynamo: count reports: %w: %w", errUnavailable, ctx.Err())
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // moved returns the deltas of one item moving from the state from to the
@@ -141,11 +232,15 @@ func (s *Store) CountLinks(ctx context.Context) (map[tokens.State]int, error) {
 }
 
 // CountReports returns the number of reports in each state, as
-// reports.Counter specifies, from the counters that every report write keeps.
+// reports.Counter specifies, from the counters that every report write keeps,
+// once the counts this process queued are added (see countQueue).
 // Reports that DynamoDB's time to live removes are not subtracted (it is a
 // backstop to DeleteFinishedReports). They are the table's, the same through
 // every view. Errors are as for CountLinks.
 func (s *Store) CountReports(ctx context.Context) (map[reports.State]int, error) {
+	if err := s.settleReportCounts(ctx); err != nil {
+		return nil, err
+	}
 	c, err := s.counters(ctx, "count reports", skCounterStats, countReports)
 	if err != nil {
 		return nil, err

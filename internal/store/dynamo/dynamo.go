@@ -56,8 +56,10 @@
 // index, so a user's first item there is the user's oldest pending webhook.
 // The STATS counter item holds links_<state> (of the default skill's links),
 // reports_<state> and webhooks_PENDING; a STATS#<skill> item holds another
-// skill's links_<state>; all are kept with atomic ADDs after each write they
-// count.
+// skill's links_<state>; all are kept with atomic ADDs after the writes they
+// count: links_ and webhooks_ after each write, reports_ in the background,
+// the counts of many report writes in one ADD (see countQueue), so that
+// accepting a report waits for no counter.
 //
 // Only PENDING reports and reports in an end state are in the index, each under
 // its own gsi1pk. Numbers in sort keys (a report's Seq, its finished_at in Unix
@@ -103,7 +105,7 @@
 // that it has none, and a writer that finds one flushes it first; GetLink,
 // ListLinks, GetReport and DeleteFinishedReports flush outboxes older than
 // outboxGrace. Flushing twice stores nothing twice. Counters are added to
-// after the commit: a crash between the two writes leaves a count one off.
+// after the commit: a crash between the two writes leaves a count off.
 //
 // Events carry AttrTTL at their retention (Options.EventRetention) plus a
 // week after they occurred, as a backstop to DeleteEventsBefore; webhook
@@ -269,8 +271,9 @@ type Store struct {
 	table          *string
 	now            func() time.Time
 	eventRetention time.Duration
-	skill          string    // the view's skill
-	keys           skillKeys // the keys of its items
+	skill          string      // the view's skill
+	keys           skillKeys   // the keys of its items
+	reportCounts   *countQueue // the report counts not added yet, shared by the views
 }
 
 var (
@@ -333,7 +336,7 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	}
 	s := &Store{
 		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
-		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID),
+		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID), reportCounts: &countQueue{},
 	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {

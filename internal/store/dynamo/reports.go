@@ -20,6 +20,10 @@ import (
 // the report counter (so a duplicate may use up a number: Seq grows, with gaps),
 // sets r.Version, and writes the report with the condition that its key is
 // free; when that fails, a consistent read returns the report that holds it.
+// A new report thus costs two requests, one after the other: the counter's
+// UpdateItem and the conditional PutItem; its count is added afterwards, in
+// the background (see countQueue). The counter is what orders the reports of
+// a lane accepted by different broker instances, whatever their clocks.
 // Reports are the table's, the same through every view, whatever their
 // SkillID. Beyond the port's errors, it returns an EINVALID error for a user
 // id longer than MaxUserIDLen bytes or not UTF-8, or a lane (see
@@ -52,7 +56,7 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 		case err != nil:
 			return nil, false, err
 		case ok:
-			s.count(ctx, moved(countReports, "", r.State.String()))
+			s.countReports(moved(countReports, "", r.State.String()))
 			r.Seq, r.Version = seq, version
 			return r, true, nil
 		}
@@ -136,7 +140,7 @@ func (s *Store) PutReport(ctx context.Context, r *reports.Report, events ...toke
 			return err
 		}
 		if ok {
-			s.count(ctx, moved(countReports, stateOf(old), r.State.String()))
+			s.countReports(moved(countReports, stateOf(old), r.State.String()))
 			r.Version = version
 			_ = s.flush(ctx, pk, skReport, ob) // as in PutLink
 			return nil
@@ -301,7 +305,7 @@ func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (in
 			old, removed, err := s.removeIf(gctx, "delete finished report", pk.Value, skReport, still)
 			if removed {
 				n.Add(1)
-				s.count(gctx, moved(countReports, stateOf(old), ""))
+				s.countReports(moved(countReports, stateOf(old), ""))
 			}
 			return err
 		})
