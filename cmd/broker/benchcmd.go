@@ -20,8 +20,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -65,7 +63,7 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		target string
 	)
 	if c.grpcAddr != "" {
-		conn, err := dialBench(c)
+		conn, err := dialBroker(c.grpcAddr, c.plaintext, c.insecure)
 		if err != nil {
 			return fail(err)
 		}
@@ -169,13 +167,13 @@ Flags:
 		return usageError("unexpected argument %q", fs.Arg(0))
 	}
 	if c.token == "" {
-		c.token = getenv("BROKER_TOKEN")
+		c.token = getenv(envToken)
 	}
 	switch {
 	case c.token == "":
-		return usageError("--token or BROKER_TOKEN is required")
-	case strings.ContainsAny(c.token, " \r\n"):
-		return usageError("--token: the bare JWT, without \"Bearer \"")
+		return usageError("--token or " + envToken + " is required")
+	case bearerProblem(c.token) != "":
+		return usageError("%s", bearerProblem(c.token))
 	case c.user == "":
 		return usageError("--user is required")
 	case !slices.Contains(benchScenarios, c.scenario):
@@ -214,19 +212,6 @@ func benchTransport(c benchConfig) *http.Transport {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 	}
 	return t
-}
-
-// dialBench opens the gRPC connection of a run.
-func dialBench(c benchConfig) (*grpc.ClientConn, error) {
-	creds := credentials.NewTLS(&tls.Config{InsecureSkipVerify: c.insecure})
-	if c.plaintext {
-		creds = insecure.NewCredentials()
-	}
-	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, fmt.Errorf("--grpc-addr %s: %w", c.grpcAddr, err)
-	}
-	return conn, nil
 }
 
 // benchMessageIDs returns a function giving request i's message id, unique

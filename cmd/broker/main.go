@@ -39,6 +39,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keysCommand(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args, getenv, stdout, stderr)
+	case "links", "events", "stats":
+		return operatorCommandRun(ctx, append([]string{cmd}, args...), processIO(getenv, stdout, stderr))
+	case "completion":
+		return completionCommand(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0

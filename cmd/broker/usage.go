@@ -24,6 +24,13 @@ Commands:
   bench     load-test a running broker through its public API: partner
             tokens, profile reports or Alexa events from many callers, with
             a summary of errors and latency percentiles (broker bench --help)
+  links list|get|refresh|delete
+            list, show, refresh or delete links through a running broker's
+            gRPC API (broker links --help)
+  events    list the audit trail's events: a user's or everyone's
+  stats     count links, profile reports and webhooks by state
+  completion bash|zsh
+            print the shell completion script of broker
   version   print the version, VCS revision and Go version (also --version)
   help      show this help
 

@@ -26,6 +26,10 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
+// DefaultGRPCAddr is where the broker serves gRPC when BROKER_GRPC_ADDR is
+// not set, and where the operator commands reach it then.
+const DefaultGRPCAddr = "127.0.0.1:9090"
+
 // Config is the broker's validated configuration.
 type Config struct {
 	GRPCAddr string
@@ -195,7 +199,7 @@ func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
 
 // settings lists every setting of the broker, in the order --help shows them.
 var settings = []setting{
-	{flag: "grpc-addr", env: "BROKER_GRPC_ADDR", def: "127.0.0.1:9090", usage: "gRPC listen address",
+	{flag: "grpc-addr", env: "BROKER_GRPC_ADDR", def: DefaultGRPCAddr, usage: "gRPC listen address",
 		bind: str(func(c *Config) *string { return &c.GRPCAddr })},
 	{flag: "http-addr", env: "BROKER_HTTP_ADDR", def: "127.0.0.1:8080", usage: "HTTP gateway listen address",
 		bind: str(func(c *Config) *string { return &c.HTTPAddr })},

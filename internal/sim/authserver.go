@@ -75,6 +75,7 @@ type AuthServer struct {
 	jwksStatus int
 	jwksHits   int
 
+	cc     clientCredentials
 	server server
 }
 
@@ -268,9 +269,14 @@ func (s *AuthServer) JWKS() ([]byte, error) {
 
 // ServeHTTP answers GET requests for the JWKS at JWKSPath and for the discovery
 // documents at /.well-known/openid-configuration and
-// /.well-known/oauth-authorization-server (RFC 8414), which name the issuer and
-// the JWKS URL.
+// /.well-known/oauth-authorization-server (RFC 8414), which name the issuer,
+// the JWKS URL and the token endpoint, and POST requests of the
+// client-credentials grant at TokenPath (see RegisterClient).
 func (s *AuthServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == TokenPath {
+		s.serveToken(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -317,6 +323,8 @@ func (s *AuthServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc, err := json.Marshal(map[string]any{
 		"issuer":                                issuer,
 		"jwks_uri":                              base + JWKSPath,
+		"token_endpoint":                        base + TokenPath,
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials"},
 		"id_token_signing_alg_values_supported": []string{s.alg},
 	})
