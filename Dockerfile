@@ -39,8 +39,11 @@ LABEL org.opencontainers.image.title="reciprocal-broker" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/broker /broker
 USER 65532:65532
-# HTTP gateway and gRPC; set BROKER_HTTP_ADDR=0.0.0.0:8080 and
-# BROKER_GRPC_ADDR=0.0.0.0:9090 (the broker listens on loopback by default).
+# HTTP gateway and gRPC. The binary listens on loopback by default; in a
+# container that no one outside could reach, so the image listens on every
+# interface. A container's environment may still set other addresses.
+ENV BROKER_HTTP_ADDR=0.0.0.0:8080 \
+    BROKER_GRPC_ADDR=0.0.0.0:9090
 EXPOSE 8080 9090
 ENTRYPOINT ["/broker"]
 CMD ["serve"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates what api/ holds that is made, with protoc and the plugins pinned
 # in tools/go.mod: the Go code of api/proto (protoc-gen-go, protoc-gen-go-grpc,
-# protoc-gen-grpc-gateway), and the OpenAPI 2.0 document of the HTTP API,
+# protoc-gen-grpc-gateway; readiness.proto's gRPC-only service without the
+# gateway), and the OpenAPI 2.0 document of the HTTP API,
 # api/openapi/broker.swagger.json: protoc-gen-openapiv2's document of the
 # gateway, from the same HTTP rules (broker_http.yaml) with the proto's comments
 # as descriptions, merged with the hand-written api/openapi/patch.yaml (the
@@ -35,6 +36,11 @@ protoc -I . \
   --openapiv2_opt=json_names_for_fields=false \
   --openapiv2_opt=openapi_naming_strategy=simple \
   broker/v1/broker.proto
+# The gRPC-only services: no HTTP rules, so no gateway and no OpenAPI.
+protoc -I . \
+  --go_out="$out/proto" --go_opt=paths=source_relative \
+  --go-grpc_out="$out/proto" --go-grpc_opt=paths=source_relative \
+  broker/v1/readiness.proto
 
 cd "$root"
 go run ./api/openapi/mergepatch "$tmp/broker/v1/broker.swagger.json" api/openapi/patch.yaml >"$tmp/merged.json"

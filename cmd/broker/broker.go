@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -370,6 +371,9 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 		return s, nil
 	case "dynamodb":
 		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable})
+		if errors.Is(err, dynamo.ErrNoTable) {
+			return nil, fmt.Errorf("BROKER_STORE: %w (on AWS, the data stack of infra/cloudformation makes it; on a local server, BROKER_DYNAMODB_CREATE_TABLE=true or --dynamodb-create-table creates it)", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("BROKER_STORE: %w", err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,6 +94,51 @@ func TestDynamo_Broker(t *testing.T) {
 	resp, err := brokerv1.NewLinkServiceClient(h.conn).ListLinks(withBearer(t.Context(), h.clientToken("broker:admin")), &brokerv1.ListLinksRequest{})
 	if err != nil || len(resp.GetLinks()) != 1 {
 		t.Errorf("ListLinks = %v, %v; want the one link", resp, err)
+	}
+}
+
+// TestDynamo_MissingTableStopsStartUp: without BROKER_DYNAMODB_CREATE_TABLE,
+// a table that does not exist stops start-up, naming the table and both ways
+// to make it; with it, the same settings start a broker.
+func TestDynamo_MissingTableStopsStartUp(t *testing.T) {
+	endpoint := dynamotest.Start(t)
+	table := dynamotest.NewTable(t, endpoint)
+	fakeAWSEnv(t)
+	env := testEnv(t.TempDir())
+	env["BROKER_STORE"], env["BROKER_DYNAMODB_ENDPOINT"] = "dynamodb:"+table, endpoint
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // in stderr; none: it starts
+	}{
+		{"WithoutCreate", nil, []string{"BROKER_STORE: dynamo: table " + table, "does not exist", "infra/cloudformation", "BROKER_DYNAMODB_CREATE_TABLE=true"}},
+		{"CreateFlag", []string{"--dynamodb-create-table"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, append([]string{"serve"}, tc.args...), func(k string) string { return env[k] }, &stdout, &stderr)
+			}()
+			if tc.want == nil {
+				waitFor(t, 20*time.Second, "the broker to serve", func() bool { return strings.Contains(stdout.String(), "broker serving") })
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("exit code %d, want 0: %s", code, stderr.String())
+				}
+				return
+			}
+			defer cancel()
+			if code := <-done; code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr %q does not say %q", stderr.String(), want)
+				}
+			}
+		})
 	}
 }
 

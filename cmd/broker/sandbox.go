@@ -45,15 +45,16 @@ var sandboxSkills = []sim.Skill{
 // the simulators, plays each skill's linking story once, then serves until ctx
 // ends.
 func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, faults := newSimFlagSet("broker sandbox", "before the story", stderr)
+	fs, faults, ports := newSimFlagSet("broker sandbox", "before the story", stderr)
 	data := fs.String("data", "", "folder for the embedded store and the sandbox's key (default: a fresh temporary folder, removed at exit)")
-	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9090", "broker gRPC listen address")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "broker HTTP listen address")
-	adminAddr := fs.String("admin-addr", "127.0.0.1:8089", "simulators' admin route (faults, fresh codes)")
+	grpcAddr := ports.addr("grpc-addr", "127.0.0.1:9090", "broker gRPC listen address")
+	httpAddr := ports.addr("http-addr", "127.0.0.1:8080", "broker HTTP listen address")
+	adminAddr := ports.addr("admin-addr", "127.0.0.1:8089", "simulators' admin route (faults, fresh codes)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	fail := func(err error) int { fmt.Fprintf(stderr, "broker sandbox: %v\n", err); return 1 }
+	ports.resolve()
+	fail := func(err error) int { fmt.Fprintf(stderr, "broker sandbox: %v\n", inUseHint(err)); return 1 }
 
 	dir, temporary := *data, *data == ""
 	if temporary {

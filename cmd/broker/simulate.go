@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/reciprocal-broker/broker/internal/sim"
 )
@@ -18,16 +19,20 @@ import (
 // that point a separately started broker at them: the sandbox's two skills,
 // described by a skills file it writes (BROKER_SKILLS_FILE).
 func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, faults := newSimFlagSet("broker simulate", "at start", stderr)
-	lwaAddr := fs.String("lwa-addr", "127.0.0.1:9301", "LWA token endpoint simulator")
-	alexaAddr := fs.String("alexa-addr", "127.0.0.1:9302", "Alexa API simulator (Health API and Event Gateway)")
-	authAddr := fs.String("auth-addr", "127.0.0.1:9303", "partner authorization server simulator")
-	adminAddr := fs.String("admin-addr", "127.0.0.1:9304", "simulators' admin route (faults, fresh codes)")
+	fs, faults, ports := newSimFlagSet("broker simulate", "at start", stderr)
+	lwaAddr := ports.addr("lwa-addr", "127.0.0.1:9301", "LWA token endpoint simulator")
+	alexaAddr := ports.addr("alexa-addr", "127.0.0.1:9302", "Alexa API simulator (Health API and Event Gateway)")
+	authAddr := ports.addr("auth-addr", "127.0.0.1:9303", "partner authorization server simulator")
+	adminAddr := ports.addr("admin-addr", "127.0.0.1:9304", "simulators' admin route (faults, fresh codes)")
 	data := fs.String("data", "", "folder for the skills file and its LWA secrets (default: a fresh temporary folder, removed at exit)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	fail := func(code int, err error) int { fmt.Fprintf(stderr, "broker simulate: %v\n", err); return code }
+	ports.resolve()
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "broker simulate: %v\n", inUseHint(err))
+		return code
+	}
 	dir := *data
 	if dir == "" {
 		var err error
@@ -74,14 +79,69 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // newSimFlagSet returns the flag set of a command that runs the simulators
-// (sandbox, simulate): it reports to stderr and collects repeated --fault flags,
-// switched on when, into the returned list.
-func newSimFlagSet(name, when string, stderr io.Writer) (*flag.FlagSet, *faultFlags) {
+// (sandbox, simulate): it reports to stderr, collects repeated --fault flags,
+// switched on when, into the returned list, and has --ports for the listen
+// addresses the command adds with the returned portFlags.
+func newSimFlagSet(name, when string, stderr io.Writer) (*flag.FlagSet, *faultFlags, *portFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	faults := new(faultFlags)
 	fs.Var(faults, "fault", "switch a simulator fault on "+when+", repeatable: "+sim.FaultNames)
-	return fs, faults
+	ports := &portFlags{fs: fs, mode: "fixed", addrs: map[string]*string{}}
+	fs.Var(&ports.mode, "ports", "`mode` of the listen addresses: fixed, each address flag's default; auto, a free port of 127.0.0.1 for each one not given, so that several can run at once (the addresses are printed)")
+	return fs, faults, ports
+}
+
+// portFlags are the listen address flags of a command that runs the
+// simulators, and its --ports flag, which may give them free ports.
+type portFlags struct {
+	fs    *flag.FlagSet
+	mode  portsMode
+	addrs map[string]*string // by flag name
+}
+
+// addr adds a listen address flag.
+func (p *portFlags) addr(name, def, usage string) *string {
+	p.addrs[name] = p.fs.String(name, def, usage+" (--ports auto: a free port)")
+	return p.addrs[name]
+}
+
+// resolve gives, after parsing and with --ports auto, every address flag not
+// given on the command line a free port of 127.0.0.1.
+func (p *portFlags) resolve() {
+	if p.mode != "auto" {
+		return
+	}
+	given := map[string]bool{}
+	p.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, addr := range p.addrs {
+		if !given[name] {
+			*addr = "127.0.0.1:0"
+		}
+	}
+}
+
+// portsMode is the value of --ports: "fixed" (the default) or "auto".
+type portsMode string
+
+func (m *portsMode) String() string { return string(*m) }
+
+// Set accepts fixed or auto.
+func (m *portsMode) Set(v string) error {
+	if v != "fixed" && v != "auto" {
+		return fmt.Errorf("want fixed or auto, not %q", v)
+	}
+	*m = portsMode(v)
+	return nil
+}
+
+// inUseHint adds to an error of a listen address already in use that --ports
+// auto picks free ones.
+func inUseHint(err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (is another sandbox or simulate running? --ports auto picks free ports)", err)
+	}
+	return err
 }
 
 // parseFlags parses args into fs. It reports false, with the exit code, when

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,7 +28,7 @@ func newDevTokens(authz *sim.AuthServer) devTokens {
 // printTryIt prints copy-paste commands for every route of the API, for the
 // skills of sandboxSkills.
 func printTryIt(p *printer, grpcAddr, base, admin string, tok devTokens) {
-	eventID := uuid.NewString()
+	eventID, reportID := uuid.NewString(), uuid.NewString()
 	p.line("Try it yourself. Development tokens (valid for an hour):")
 	p.line("  export ALEXA_USER_JWT='%s'", tok.user)
 	p.line("  export ALEXA_HOME_USER_JWT='%s'", tok.homeUser)
@@ -35,14 +36,14 @@ func printTryIt(p *printer, grpcAddr, base, admin string, tok devTokens) {
 	p.line("  export PROFILES_JWT='%s'", tok.profiles)
 	p.line("  export EVENTS_JWT='%s'", tok.events)
 	p.line("  export ADMIN_JWT='%s'", tok.admin)
-	p.line("  export BROKER=%s SIM_ADMIN=%s", base, admin)
+	p.line("  export BROKER=%s GRPC_ADDR=%s SIM_ADMIN=%s", base, grpcAddr, admin)
 	p.line("(ALEXA_USER_JWT is %s's token issued to Alexa's client of skill %s, %s; ALEXA_HOME_USER_JWT to that of skill %s, %s.)", demoUser, babySkill, babyAlexa, homeSkill, homeAlexa)
 	p.line("")
 	p.line("HTTP (curl), skill %q:", babySkill)
 	p.line(`  curl -s -X POST "$BROKER/api/reciprocal/authorize" -H "Authorization: Bearer $ALEXA_USER_JWT" -d grant_type=reciprocal_authorization_code -d client_id=%s -d code="$(curl -s -X POST "$SIM_ADMIN/codes?user=%s&skill=%s")"`, babyAlexa, demoUser, babySkill)
 	p.line(`  curl -s -X POST "$BROKER/v1/partner-token" -H "Authorization: Bearer $TOKENS_JWT" -d '{"user_id":"%s","skill_id":"%s"}'`, demoUser, babySkill)
-	p.line(`  curl -s -X POST "$BROKER/v1/profile-reports" -H "Authorization: Bearer $PROFILES_JWT" -d '%s'`, jennyReport)
-	p.line(`  curl -s "$BROKER/v1/profile-reports/MESSAGE_ID" -H "Authorization: Bearer $PROFILES_JWT"`)
+	p.line(`  curl -s -X POST "$BROKER/v1/profile-reports" -H "Authorization: Bearer $PROFILES_JWT" -d '%s'`, `{"message_id":"`+reportID+`",`+strings.TrimPrefix(jennyReport, "{"))
+	p.line(`  curl -s "$BROKER/v1/profile-reports/%s" -H "Authorization: Bearer $PROFILES_JWT"   # the same message_id again: the stored report, not sent twice`, reportID)
 	p.line(`  curl -s "$BROKER/v1/links/%s?skill_id=%s" -H "Authorization: Bearer $TOKENS_JWT"`, demoUser, babySkill)
 	p.line("")
 	p.line("HTTP (curl), skill %q: what the skill's Lambda forwards, then an Alexa event (scope broker:events):", homeSkill)

@@ -15,9 +15,9 @@ Commands:
   serve     run the gRPC server and the HTTP gateway (the default)
   sandbox   run the broker of two skills with simulated Amazon and partner
             services, play each skill's linking story once, then keep serving
-            (broker sandbox --help)
+            (broker sandbox --help; --ports auto for free ports)
   simulate  run only the simulators and write the skills file, for a broker
-            started separately
+            started separately (--ports auto for free ports)
   keys status
             count the stored links by the key that seals them (the settings
             of serve; on bbolt while no broker holds the file)

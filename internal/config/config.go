@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -158,12 +159,30 @@ func rate(dst func(*Config) *Rate) func(*Config, string) error {
 	}
 }
 
-// setting describes one flag and its environment variable.
+// setting describes one flag and its environment variable. A boolean
+// setting's flag may stand alone (--dynamodb-create-table means true).
 type setting struct {
 	flag, env, def, usage string
-	secret                bool
+	secret, boolean       bool
 	bind                  func(c *Config, v string) error
 }
+
+// flagValue is the value of one setting's flag: the text given, parsed by the
+// setting's bind once every source is read.
+type flagValue struct {
+	text    string
+	boolean bool
+}
+
+// String returns the text given.
+func (v *flagValue) String() string { return v.text }
+
+// Set keeps the text given on the command line.
+func (v *flagValue) Set(text string) error { v.text = text; return nil }
+
+// IsBoolFlag tells the flag package that a boolean setting's flag may stand
+// alone, meaning true.
+func (v *flagValue) IsBoolFlag() bool { return v.boolean }
 
 func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = strings.TrimSpace(v); return nil }
@@ -211,11 +230,11 @@ var settings = []setting{
 		}},
 	{flag: "dynamodb-endpoint", env: "BROKER_DYNAMODB_ENDPOINT", usage: "DynamoDB endpoint override (local servers)",
 		bind: str(func(c *Config) *string { return &c.DynamoDBEndpoint })},
-	{flag: "dynamodb-create-table", env: "BROKER_DYNAMODB_CREATE_TABLE", def: "false", usage: "create the DynamoDB table when it does not exist",
+	{flag: "dynamodb-create-table", env: "BROKER_DYNAMODB_CREATE_TABLE", def: "false", usage: "create the DynamoDB table when it does not exist (local servers, tests); the flag alone means true", boolean: true,
 		bind: func(c *Config, v string) error {
 			b, err := strconv.ParseBool(strings.TrimSpace(v))
 			if err != nil {
-				return errors.New("not true or false")
+				return fmt.Errorf("%q is not true or false", strings.TrimSpace(v))
 			}
 			c.DynamoDBCreateTable = b
 			return nil
@@ -293,8 +312,8 @@ var settings = []setting{
 		bind: duration(func(c *Config) *time.Duration { return &c.ReportRetention })},
 	{flag: "event-retention", env: "BROKER_EVENT_RETENTION", def: "2160h", usage: "keep events (the audit trail) this long, also after their link is deleted",
 		bind: duration(func(c *Config) *time.Duration { return &c.EventRetention })},
-	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
-		bind: str(func(c *Config) *string { return &c.LogLevel })},
+	{flag: "log-level", env: "BROKER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error, in any case",
+		bind: func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{flag: "webhook-url", env: "BROKER_WEBHOOK_URL", usage: "where link events are POSTed, signed (unset: webhooks off)",
 		bind: str(func(c *Config) *string { return &c.WebhookURL })},
 	{flag: "webhook-secret", env: "BROKER_WEBHOOK_SECRET", usage: "whsec_ and the base64 of 24 to 64 random bytes: signs webhooks (required with BROKER_WEBHOOK_URL; prefer the environment)", secret: true,
@@ -351,9 +370,10 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	values := make(map[string]*string, len(settings))
+	values := make(map[string]*flagValue, len(settings))
 	for _, s := range settings {
-		values[s.flag] = fs.String(s.flag, s.def, s.usage)
+		values[s.flag] = &flagValue{text: s.def, boolean: s.boolean}
+		fs.Var(values[s.flag], s.flag, s.usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -362,30 +382,90 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("invalid configuration: %w", err)
 	}
 	if fs.NArg() > 0 {
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil {
+			return c, fmt.Errorf("invalid configuration: unexpected argument %q (a true or false flag takes its value after =, like --dynamodb-create-table=%s)", fs.Arg(0), fs.Arg(0))
+		}
 		return c, fmt.Errorf("invalid configuration: unexpected argument %q", fs.Arg(0))
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 
-	var problems []string
+	var p problems
 	for _, s := range settings {
-		v, name := *values[s.flag], "--"+s.flag
+		v := values[s.flag].text
 		if !onCommandLine[s.flag] {
-			name = s.env
 			if ev, ok := lookup(getenv, s.env); ok {
 				v = ev
 			}
 		}
 		if err := s.bind(&c, v); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+			p = append(p, problem{env: s.env, msg: err.Error(), unreadable: true})
 		}
 	}
-	problems = append(problems, c.loadSkills(getenv)...)
-	problems = append(problems, c.problems()...)
-	if len(problems) > 0 {
-		return c, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	p = append(p, c.loadSkills(getenv)...)
+	p = append(p, c.problems()...)
+	if len(p) > 0 {
+		return c, fmt.Errorf("invalid configuration: %s", p.join(func(env string) string {
+			if s, ok := settingOf(env); ok && onCommandLine[s.flag] {
+				return "--" + s.flag
+			}
+			return env
+		}))
 	}
 	return c, nil
+}
+
+// settingOf returns the setting whose environment variable is env.
+func settingOf(env string) (setting, bool) {
+	for _, s := range settings {
+		if s.env == env {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+// problem is one thing wrong with one setting, which env names by its
+// environment variable; unreadable says that its value could not be read at
+// all. msg never holds a secret value.
+type problem struct {
+	env, msg   string
+	unreadable bool
+}
+
+// problems lists what is wrong with a configuration, in the order found.
+type problems []problem
+
+// add appends a problem of the setting env.
+func (p *problems) add(env, format string, args ...any) {
+	*p = append(*p, problem{env: env, msg: fmt.Sprintf(format, args...)})
+}
+
+// join writes the problems on one line, one entry a setting, named by name
+// (its flag when it was given on the command line, else env). The first
+// problem of a setting leads its entry, and a setting's later problems join
+// it, but a value that could not be read at all (the first problem) is the
+// setting's only problem: what validation then finds is its consequence.
+func (p problems) join(name func(env string) string) string {
+	var order []string
+	byEnv := map[string][]string{}
+	unreadable := map[string]bool{}
+	for _, pr := range p {
+		msgs, seen := byEnv[pr.env]
+		switch {
+		case !seen:
+			order = append(order, pr.env)
+			unreadable[pr.env] = pr.unreadable
+		case unreadable[pr.env] || slices.Contains(msgs, pr.msg):
+			continue
+		}
+		byEnv[pr.env] = append(msgs, pr.msg)
+	}
+	entries := make([]string, len(order))
+	for i, env := range order {
+		entries[i] = name(env) + ": " + strings.Join(byEnv[env], ", and ")
+	}
+	return strings.Join(entries, "; ")
 }
 
 // skillsFileEnv is the setting that names the skills file.
@@ -394,8 +474,8 @@ const skillsFileEnv = "BROKER_SKILLS_FILE"
 // loadSkills fills c.Skills: from the skills file when BROKER_SKILLS_FILE is
 // set (its env:NAME secrets read with getenv), else one skill named
 // skills.Default from the single-skill settings, which problems checks. It
-// returns the file's problems, on one entry that names BROKER_SKILLS_FILE.
-func (c *Config) loadSkills(getenv func(string) string) []string {
+// returns the file's problems, as one problem of BROKER_SKILLS_FILE.
+func (c *Config) loadSkills(getenv func(string) string) problems {
 	c.Skills = nil
 	if c.SkillsFile == "" {
 		c.Skills = []skills.Skill{{
@@ -409,7 +489,8 @@ func (c *Config) loadSkills(getenv func(string) string) []string {
 	}
 	list, err := skills.Load(c.SkillsFile, getenv)
 	if err != nil {
-		return []string{err.Error()}
+		// skills.Load names the setting first, as Parse will.
+		return problems{{env: skillsFileEnv, msg: strings.TrimPrefix(err.Error(), skillsFileEnv+": ")}}
 	}
 	c.Skills = list
 	return nil
@@ -419,9 +500,9 @@ func (c *Config) loadSkills(getenv func(string) string) []string {
 // skills file, a missing single-skill setting; with one, each single-skill
 // setting that is set beside it. (The file's own problems are found when
 // Parse reads it.)
-func (c *Config) skillProblems() []string {
-	var p []string
-	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+func (c *Config) skillProblems() problems {
+	var p problems
+	add := p.add
 	if c.SkillsFile != "" {
 		for _, s := range []struct {
 			env string
@@ -482,16 +563,17 @@ var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 // It does not read the skills file: Parse does, and fills Skills.
 func (c *Config) Validate() error {
 	if p := c.problems(); len(p) > 0 {
-		return fmt.Errorf("invalid configuration: %s", strings.Join(p, "; "))
+		return fmt.Errorf("invalid configuration: %s", p.join(func(env string) string { return env }))
 	}
 	return nil
 }
 
-// problems lists what is wrong with c, one entry a setting, naming it by its
-// environment variable. Entries never contain secret values.
-func (c *Config) problems() []string {
-	var p []string
-	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+// problems lists what is wrong with c, each problem naming its setting by its
+// environment variable (a setting may have several). They never contain
+// secret values.
+func (c *Config) problems() problems {
+	var p problems
+	add := p.add
 
 	for _, a := range []struct{ env, addr string }{{"BROKER_GRPC_ADDR", c.GRPCAddr}, {"BROKER_HTTP_ADDR", c.HTTPAddr}} {
 		env := a.env
@@ -541,8 +623,8 @@ func (c *Config) problems() []string {
 	}
 	if c.JWTPublicKeyFile != "" {
 		sources++
-		if _, err := os.Stat(c.JWTPublicKeyFile); err != nil {
-			add("BROKER_JWT_PUBLIC_KEY_FILE", "cannot read the file")
+		if _, err := os.ReadFile(c.JWTPublicKeyFile); err != nil {
+			add("BROKER_JWT_PUBLIC_KEY_FILE", "cannot read %q: %v", c.JWTPublicKeyFile, reason(err))
 		}
 	}
 	if c.JWTHS256Secret != "" {
@@ -556,8 +638,9 @@ func (c *Config) problems() []string {
 	}
 
 	if c.EncryptionKey == "" {
-		add("BROKER_ENCRYPTION_KEY", "required")
+		add("BROKER_ENCRYPTION_KEY", "required: base64 of 32 random bytes, or kms:KEY_ID (%s)", makeKey)
 	}
+	malformed := false
 	for i, key := range c.EncryptionKeys() {
 		switch id, kms := strings.CutPrefix(key, kmsKeyPrefix); {
 		case key == "":
@@ -566,10 +649,18 @@ func (c *Config) problems() []string {
 			add("BROKER_ENCRYPTION_KEY", "key %d of the list: kms: needs a key id", i+1)
 		case kms:
 		default:
-			if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 32 {
-				add("BROKER_ENCRYPTION_KEY", "key %d of the list must be base64 of 32 bytes, or kms:KEY_ID", i+1)
+			switch b, err := base64.StdEncoding.DecodeString(key); {
+			case err != nil:
+				add("BROKER_ENCRYPTION_KEY", "key %d of the list must be base64 of 32 bytes, or kms:KEY_ID (it is not standard base64)", i+1)
+				malformed = true
+			case len(b) != 32:
+				add("BROKER_ENCRYPTION_KEY", "key %d of the list must be base64 of 32 bytes, or kms:KEY_ID (it decodes to %d bytes)", i+1, len(b))
+				malformed = true
 			}
 		}
+	}
+	if malformed {
+		add("BROKER_ENCRYPTION_KEY", "%s", makeKey)
 	}
 	if c.ResealRate < 0 {
 		add("BROKER_RESEAL_RATE", "must not be negative")
@@ -608,9 +699,9 @@ func (c *Config) problems() []string {
 // not http(s), a URL without a valid secret (so that it never receives an
 // unsigned request), an unknown event type, a deadline that is not positive.
 // They never contain the secret.
-func (c *Config) webhookProblems() []string {
-	var p []string
-	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+func (c *Config) webhookProblems() problems {
+	var p problems
+	add := p.add
 	if c.WebhookURL != "" && !isHTTPURL(c.WebhookURL) {
 		add("BROKER_WEBHOOK_URL", "not an http(s) URL")
 	}
@@ -649,9 +740,9 @@ func joinTypes(types []tokens.EventType) string {
 // claim that cannot be one, aud or a client list missing where the profile
 // needs it, a client list without the Alexa clients of every skill, and scope
 // names that are empty, hold spaces or grant two rights at once.
-func (c *Config) profileProblems() []string {
-	var p []string
-	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
+func (c *Config) profileProblems() problems {
+	var p problems
+	add := p.add
 
 	profile, ok := auth.LookupProfile(c.JWTProfile)
 	if !ok {
@@ -743,6 +834,20 @@ func (c *Config) EncryptionKeys() []string {
 
 // kmsKeyPrefix marks a BROKER_ENCRYPTION_KEY that names an AWS KMS key.
 const kmsKeyPrefix = "kms:"
+
+// makeKey says how to make a sealing key, for the errors of a missing or
+// malformed one.
+const makeKey = "to make a key: head -c 32 /dev/urandom | base64"
+
+// reason returns what went wrong of a file system error, without the
+// operation and path that *fs.PathError adds (the caller names the path).
+func reason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)

@@ -150,7 +150,7 @@ func TestParse_Invalid(t *testing.T) {
 		{"JWKSRefreshTooLong", map[string]string{"BROKER_JWT_JWKS_REFRESH": "48h"}, nil, "BROKER_JWT_JWKS_REFRESH"},
 		{"ScopeWithSpace", map[string]string{"BROKER_SCOPE_TOKENS": "broker tokens"}, nil, "BROKER_SCOPE_TOKENS"},
 		{"ScopeTwice", map[string]string{"BROKER_SCOPE_ADMIN": "broker:tokens"}, nil, "BROKER_SCOPE_ADMIN"},
-		{"ScopeTwiceByFlag", nil, []string{"--scope-events", "Broker.Admin", "--scope-admin", "Broker.Admin"}, "BROKER_SCOPE_EVENTS"},
+		{"ScopeTwiceByFlag", nil, []string{"--scope-events", "Broker.Admin", "--scope-admin", "Broker.Admin"}, "--scope-events: must differ"},
 		{"BadUserRate", map[string]string{"BROKER_AUTHORIZE_RATE_USER": "10 a minute"}, nil, "BROKER_AUTHORIZE_RATE_USER"},
 		{"ZeroPeriodUserRate", map[string]string{"BROKER_AUTHORIZE_RATE_USER": "10/0s"}, nil, "BROKER_AUTHORIZE_RATE_USER"},
 		{"NegativeClientRate", map[string]string{"BROKER_AUTHORIZE_RATE_CLIENT": "-5/1s"}, nil, "BROKER_AUTHORIZE_RATE_CLIENT"},

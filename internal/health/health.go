@@ -1,6 +1,7 @@
 // Package health answers the questions load balancers and operators ask of a
 // running broker: is the process alive (/healthz), can it serve (/readyz: the
-// store answers), and the same readiness as grpc.health.v1 for gRPC clients.
+// store answers), and the same readiness as grpc.health.v1 for gRPC clients
+// (and, for load balancers that read only a gRPC status code, as Ready).
 package health
 
 import (
@@ -115,17 +116,26 @@ func (c *Checker) Livez(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// Ready returns "" when Check passes, else the reason the broker cannot serve,
+// fit to show any caller: "shutting down" or "store unavailable", never the
+// probe's error.
+func (c *Checker) Ready(ctx context.Context) (reason string) {
+	switch err := c.Check(ctx); {
+	case err == nil:
+		return ""
+	case err == errShuttingDown:
+		return "shutting down"
+	}
+	return "store unavailable"
+}
+
 // Readyz answers 200 when Check passes and 503 otherwise: the /readyz handler.
-// The body names the reason but never details internal errors.
+// The body names the reason (see Ready) but never details internal errors.
 func (c *Checker) Readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := c.Check(r.Context()); err != nil {
+	if reason := c.Ready(r.Context()); reason != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		if err == errShuttingDown {
-			_, _ = w.Write([]byte("shutting down\n"))
-			return
-		}
-		_, _ = w.Write([]byte("store unavailable\n"))
+		_, _ = w.Write([]byte(reason + "\n"))
 		return
 	}
 	w.WriteHeader(http.StatusOK)

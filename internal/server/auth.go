@@ -84,10 +84,11 @@ var selfAuthenticated = map[string]bool{
 	"/broker.v1.SmartHomeService/AcceptGrant": true,
 }
 
-// public reports whether a method answers without credentials: health and
-// reflection, which operators and load balancers use.
+// public reports whether a method answers without credentials: health (with
+// readiness) and reflection, which operators and load balancers use.
 func public(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.") ||
+		strings.HasPrefix(method, "/broker.v1.ReadinessService/")
 }
 
 // authInterceptor checks the bearer token of every call against policy and puts

@@ -14,11 +14,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/reciprocal-broker/broker/api/openapi"
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
+	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -66,9 +68,20 @@ func gatewayMux() *runtime.ServeMux {
 }
 
 // gatewayError writes the gateway's JSON status, {"code":N,"message":"…"},
-// with the HTTP status from the one error table.
-func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+// with the HTTP status from the one error table. A 401 carries the bearer
+// challenge of RFC 6750 §3: bare when the request sent no bearer token,
+// error="invalid_token" when it sent one that was refused.
+func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	s := GRPCStatus(err)
+	if s.Code() == codes.Unauthenticated {
+		challenge := "Bearer"
+		if r != nil {
+			if _, sent := auth.ParseBearer(r.Header.Get("Authorization")); sent {
+				challenge = `Bearer error="invalid_token"`
+			}
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(HTTPStatus(err))
 	_ = json.NewEncoder(w).Encode(struct {
@@ -132,7 +145,11 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		})
 	}
 	s.gateway = gatewayMux()
-	gateway := http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody)
+	routes, err := apiRoutes(openapi.JSON())
+	if err != nil {
+		return nil, err
+	}
+	gateway := allowMethods(routes, http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody))
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", instrument("healthz", http.HandlerFunc(s.health.Livez)))

@@ -186,8 +186,9 @@ func (s *Server) unaryInterceptors(metrics *grpcprom.ServerMetrics) []grpc.Unary
 	}
 }
 
-// registerServices registers the API, health and reflection, marking each
-// service SERVING as it is registered.
+// registerServices registers the API, health (grpc.health.v1, and
+// broker.v1.ReadinessService for load balancers) and reflection, marking each
+// API service SERVING as it is registered.
 func (s *Server) registerServices() {
 	svc := s.opts.Services
 	if svc.Reciprocal == nil {
@@ -212,6 +213,7 @@ func (s *Server) registerServices() {
 		svc.AlexaEvents = brokerv1.UnimplementedAlexaEventServiceServer{}
 	}
 	s.health.Register(s.grpc)
+	brokerv1.RegisterReadinessServiceServer(s.grpc, readinessService{health: s.health})
 	reflection.Register(s.grpc)
 	brokerv1.RegisterReciprocalServiceServer(s.grpc, svc.Reciprocal)
 	s.health.Serving(brokerv1.ReciprocalService_ServiceDesc.ServiceName)

@@ -222,6 +222,10 @@ var (
 	errCorrupt = &tokens.Error{Code: tokens.EINTERNAL, Message: "stored record is corrupt"}
 )
 
+// ErrNoTable is the error New wraps, an EINVALID error, when the table does
+// not exist and Options.CreateTable does not ask for it to be created.
+var ErrNoTable = &tokens.Error{Code: tokens.EINVALID, Message: "the table does not exist"}
+
 // dynamoAPI is the part of *dynamodb.Client that the store uses: tests may give
 // the store anything with these methods in Options.Client.
 type dynamoAPI interface {
@@ -284,17 +288,21 @@ var (
 )
 
 // New returns the store of the table opts.Table, the view of the default
-// skill's links (see ForSkill). It builds a DynamoDB client
-// (unless opts.Client is set) with the standard retryer, and creates the table
-// when opts.CreateTable asks for it; otherwise it makes no request, and a
-// missing or unreachable table shows at the first call (Ping for readiness).
+// skill's links (see ForSkill). It builds a DynamoDB client (unless
+// opts.Client is set) with the standard retryer, and looks at the table: it
+// creates the table when it is missing and opts.CreateTable asks for it, and
+// otherwise refuses to start without it. A DynamoDB that cannot be reached now
+// does not stop New: the store then answers EUNAVAILABLE (Ping for readiness)
+// until DynamoDB answers again.
 //
-// It returns an EINVALID error when opts.Table is empty, or when no AWS region
-// is configured and opts.Endpoint is empty; an EUNAVAILABLE error when the table
-// must be created but DynamoDB cannot be reached or the table does not become
-// ACTIVE within TableWaitTimeout; and an EINTERNAL error when the AWS
-// configuration cannot be loaded, DynamoDB refuses to create the table, or an
-// existing table lacks the index IndexGSI1.
+// It returns an EINVALID error when opts.Table is empty, when no AWS region
+// is configured and opts.Endpoint is empty, or when the table does not exist
+// and opts.CreateTable is false (wrapping ErrNoTable); an EUNAVAILABLE error
+// when the table must be created but DynamoDB cannot be reached or the table
+// does not become ACTIVE within TableWaitTimeout; and an EINTERNAL error when
+// the AWS configuration cannot be loaded, DynamoDB refuses to describe or to
+// create the table (credentials, permissions), or the table lacks the index
+// IndexGSI1.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Table == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "dynamo: no table name")
@@ -342,6 +350,10 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 		if err := s.ensureTable(ctx); err != nil {
 			return nil, err
 		}
+		return s, nil
+	}
+	if err := s.checkExists(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -104,7 +104,26 @@ func TestNew(t *testing.T) {
 	})
 
 	t.Run("MissingTableWithoutCreate", func(t *testing.T) {
-		s := mustNew(t, endpoint, dynamotest.NewTable(t, endpoint), false)
+		table := dynamotest.NewTable(t, endpoint)
+		_, err := dynamo.New(t.Context(), options(endpoint, table, false))
+		if !errors.Is(err, dynamo.ErrNoTable) || tokens.ErrorCode(err) != tokens.EINVALID || !strings.Contains(err.Error(), table) {
+			t.Errorf("New of a missing table: error = %v, want ErrNoTable (code %q) naming %s", err, tokens.EINVALID, table)
+		}
+	})
+
+	t.Run("TableDeletedWhileRunning", func(t *testing.T) {
+		table := dynamotest.NewTable(t, endpoint)
+		s := mustNew(t, endpoint, table, true)
+		client := dynamotest.Client(endpoint)
+		if _, err := client.DeleteTable(t.Context(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+			t.Fatal(err)
+		}
+		gone := dynamodb.NewTableNotExistsWaiter(client, func(o *dynamodb.TableNotExistsWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 10*time.Millisecond, 50*time.Millisecond
+		})
+		if err := gone.Wait(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(table)}, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Ping(t.Context()); tokens.ErrorCode(err) != tokens.EUNAVAILABLE {
 			t.Errorf("Ping of a missing table: error = %v, want code %q", err, tokens.EUNAVAILABLE)
 		}

@@ -1,9 +1,11 @@
 package dynamo_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +40,7 @@ func TestStore_Errors(t *testing.T) {
 		{"AccessDenied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, tokens.EINTERNAL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := dynamo.New(t.Context(), dynamo.Options{Table: "broker", Client: failingClient{tt.err}})
+			s, err := dynamo.New(t.Context(), dynamo.Options{Table: "broker", Client: &failsAfterNew{failingClient: failingClient{tt.err}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,6 +85,61 @@ func TestStore_Errors(t *testing.T) {
 			t.Errorf("New error = %v (code %q), want code %q", err, got, want)
 		}
 	})
+}
+
+// TestNew_Table checks New's look at the table when it is not asked to create
+// it: a missing table stops it (ErrNoTable), as do a refused request and a
+// table without the index; a DynamoDB that does not answer now does not.
+func TestNew_Table(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		describe    error // DescribeTable's answer; nil shows the table
+		noIndex     bool
+		want        tokens.Code
+		wantNoTable bool
+	}{
+		{name: "Exists"},
+		{name: "Missing", describe: &types.ResourceNotFoundException{Message: aws.String("no table")}, want: tokens.EINVALID, wantNoTable: true},
+		{name: "Refused", describe: &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, want: tokens.EINTERNAL},
+		{name: "NoIndex", noIndex: true, want: tokens.EINTERNAL},
+		{name: "Unreachable", describe: &smithyhttp.RequestSendError{Err: errors.New("connection refused")}},
+		{name: "Throttled", describe: &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &failsAfterNew{failingClient: failingClient{cmp.Or(tt.describe, errors.New("unexpected call"))}, noIndex: tt.noIndex, shown: tt.describe != nil}
+			_, err := dynamo.New(t.Context(), dynamo.Options{Table: "broker", Client: c})
+			if got := tokens.ErrorCode(err); got != tt.want {
+				t.Errorf("New error = %v (code %q), want code %q", err, got, tt.want)
+			}
+			if got := errors.Is(err, dynamo.ErrNoTable); got != tt.wantNoTable {
+				t.Errorf("New error = %v; errors.Is(err, ErrNoTable) = %v, want %v", err, got, tt.wantNoTable)
+			}
+			if tt.wantNoTable && !strings.Contains(err.Error(), "table broker") {
+				t.Errorf("New error = %v, does not name the table", err)
+			}
+		})
+	}
+}
+
+// failsAfterNew stands in for DynamoDB: its first DescribeTable shows the
+// table ACTIVE (with the index unless noIndex), unless shown is already set;
+// every other call fails as failingClient does.
+type failsAfterNew struct {
+	failingClient
+	noIndex bool
+	shown   bool
+}
+
+func (c *failsAfterNew) DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	if c.shown {
+		return c.failingClient.DescribeTable(ctx, in, opts...)
+	}
+	c.shown = true
+	desc := &types.TableDescription{TableName: in.TableName, TableStatus: types.TableStatusActive}
+	if !c.noIndex {
+		desc.GlobalSecondaryIndexes = []types.GlobalSecondaryIndexDescription{{IndexName: aws.String(dynamo.IndexGSI1)}}
+	}
+	return &dynamodb.DescribeTableOutput{Table: desc}, nil
 }
 
 // failingClient stands in for DynamoDB, and fails every call with err.

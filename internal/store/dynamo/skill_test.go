@@ -48,7 +48,7 @@ func TestStore_OtherSkill(t *testing.T) {
 }
 
 func TestStore_ForSkill(t *testing.T) {
-	s := mustNew(t, "http://127.0.0.1:1", "broker", false) // makes no request
+	s := mustNew(t, "http://127.0.0.1:1", "broker", false) // New's look at the table is refused, and let through
 	for _, tt := range []struct{ give, want string }{
 		{"", tokens.DefaultSkillID},
 		{tokens.DefaultSkillID, tokens.DefaultSkillID},

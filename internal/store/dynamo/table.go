@@ -62,6 +62,35 @@ func (s *Store) ensureTable(ctx context.Context) error {
 	return s.waitActive(ctx)
 }
 
+// tableCheckTimeout bounds New's one look at a table it does not create: a
+// DynamoDB that has not answered by then is let through.
+const tableCheckTimeout = 3 * time.Second
+
+// checkExists describes the table once, for New without CreateTable: a
+// missing table is ErrNoTable, a refused request (credentials, permissions)
+// an EINTERNAL error, and a table without IndexGSI1 too. A DynamoDB that does
+// not answer within tableCheckTimeout, or fails, is let through: the calls and
+// Ping say so until it answers.
+func (s *Store) checkExists(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, tableCheckTimeout)
+	defer cancel()
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: s.table}, func(o *dynamodb.Options) {
+		o.RetryMaxAttempts = 1
+	})
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &notFound):
+		return fmt.Errorf("dynamo: table %s: %w", *s.table, ErrNoTable)
+	case err != nil && rejected(err):
+		return s.fail("describe table "+*s.table, err)
+	case err != nil:
+		return nil
+	case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
+		return checkTable(out.Table)
+	}
+	return nil
+}
+
 // Delays between two looks of waitActive at a table being created: the SDK's
 // waiter starts at the first and backs off, with jitter, up to the second. A
 // local server creates a table in milliseconds, DynamoDB in seconds.

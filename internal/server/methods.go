@@ -1,0 +1,114 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+)
+
+// route is one path of the HTTP API, as the OpenAPI document writes it
+// (/v1/links/{user_id}:refresh), and the methods it takes.
+type route struct {
+	path     string
+	segments []string
+	methods  []string
+}
+
+// methodOrder is the order of the methods in an Allow header.
+var methodOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// apiRoutes reads the routes of an OpenAPI 2.0 document (its paths and their
+// operations).
+func apiRoutes(doc []byte) ([]route, error) {
+	var d struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("read the OpenAPI document's routes: %w", err)
+	}
+	routes := make([]route, 0, len(d.Paths))
+	for path, ops := range d.Paths {
+		r := route{path: path, segments: strings.Split(path, "/")}
+		for m := range ops {
+			if m := strings.ToUpper(m); slices.Contains(methodOrder, m) {
+				r.methods = append(r.methods, m)
+			}
+		}
+		routes = append(routes, r)
+	}
+	if len(routes) == 0 {
+		return nil, fmt.Errorf("read the OpenAPI document's routes: it has none")
+	}
+	return routes, nil
+}
+
+// match reports whether a request path, split at '/' still percent-encoded, is
+// r's, as the gateway matches it: a literal segment matches itself, {name}
+// any one segment (an empty one too: the call then says the id is missing),
+// and {name}:verb one that ends in :verb after at least one character.
+func (r route) match(segments []string) bool {
+	if len(segments) != len(r.segments) {
+		return false
+	}
+	for i, want := range r.segments {
+		got := segments[i]
+		if !strings.HasPrefix(want, "{") {
+			if got != want {
+				return false
+			}
+			continue
+		}
+		_, verb, hasVerb := strings.Cut(want, "}:")
+		if hasVerb && !(strings.HasSuffix(got, ":"+verb) && len(got) > len(verb)+1) {
+			return false
+		}
+	}
+	return true
+}
+
+// allowMethods answers a request whose path is a route of routes but whose
+// method none of the routes of that path take with 405 Method Not Allowed,
+// the methods they take in the Allow header (RFC 9110 §15.5.6), and the
+// gateway's JSON status (code UNIMPLEMENTED). Every other request goes to
+// next, which answers 404 for a path of no route. A POST of an HTML form goes
+// to next when the route takes GET or the method of its X-HTTP-Method-Override
+// header: the gateway serves it so (grpc-gateway's path length fallback).
+func allowMethods(routes []route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		segments := strings.Split(r.URL.EscapedPath(), "/")
+		var allow []string
+		matched := false
+		for _, rt := range routes {
+			if !rt.match(segments) {
+				continue
+			}
+			matched = true
+			for _, m := range rt.methods {
+				if !slices.Contains(allow, m) {
+					allow = append(allow, m)
+				}
+			}
+		}
+		method := r.Method
+		form := r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded"
+		if override := r.Header.Get("X-HTTP-Method-Override"); form && override != "" {
+			method = strings.ToUpper(override)
+		}
+		if !matched || slices.Contains(allow, method) || (form && slices.Contains(allow, http.MethodGet)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		slices.SortFunc(allow, func(a, b string) int { return slices.Index(methodOrder, a) - slices.Index(methodOrder, b) })
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_ = json.NewEncoder(w).Encode(struct {
+			Code    int32  `json:"code"`
+			Message string `json:"message"`
+		}{int32(codes.Unimplemented), fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, strings.Join(allow, ", "))})
+	})
+}
