@@ -332,22 +332,25 @@ const claimSweepInterval = 10 * time.Minute
 const eventSweepInterval = time.Hour
 
 // eventSources are the parts of s that EventService reads, the links counted
-// over every skill's view; those s lacks stay nil, and their rpcs answer
+// over every skill's view, and by skill; those s lacks stay nil, and their rpcs answer
 // UNIMPLEMENTED.
 func eventSources(s store, views map[string]tokens.Store, skills *tokens.Services) server.EventSources {
 	src := server.EventSources{Skills: skills}
 	src.Events, _ = s.(tokens.EventStore)
 	var counters tokens.LinkCounters
-	for _, v := range views {
+	bySkill := make(map[string]tokens.LinkCounter, len(views))
+	for id, v := range views {
 		if c, ok := v.(tokens.LinkCounter); ok {
 			counters = append(counters, c)
+			bySkill[id] = c
 		}
 	}
 	if len(counters) == len(views) {
-		src.Links = counters
+		src.Links, src.SkillLinks = counters, bySkill
 	}
 	src.Reports, _ = s.(reports.Counter)
 	src.Webhooks, _ = s.(server.WebhookBacklog)
+	src.Pending, _ = s.(server.PendingDeliveries)
 	return src
 }
 

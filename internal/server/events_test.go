@@ -157,7 +157,10 @@ func TestEventService(t *testing.T) {
 	}
 	s := open(t, server.Options{
 		Authenticator: clientAuthn{},
-		Services:      server.Services{Events: server.NewEventService(server.EventSources{Events: src, Links: src, Reports: src, Webhooks: src})},
+		Services: server.Services{Events: server.NewEventService(server.EventSources{
+			Events: src, Links: src, Reports: src, Webhooks: src,
+			SkillLinks: map[string]tokens.LinkCounter{"baby": src, "home": &fakeEvents{}},
+		})},
 	})
 	client := brokerv1.NewEventServiceClient(dial(t, s))
 	pageJSON := `{"events":[` + sampleEventJSON + `],"next_page_token":"cursor-2"}`
@@ -210,7 +213,8 @@ func TestEventService(t *testing.T) {
 	})
 
 	statsJSON := `{"links":{"LINKED":3,"RELINK_REQUIRED":0},
-		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4}}`
+		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4},
+		"links_by_skill":{"baby":3,"home":0}}`
 	t.Run("GetStats/HTTP", func(t *testing.T) {
 		code, body := doAs(t, s, opsToken, "GET", "/v1/stats")
 		if code != http.StatusOK {
@@ -265,7 +269,7 @@ func TestEventService(t *testing.T) {
 // answers UNIMPLEMENTED, 501.
 func TestEventService_NoStore(t *testing.T) {
 	s := open(t, server.Options{Authenticator: clientAuthn{}, Services: server.Services{Events: server.NewEventService(server.EventSources{})}})
-	for _, path := range []string{"/v1/events", "/v1/links/u/events", "/v1/stats"} {
+	for _, path := range []string{"/v1/events", "/v1/links/u/events", "/v1/stats", "/v1/pending-deliveries"} {
 		t.Run(path, func(t *testing.T) {
 			if code, body := doAs(t, s, opsToken, "GET", path); code != http.StatusNotImplemented {
 				t.Errorf("status = %d (%s), want 501", code, body)
@@ -410,6 +414,7 @@ func TestLinkService_ListByState(t *testing.T) {
 	store := newMemLinks(
 		&tokens.Link{UserID: "a", State: tokens.StateLinked},
 		&tokens.Link{UserID: "b", State: tokens.StateRelinkRequired},
+		&tokens.Link{UserID: "bb", State: tokens.StateLinked},
 		&tokens.Link{UserID: "c", State: tokens.StateLinked},
 		&tokens.Link{UserID: "d", State: tokens.StateRelinkRequired},
 	)
@@ -447,6 +452,30 @@ func TestLinkService_ListByState(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"a"}, ids(resp.GetLinks())); diff != "" || resp.GetNextPageToken() != "a" {
 			t.Errorf("links (-want +got):\n%s; next %q", diff, resp.GetNextPageToken())
+		}
+	})
+
+	t.Run("Prefix/HTTP", func(t *testing.T) {
+		code, body := doAs(t, s, opsToken, "GET", "/v1/links?user_id_prefix=b")
+		if code != http.StatusOK {
+			t.Fatalf("status = %d (%s)", code, body)
+		}
+		var resp brokerv1.ListLinksResponse
+		if err := protojson.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"b", "bb"}, ids(resp.GetLinks())); diff != "" {
+			t.Errorf("links (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("PrefixAndState/gRPC", func(t *testing.T) {
+		resp, err := links.ListLinks(as(t.Context(), opsToken), &brokerv1.ListLinksRequest{State: brokerv1.LinkState_LINKED, UserIdPrefix: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"bb"}, ids(resp.GetLinks())); diff != "" {
+			t.Errorf("links (-want +got):\n%s", diff)
 		}
 	})
 
@@ -503,6 +532,15 @@ func TestEventService_Scopes(t *testing.T) {
 			_, err := events.GetStats(ctx, &brokerv1.GetStatsRequest{})
 			return err
 		}, codes.OK, http.StatusOK},
+		// No pending deliveries to list: UNIMPLEMENTED means the call got past the check.
+		{"PendingWithAdmin", opsToken, "GET", "/v1/pending-deliveries", func(ctx context.Context) error {
+			_, err := events.ListPendingDeliveries(ctx, &brokerv1.ListPendingDeliveriesRequest{})
+			return err
+		}, codes.Unimplemented, http.StatusNotImplemented},
+		{"PendingWithEventsScope", skillToken, "GET", "/v1/pending-deliveries", func(ctx context.Context) error {
+			_, err := events.ListPendingDeliveries(ctx, &brokerv1.ListPendingDeliveriesRequest{})
+			return err
+		}, codes.PermissionDenied, http.StatusForbidden},
 		// failingLinks has no DeleteLink: UNIMPLEMENTED means the call got past the check.
 		{"DeleteWithEventsScope", skillToken, "DELETE", "/v1/links/u", func(ctx context.Context) error {
 			_, err := links.DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "u"})
