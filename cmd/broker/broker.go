@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/console"
 	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/health"
 	"github.com/reciprocal-broker/broker/internal/lwa"
@@ -236,6 +238,10 @@ func (m *Main) Run(ctx context.Context) error {
 		deliverer.MinBackoff = m.ReportMinBackoff
 	}
 
+	operatorConsole, err := m.newConsole(skillIDs)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		GRPCAddr:      c.GRPCAddr,
 		HTTPAddr:      c.HTTPAddr,
@@ -246,6 +252,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Scopes:        server.Scopes{Tokens: c.ScopeTokens, Profiles: c.ScopeProfiles, Admin: c.ScopeAdmin, Events: c.ScopeEvents},
 		Reciprocal:    formHandler,
 		SmartHome:     smarthome.NewHandler(grants, grantSkill),
+		Console:       operatorConsole,
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
@@ -287,7 +294,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
-	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil)
+	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil, "console", operatorConsole != nil)
 	return nil
 }
 
@@ -317,6 +324,24 @@ func (m *Main) newWebhooks(s store) (*events.Deliverer, error) {
 		d.MinBackoff = m.WebhookMinBackoff
 	}
 	return d, nil
+}
+
+// newConsole returns the operator console of BROKER_CONSOLE_CLIENT_ID, or
+// nil when it is unset (the console is off), for the skills skillIDs.
+func (m *Main) newConsole(skillIDs []string) (http.Handler, error) {
+	c := m.Config
+	if c.ConsoleClientID == "" {
+		return nil, nil
+	}
+	h, err := console.New(console.Options{
+		ClientID: c.ConsoleClientID, Issuer: c.JWTIssuer, PublicURL: c.PublicURL,
+		Scopes: c.ConsoleScopes, Audience: c.ConsoleAudience, AdminScope: c.ScopeAdmin,
+		Skills: skillIDs, Logger: m.Logger.With("component", "console"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("BROKER_CONSOLE_CLIENT_ID: %w", err)
+	}
+	return h, nil
 }
 
 // backgroundRefreshInterval is how often background refresh looks for links

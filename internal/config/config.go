@@ -131,7 +131,8 @@ type Config struct {
 	ConsoleClientID string
 	// PublicURL is the broker's URL as browsers reach it, without a trailing
 	// slash: the console's redirect URI is it followed by /console/. Empty
-	// means "http://" and the address the HTTP gateway listens on.
+	// means "http://" and the host the browser asked for: the address the
+	// HTTP gateway listens on, when browsers reach it directly.
 	PublicURL string
 	// ConsoleScopes are the scopes the console asks for: "openid" and
 	// ScopeAdmin unless set.
@@ -328,8 +329,11 @@ var settings = []setting{
 		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateClient })},
 	{flag: "console-client-id", env: "BROKER_CONSOLE_CLIENT_ID", usage: "the operator console's public client at the partner's authorization server (unset: the console is off)",
 		bind: str(func(c *Config) *string { return &c.ConsoleClientID })},
-	{flag: "public-url", env: "BROKER_PUBLIC_URL", usage: "the broker's URL as browsers reach it; the console's redirect URI is it + /console/ (unset: http:// + the HTTP listen address)",
-		bind: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(strings.TrimSpace(v), "/"); return nil }},
+	{flag: "public-url", env: "BROKER_PUBLIC_URL", usage: "the broker's URL as browsers reach it; the console's redirect URI is it + /console/ (unset: http:// + the host the browser asked for: the HTTP listen address when it reaches the broker directly)",
+		bind: func(c *Config, v string) error {
+			c.PublicURL = strings.TrimRight(strings.TrimSpace(v), "/")
+			return nil
+		}},
 	{flag: "console-scopes", env: "BROKER_CONSOLE_SCOPES", usage: "the scopes the console asks for, separated by commas or spaces (unset: openid and BROKER_SCOPE_ADMIN)",
 		bind: func(c *Config, v string) error {
 			c.ConsoleScopes = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })

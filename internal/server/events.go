@@ -137,7 +137,8 @@ func (s *eventService) list(ctx context.Context, filter tokens.EventFilter, curs
 }
 
 // GetStats counts links, reports and waiting webhooks, each state present,
-// and the links of each skill of SkillLinks. It returns an EUNIMPLEMENTED
+// and the links of each skill of SkillLinks: every one that Skills serves (or
+// every one, without Skills), and the others that have links. It returns an EUNIMPLEMENTED
 // error when a source is missing, and the sources' errors.
 func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
 	if s.src.Links == nil || s.src.Reports == nil || s.src.Webhooks == nil {
@@ -176,9 +177,22 @@ func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest
 		for _, c := range counts {
 			n += c
 		}
+		if n == 0 && s.src.Skills != nil && !s.serves(id) {
+			continue // a skill no longer served, without links
+		}
 		stats.LinksBySkill[id] = int32(n)
 	}
 	return stats, nil
+}
+
+// serves reports whether skillID is one of the skills of src.Skills.
+func (s *eventService) serves(skillID string) bool {
+	for _, svc := range s.src.Skills.All() {
+		if svc.SkillID == skillID {
+			return true
+		}
+	}
+	return false
 }
 
 // ListPendingDeliveries returns a page of the deliveries waiting to be sent,

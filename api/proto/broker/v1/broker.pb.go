@@ -1725,8 +1725,8 @@ type Stats struct {
 	// "PENDING".
 	Webhooks map[string]int32 `protobuf:"bytes,3,rep,name=webhooks,proto3" json:"webhooks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// links_by_skill counts the links of each skill, whatever their state,
-	// keyed by skill id: every skill the broker serves, and any other whose
-	// links the store keeps (0 when it has none).
+	// keyed by skill id: every skill the broker serves (0 when it has none),
+	// and any other that still has links in the store.
 	LinksBySkill  map[string]int32 `protobuf:"bytes,4,rep,name=links_by_skill,json=linksBySkill,proto3" json:"links_by_skill,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
