@@ -275,8 +275,6 @@ func testEvents(t *testing.T, h *harness) {
 			"links":      {"LINKED": 1, "RELINK_REQUIRED": 2},
 			"deliveries": {"PENDING": 0, "DELIVERED": 1, "FAILED": 1, "SUPERSEDED": 0},
 			"webhooks":   {"PENDING": 0},
-			// One skill, default: every link is its.
-			"links_by_skill": {"default": 3},
 		}
 		// Within seconds of the last change, on every store.
 		deadline := time.Now().Add(5 * time.Second)

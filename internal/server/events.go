@@ -28,8 +28,8 @@ type EventSources struct {
 	Events tokens.EventStore
 	// Links counts links by state, for GetStats.
 	Links tokens.LinkCounter
-	// SkillLinks count each skill's links, by skill id, for GetStats'
-	// links_by_skill; nil leaves it empty.
+	// SkillLinks count each skill's links, by skill id, for GetStats of one
+	// skill; nil answers such calls UNIMPLEMENTED.
 	SkillLinks map[string]tokens.LinkCounter
 	// Pending lists the deliveries waiting to be sent, for
 	// ListPendingDeliveries.
@@ -136,15 +136,24 @@ func (s *eventService) list(ctx context.Context, filter tokens.EventFilter, curs
 	return resp, nil
 }
 
-// GetStats counts links, reports and waiting webhooks, each state present,
-// and the links of each skill of SkillLinks: every one that Skills serves (or
-// every one, without Skills), and the others that have links. It returns an EUNIMPLEMENTED
-// error when a source is missing, and the sources' errors.
-func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
+// GetStats counts links (of every skill, or of the skill_id of SkillLinks),
+// reports and waiting webhooks, each state present. It returns an EINVALID
+// error for a skill_id that SkillLinks lacks, an EUNIMPLEMENTED error when a
+// source is missing, and the sources' errors.
+func (s *eventService) GetStats(ctx context.Context, req *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
 	if s.src.Links == nil || s.src.Reports == nil || s.src.Webhooks == nil {
 		return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no counts")
 	}
-	links, err := s.src.Links.CountLinks(ctx)
+	var links tokens.LinkCounter = s.src.Links
+	if id := req.GetSkillId(); id != "" {
+		if s.src.SkillLinks == nil {
+			return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no counts by skill")
+		}
+		if links = s.src.SkillLinks[id]; links == nil {
+			return nil, tokens.Errorf(tokens.EINVALID, "unknown skill_id %q", id)
+		}
+	}
+	linkCounts, err := links.CountLinks(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -162,37 +171,12 @@ func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest
 		Webhooks:   map[string]int32{"PENDING": int32(pending)},
 	}
 	for _, st := range []tokens.State{tokens.StateLinked, tokens.StateRelinkRequired} {
-		stats.Links[st.String()] = int32(links[st])
+		stats.Links[st.String()] = int32(linkCounts[st])
 	}
 	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
 		stats.Deliveries[st.String()] = int32(deliveries[st])
 	}
-	stats.LinksBySkill = make(map[string]int32, len(s.src.SkillLinks))
-	for id, counter := range s.src.SkillLinks {
-		counts, err := counter.CountLinks(ctx)
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for _, c := range counts {
-			n += c
-		}
-		if n == 0 && s.src.Skills != nil && !s.serves(id) {
-			continue // a skill no longer served, without links
-		}
-		stats.LinksBySkill[id] = int32(n)
-	}
 	return stats, nil
-}
-
-// serves reports whether skillID is one of the skills of src.Skills.
-func (s *eventService) serves(skillID string) bool {
-	for _, svc := range s.src.Skills.All() {
-		if svc.SkillID == skillID {
-			return true
-		}
-	}
-	return false
 }
 
 // ListPendingDeliveries returns a page of the deliveries waiting to be sent,

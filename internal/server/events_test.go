@@ -213,14 +213,32 @@ func TestEventService(t *testing.T) {
 	})
 
 	statsJSON := `{"links":{"LINKED":3,"RELINK_REQUIRED":0},
-		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4},
-		"links_by_skill":{"baby":3,"home":0}}`
+		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4}}`
 	t.Run("GetStats/HTTP", func(t *testing.T) {
 		code, body := doAs(t, s, opsToken, "GET", "/v1/stats")
 		if code != http.StatusOK {
 			t.Fatalf("status = %d (%s)", code, body)
 		}
 		assertJSON(t, body, statsJSON)
+	})
+
+	t.Run("GetStatsOfSkill/HTTP", func(t *testing.T) {
+		code, body := doAs(t, s, opsToken, "GET", "/v1/stats?skill_id=home")
+		if code != http.StatusOK {
+			t.Fatalf("status = %d (%s)", code, body)
+		}
+		assertJSON(t, body, `{"links":{"LINKED":0,"RELINK_REQUIRED":0},
+		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4}}`)
+	})
+
+	t.Run("GetStatsOfSkill/gRPC", func(t *testing.T) {
+		stats, err := client.GetStats(as(t.Context(), opsToken), &brokerv1.GetStatsRequest{SkillId: "baby"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stats.GetLinks()["LINKED"]; got != 3 {
+			t.Errorf("LINKED = %d, want 3", got)
+		}
 	})
 
 	t.Run("GetStats/gRPC", func(t *testing.T) {
@@ -245,6 +263,10 @@ func TestEventService(t *testing.T) {
 		}, codes.InvalidArgument, http.StatusBadRequest},
 		{"NegativePageSize", "/v1/events?page_size=-1", func(ctx context.Context) error {
 			_, err := client.ListEvents(ctx, &brokerv1.ListEventsRequest{PageSize: -1})
+			return err
+		}, codes.InvalidArgument, http.StatusBadRequest},
+		{"StatsUnknownSkill", "/v1/stats?skill_id=garden", func(ctx context.Context) error {
+			_, err := client.GetStats(ctx, &brokerv1.GetStatsRequest{SkillId: "garden"})
 			return err
 		}, codes.InvalidArgument, http.StatusBadRequest},
 		{"LinkEventsInvalid", "/v1/links/u/events?page_size=-1", func(ctx context.Context) error {

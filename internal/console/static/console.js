@@ -319,14 +319,15 @@ function card(title, id, entries) {
 }
 
 async function overview() {
-  const stats = await call('GET', 'stats');
   const since = new Date(Date.now() - 3600 * 1000);
-  const [refreshed, refused] = await Promise.all([
+  const [stats, bySkill, refreshed, refused] = await Promise.all([
+    call('GET', 'stats'),
+    Promise.all(config.skills.map((skill) => call('GET', 'stats', { skill_id: skill }))),
     countSince('link.refreshed', since),
     countSince('link.relink_required', since, (e) => e.data && e.data.reason === 'invalid_grant'),
   ]);
   const count = (c) => String(c.n) + (c.more ? '+' : '');
-  const skills = Object.keys(stats.links_by_skill || {}).sort();
+  const total = (links) => Object.values(links).reduce((a, b) => a + b, 0);
   show(
     el('h2', null, 'Overview'),
     el('div', { class: 'cards' },
@@ -334,7 +335,7 @@ async function overview() {
         ['LINKED', stats.links.LINKED ?? 0],
         ['RELINK_REQUIRED', stats.links.RELINK_REQUIRED ?? 0],
       ]),
-      card('Links by skill', 'links-by-skill', skills.map((s) => [s, stats.links_by_skill[s]])),
+      card('Links by skill', 'links-by-skill', config.skills.map((skill, i) => [skill, total(bySkill[i].links)])),
       card('Deliveries to Alexa', 'deliveries', [
         ['PENDING', stats.deliveries.PENDING ?? 0],
         ['FAILED', stats.deliveries.FAILED ?? 0],

@@ -1676,7 +1676,11 @@ func (x *ListEventsResponse) GetNextPageToken() string {
 
 // GetStatsRequest asks for the broker's counts.
 type GetStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// skill_id, when set, counts the links of that skill only (in HTTP, the
+	// query parameter skill_id); deliveries and webhooks are the broker's all
+	// the same. An unknown skill is INVALID_ARGUMENT.
+	SkillId       string `protobuf:"bytes,1,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1711,6 +1715,13 @@ func (*GetStatsRequest) Descriptor() ([]byte, []int) {
 	return file_broker_v1_broker_proto_rawDescGZIP(), []int{22}
 }
 
+func (x *GetStatsRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
 // Stats are the broker's counts, each map keyed by state name with every
 // state present (0 when none).
 type Stats struct {
@@ -1723,11 +1734,7 @@ type Stats struct {
 	Deliveries map[string]int32 `protobuf:"bytes,2,rep,name=deliveries,proto3" json:"deliveries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// webhooks counts the events waiting to be sent to BROKER_WEBHOOK_URL:
 	// "PENDING".
-	Webhooks map[string]int32 `protobuf:"bytes,3,rep,name=webhooks,proto3" json:"webhooks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// links_by_skill counts the links of each skill, whatever their state,
-	// keyed by skill id: every skill the broker serves (0 when it has none),
-	// and any other that still has links in the store.
-	LinksBySkill  map[string]int32 `protobuf:"bytes,4,rep,name=links_by_skill,json=linksBySkill,proto3" json:"links_by_skill,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Webhooks      map[string]int32 `protobuf:"bytes,3,rep,name=webhooks,proto3" json:"webhooks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1779,13 +1786,6 @@ func (x *Stats) GetDeliveries() map[string]int32 {
 func (x *Stats) GetWebhooks() map[string]int32 {
 	if x != nil {
 		return x.Webhooks
-	}
-	return nil
-}
-
-func (x *Stats) GetLinksBySkill() map[string]int32 {
-	if x != nil {
-		return x.LinksBySkill
 	}
 	return nil
 }
@@ -2556,15 +2556,15 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListEventsResponse\x12(\n" +
 	"\x06events\x18\x01 \x03(\v2\x10.broker.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x11\n" +
-	"\x0fGetStatsRequest\"\xf9\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
+	"\x0fGetStatsRequest\x12\x19\n" +
+	"\bskill_id\x18\x01 \x01(\tR\askillId\"\xee\x02\n" +
 	"\x05Stats\x121\n" +
 	"\x05links\x18\x01 \x03(\v2\x1b.broker.v1.Stats.LinksEntryR\x05links\x12@\n" +
 	"\n" +
 	"deliveries\x18\x02 \x03(\v2 .broker.v1.Stats.DeliveriesEntryR\n" +
 	"deliveries\x12:\n" +
-	"\bwebhooks\x18\x03 \x03(\v2\x1e.broker.v1.Stats.WebhooksEntryR\bwebhooks\x12H\n" +
-	"\x0elinks_by_skill\x18\x04 \x03(\v2\".broker.v1.Stats.LinksBySkillEntryR\flinksBySkill\x1a8\n" +
+	"\bwebhooks\x18\x03 \x03(\v2\x1e.broker.v1.Stats.WebhooksEntryR\bwebhooks\x1a8\n" +
 	"\n" +
 	"LinksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -2573,9 +2573,6 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a;\n" +
 	"\rWebhooksEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a?\n" +
-	"\x11LinksBySkillEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xa2\x01\n" +
 	"\x1cListPendingDeliveriesRequest\x12\x12\n" +
@@ -2681,7 +2678,7 @@ func file_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_broker_v1_broker_proto_goTypes = []any{
 	(ReportState)(0),                      // 0: broker.v1.ReportState
 	(LinkState)(0),                        // 1: broker.v1.LinkState
@@ -2721,77 +2718,75 @@ var file_broker_v1_broker_proto_goTypes = []any{
 	nil,                                   // 35: broker.v1.Stats.LinksEntry
 	nil,                                   // 36: broker.v1.Stats.DeliveriesEntry
 	nil,                                   // 37: broker.v1.Stats.WebhooksEntry
-	nil,                                   // 38: broker.v1.Stats.LinksBySkillEntry
-	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),               // 40: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 39: google.protobuf.Struct
 }
 var file_broker_v1_broker_proto_depIdxs = []int32{
-	39, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 1: broker.v1.SubmitProfileReportRequest.profiles:type_name -> broker.v1.Profile
 	0,  // 2: broker.v1.SubmitProfileReportResponse.state:type_name -> broker.v1.ReportState
 	0,  // 3: broker.v1.ProfileReport.state:type_name -> broker.v1.ReportState
-	39, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
+	38, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
 	11, // 5: broker.v1.Profile.name:type_name -> broker.v1.ProfileName
 	12, // 6: broker.v1.Profile.capabilities:type_name -> broker.v1.Capability
 	1,  // 7: broker.v1.Link.state:type_name -> broker.v1.LinkState
-	39, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
-	39, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	39, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
+	38, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
+	38, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	38, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: broker.v1.ListLinksRequest.state:type_name -> broker.v1.LinkState
 	13, // 12: broker.v1.ListLinksResponse.links:type_name -> broker.v1.Link
-	39, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	40, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
+	38, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	39, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
 	20, // 15: broker.v1.ListEventsResponse.events:type_name -> broker.v1.Event
 	35, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
 	36, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
 	37, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
-	38, // 19: broker.v1.Stats.links_by_skill:type_name -> broker.v1.Stats.LinksBySkillEntry
-	0,  // 20: broker.v1.PendingDelivery.state:type_name -> broker.v1.ReportState
-	39, // 21: broker.v1.PendingDelivery.submitted_at:type_name -> google.protobuf.Timestamp
-	39, // 22: broker.v1.PendingDelivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	27, // 23: broker.v1.ListPendingDeliveriesResponse.deliveries:type_name -> broker.v1.PendingDelivery
-	40, // 24: broker.v1.AcceptGrantRequest.directive:type_name -> google.protobuf.Struct
-	40, // 25: broker.v1.AcceptGrantResponse.event:type_name -> google.protobuf.Struct
-	40, // 26: broker.v1.SubmitAlexaEventRequest.event:type_name -> google.protobuf.Struct
-	40, // 27: broker.v1.SubmitAlexaEventRequest.context:type_name -> google.protobuf.Struct
-	0,  // 28: broker.v1.SubmitAlexaEventResponse.state:type_name -> broker.v1.ReportState
-	0,  // 29: broker.v1.AlexaEvent.state:type_name -> broker.v1.ReportState
-	39, // 30: broker.v1.AlexaEvent.delivered_at:type_name -> google.protobuf.Timestamp
-	2,  // 31: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
-	4,  // 32: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
-	6,  // 33: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
-	8,  // 34: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
-	29, // 35: broker.v1.SmartHomeService.AcceptGrant:input_type -> broker.v1.AcceptGrantRequest
-	31, // 36: broker.v1.AlexaEventService.SubmitAlexaEvent:input_type -> broker.v1.SubmitAlexaEventRequest
-	33, // 37: broker.v1.AlexaEventService.GetAlexaEvent:input_type -> broker.v1.GetAlexaEventRequest
-	14, // 38: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
-	15, // 39: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
-	17, // 40: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
-	19, // 41: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
-	21, // 42: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
-	22, // 43: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
-	24, // 44: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
-	26, // 45: broker.v1.EventService.ListPendingDeliveries:input_type -> broker.v1.ListPendingDeliveriesRequest
-	3,  // 46: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
-	5,  // 47: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
-	7,  // 48: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
-	9,  // 49: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
-	30, // 50: broker.v1.SmartHomeService.AcceptGrant:output_type -> broker.v1.AcceptGrantResponse
-	32, // 51: broker.v1.AlexaEventService.SubmitAlexaEvent:output_type -> broker.v1.SubmitAlexaEventResponse
-	34, // 52: broker.v1.AlexaEventService.GetAlexaEvent:output_type -> broker.v1.AlexaEvent
-	13, // 53: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
-	16, // 54: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
-	18, // 55: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
-	13, // 56: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
-	23, // 57: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
-	23, // 58: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
-	25, // 59: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
-	28, // 60: broker.v1.EventService.ListPendingDeliveries:output_type -> broker.v1.ListPendingDeliveriesResponse
-	46, // [46:61] is the sub-list for method output_type
-	31, // [31:46] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	0,  // 19: broker.v1.PendingDelivery.state:type_name -> broker.v1.ReportState
+	38, // 20: broker.v1.PendingDelivery.submitted_at:type_name -> google.protobuf.Timestamp
+	38, // 21: broker.v1.PendingDelivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	27, // 22: broker.v1.ListPendingDeliveriesResponse.deliveries:type_name -> broker.v1.PendingDelivery
+	39, // 23: broker.v1.AcceptGrantRequest.directive:type_name -> google.protobuf.Struct
+	39, // 24: broker.v1.AcceptGrantResponse.event:type_name -> google.protobuf.Struct
+	39, // 25: broker.v1.SubmitAlexaEventRequest.event:type_name -> google.protobuf.Struct
+	39, // 26: broker.v1.SubmitAlexaEventRequest.context:type_name -> google.protobuf.Struct
+	0,  // 27: broker.v1.SubmitAlexaEventResponse.state:type_name -> broker.v1.ReportState
+	0,  // 28: broker.v1.AlexaEvent.state:type_name -> broker.v1.ReportState
+	38, // 29: broker.v1.AlexaEvent.delivered_at:type_name -> google.protobuf.Timestamp
+	2,  // 30: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
+	4,  // 31: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
+	6,  // 32: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
+	8,  // 33: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
+	29, // 34: broker.v1.SmartHomeService.AcceptGrant:input_type -> broker.v1.AcceptGrantRequest
+	31, // 35: broker.v1.AlexaEventService.SubmitAlexaEvent:input_type -> broker.v1.SubmitAlexaEventRequest
+	33, // 36: broker.v1.AlexaEventService.GetAlexaEvent:input_type -> broker.v1.GetAlexaEventRequest
+	14, // 37: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
+	15, // 38: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
+	17, // 39: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
+	19, // 40: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
+	21, // 41: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
+	22, // 42: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
+	24, // 43: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
+	26, // 44: broker.v1.EventService.ListPendingDeliveries:input_type -> broker.v1.ListPendingDeliveriesRequest
+	3,  // 45: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
+	5,  // 46: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
+	7,  // 47: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
+	9,  // 48: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
+	30, // 49: broker.v1.SmartHomeService.AcceptGrant:output_type -> broker.v1.AcceptGrantResponse
+	32, // 50: broker.v1.AlexaEventService.SubmitAlexaEvent:output_type -> broker.v1.SubmitAlexaEventResponse
+	34, // 51: broker.v1.AlexaEventService.GetAlexaEvent:output_type -> broker.v1.AlexaEvent
+	13, // 52: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
+	16, // 53: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
+	18, // 54: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
+	13, // 55: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
+	23, // 56: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
+	23, // 57: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
+	25, // 58: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
+	28, // 59: broker.v1.EventService.ListPendingDeliveries:output_type -> broker.v1.ListPendingDeliveriesResponse
+	45, // [45:60] is the sub-list for method output_type
+	30, // [30:45] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_broker_v1_broker_proto_init() }
@@ -2805,7 +2800,7 @@ func file_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_broker_v1_broker_proto_rawDesc), len(file_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

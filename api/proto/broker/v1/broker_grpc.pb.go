@@ -1133,11 +1133,13 @@ type EventServiceClient interface {
 	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
 	// when the store cannot be reached.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
-	// GetStats counts links by state and by skill, deliveries by state and the
-	// webhooks waiting to be sent, without reading every record. Every broker
-	// instance sharing a store answers the same within seconds of a change.
+	// GetStats counts links by state (of every skill, or of one), deliveries
+	// by state and the webhooks waiting to be sent, without reading every
+	// record. Every broker instance sharing a store answers the same within
+	// seconds of a change.
 	//
-	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// Errors: INVALID_ARGUMENT (400) when skill_id names a skill that the
+	// broker neither serves nor has links of; UNAVAILABLE (503) when the store cannot be reached;
 	// UNIMPLEMENTED (501) when the store keeps no counts.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error)
 	// ListPendingDeliveries returns the deliveries still PENDING (profile
@@ -1227,11 +1229,13 @@ type EventServiceServer interface {
 	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
 	// when the store cannot be reached.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
-	// GetStats counts links by state and by skill, deliveries by state and the
-	// webhooks waiting to be sent, without reading every record. Every broker
-	// instance sharing a store answers the same within seconds of a change.
+	// GetStats counts links by state (of every skill, or of one), deliveries
+	// by state and the webhooks waiting to be sent, without reading every
+	// record. Every broker instance sharing a store answers the same within
+	// seconds of a change.
 	//
-	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// Errors: INVALID_ARGUMENT (400) when skill_id names a skill that the
+	// broker neither serves nor has links of; UNAVAILABLE (503) when the store cannot be reached;
 	// UNIMPLEMENTED (501) when the store keeps no counts.
 	GetStats(context.Context, *GetStatsRequest) (*Stats, error)
 	// ListPendingDeliveries returns the deliveries still PENDING (profile
