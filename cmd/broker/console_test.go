@@ -123,6 +123,13 @@ func (b *browser) rerender(what string, steps ...chromedp.Action[chromedp.Void])
 	b.waitFor(what, `Number(document.body.dataset.rendered || 0) > `+before)
 }
 
+// goTo shows the console's view at hash, as a link to it would, and waits
+// until the console has shown it.
+func (b *browser) goTo(hash string) {
+	b.tb.Helper()
+	b.rerender("the view "+hash, chromedp.Evaluate[chromedp.Void](`location.hash = `+js(hash)))
+}
+
 // TestConsole drives the operator console in headless Chromium against a
 // broker like the sandbox's: sign in through the simulated authorization
 // server, see the links of both skills, filter them, open one, refresh it and
@@ -164,7 +171,7 @@ func TestConsole(t *testing.T) {
 
 	t.Run("Links", func(t *testing.T) {
 		b := b.in(t)
-		b.do(chromedp.Click(chromedp.CSS(`nav a[data-view="links"]`)))
+		b.rerender("the links page", chromedp.Click(chromedp.CSS(`nav a[data-view="links"]`)))
 		b.waitFor("the links of both skills", rowCount(4))
 		want := []consoleRow{
 			{demoUser, babySkill, "LINKED", ""},
@@ -210,13 +217,12 @@ func TestConsole(t *testing.T) {
 		b := b.in(t)
 		const markup = `<script>window.pwned=1</script><img src=x onerror="window.pwned=2">`
 		h.in(t).linkSkill(markup, babySkill)
-		b.do(chromedp.Evaluate[chromedp.Void](`location.hash = ` + js("#/links?prefix="+url.QueryEscape("<"))))
+		b.goTo("#/links?prefix=" + url.QueryEscape("<"))
 		b.waitFor("the link of the user with markup", rowCount(1))
 		if got := eval[string](b, `document.querySelector('#links tbody tr td a').textContent`); got != markup {
 			t.Errorf("user id shown as %q, want the text %q", got, markup)
 		}
-		b.do(chromedp.Click(chromedp.CSS(`#links tbody tr td a`)))
-		b.waitFor("the link's page", `document.getElementById('link-user') !== null`)
+		b.rerender("the link's page", chromedp.Click(chromedp.CSS(`#links tbody tr td a`)))
 		if got := b.text("#link-user"); got != markup {
 			t.Errorf("link page names %q, want the text %q", got, markup)
 		}
@@ -228,9 +234,8 @@ func TestConsole(t *testing.T) {
 
 	t.Run("Link", func(t *testing.T) {
 		b := b.in(t)
-		b.do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/links?skill=baby'`))
-		b.waitFor("the links of baby", `!!document.querySelector('#links tr[data-user="demo-parent"] a')`)
-		b.do(chromedp.Click(chromedp.CSS(`#links tr[data-user="demo-parent"] a`)))
+		b.goTo("#/links?skill=baby")
+		b.rerender("the link of demo-parent", chromedp.Click(chromedp.CSS(`#links tr[data-user="demo-parent"] a`)))
 		b.waitFor("the timeline", `!!document.querySelector('#timeline li')`)
 		before := eval[int](b, `document.querySelectorAll('#timeline li').length`)
 		if got := b.text(`#pending tr[data-message="report-stuck"]`); !strings.Contains(got, "500") {
@@ -249,8 +254,10 @@ func TestConsole(t *testing.T) {
 
 	t.Run("Delete", func(t *testing.T) {
 		b := b.in(t)
-		b.do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/link?skill=baby&user=to-delete'`))
-		b.waitFor("the link of to-delete", `!!document.getElementById('delete')`)
+		b.goTo("#/link?skill=baby&user=to-delete")
+		if got := b.text("#link-user"); got != "to-delete" {
+			t.Fatalf("link page of %q, want to-delete", got)
+		}
 
 		// Cancelled: nothing happens.
 		b.do(chromedp.Click(chromedp.ID("delete")), chromedp.WaitVisible(chromedp.ID("confirm")))
@@ -285,7 +292,7 @@ func TestConsole(t *testing.T) {
 
 	t.Run("Deliveries", func(t *testing.T) {
 		b := b.in(t)
-		b.do(chromedp.Click(chromedp.CSS(`nav a[data-view="deliveries"]`)))
+		b.rerender("the deliveries page", chromedp.Click(chromedp.CSS(`nav a[data-view="deliveries"]`)))
 		b.waitFor("the deliveries", `!!document.querySelector('#deliveries-pending tr[data-message="report-stuck"]') && `+
 			`!!document.querySelector('#deliveries-failed tr[data-message="event-refused"]')`)
 		if got := b.text(`#deliveries-pending tr[data-message="report-stuck"]`); !strings.Contains(got, "profile_report") || !strings.Contains(got, "500") {
