@@ -2,9 +2,11 @@
 # Runs every check of the project: generated code up to date, gofmt, go vet,
 # staticcheck, and all tests with the race detector (the DynamoDB ones against
 # dynalite, installed here with npm ci from package-lock.json, in the
-# background while Go builds and vets). The CloudFormation templates are
-# checked by the Go tests of infra/cloudformation (goformation); cfn-lint is
-# run on them in addition where it is installed, and is not required.
+# background while Go builds and vets; the operator console's in headless
+# Chromium, Debian's chromium, installed here when missing, meanwhile too).
+# The CloudFormation templates are checked by the Go tests of
+# infra/cloudformation (goformation); cfn-lint is run on them in addition
+# where it is installed, and is not required.
 # Installs what it needs: Go, Node and Debian's packages are enough.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,13 +44,19 @@ if command -v npm >/dev/null 2>&1; then
   npm_pid=$!
 fi
 
+# Chromium, for the console's browser tests, installs meanwhile too.
+chromium_log=$(mktemp)
+trap 'rm -f "$npm_log" "$chromium_log"' EXIT
+need_chromium >"$chromium_log" 2>&1 &
+chromium_pid=$!
+
 step "build the tools of the checks (protoc plugins, staticcheck)"
 build_tools protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 staticcheck
 need_protoc
 
 step "generated code is what scripts/generate.sh makes"
 gen=$(mktemp -d)
-trap 'rm -rf "$gen" "$npm_log"' EXIT
+trap 'rm -rf "$gen" "$npm_log" "$chromium_log"' EXIT
 scripts/generate.sh "$gen"
 # The protoc version line is the compiler's, not ours to pin in the output.
 if ! diff -r -I '^// 	protoc  ' -x '*.proto' -x '*.yaml' "$gen/proto" api/proto ||
@@ -96,6 +104,18 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "npm is missing: the DynamoDB store tests will be skipped"
+fi
+
+step "chromium (the operator console's browser tests)"
+chromium_status=0
+wait "$chromium_pid" || chromium_status=$?
+cat "$chromium_log"
+if [ "$chromium_status" -ne 0 ]; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "installing chromium failed (exit $chromium_status): the console's browser tests need it" >&2
+    exit 1
+  fi
+  echo "chromium could not be installed: the console's browser tests will be skipped"
 fi
 
 step "go test -race"

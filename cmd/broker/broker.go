@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/reciprocal-broker/broker/internal/alexa"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/console"
 	"github.com/reciprocal-broker/broker/internal/events"
 	"github.com/reciprocal-broker/broker/internal/health"
 	"github.com/reciprocal-broker/broker/internal/lwa"
@@ -237,6 +239,10 @@ func (m *Main) Run(ctx context.Context) error {
 		deliverer.MinBackoff = m.ReportMinBackoff
 	}
 
+	operatorConsole, err := m.newConsole(skillIDs)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		GRPCAddr:      c.GRPCAddr,
 		HTTPAddr:      c.HTTPAddr,
@@ -247,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Scopes:        server.Scopes{Tokens: c.ScopeTokens, Profiles: c.ScopeProfiles, Admin: c.ScopeAdmin, Events: c.ScopeEvents},
 		Reciprocal:    formHandler,
 		SmartHome:     smarthome.NewHandler(grants, grantSkill),
+		Console:       operatorConsole,
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
@@ -288,7 +295,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
 
-	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil)
+	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil, "console", operatorConsole != nil)
 	return nil
 }
 
@@ -320,6 +327,24 @@ func (m *Main) newWebhooks(s store) (*events.Deliverer, error) {
 	return d, nil
 }
 
+// newConsole returns the operator console of BROKER_CONSOLE_CLIENT_ID, or
+// nil when it is unset (the console is off), for the skills skillIDs.
+func (m *Main) newConsole(skillIDs []string) (http.Handler, error) {
+	c := m.Config
+	if c.ConsoleClientID == "" {
+		return nil, nil
+	}
+	h, err := console.New(console.Options{
+		ClientID: c.ConsoleClientID, Issuer: c.JWTIssuer, PublicURL: c.PublicURL,
+		Scopes: c.ConsoleScopes, Audience: c.ConsoleAudience, AdminScope: c.ScopeAdmin,
+		Skills: skillIDs, Logger: m.Logger.With("component", "console"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("BROKER_CONSOLE_CLIENT_ID: %w", err)
+	}
+	return h, nil
+}
+
 // backgroundRefreshInterval is how often background refresh looks for links
 // about to need a refresh.
 const backgroundRefreshInterval = 30 * time.Second
@@ -333,22 +358,25 @@ const claimSweepInterval = 10 * time.Minute
 const eventSweepInterval = time.Hour
 
 // eventSources are the parts of s that EventService reads, the links counted
-// over every skill's view; those s lacks stay nil, and their rpcs answer
+// over every skill's view, and by skill; those s lacks stay nil, and their rpcs answer
 // UNIMPLEMENTED.
 func eventSources(s store, views map[string]tokens.Store, skills *tokens.Services) server.EventSources {
 	src := server.EventSources{Skills: skills}
 	src.Events, _ = s.(tokens.EventStore)
 	var counters tokens.LinkCounters
-	for _, v := range views {
+	bySkill := make(map[string]tokens.LinkCounter, len(views))
+	for id, v := range views {
 		if c, ok := v.(tokens.LinkCounter); ok {
 			counters = append(counters, c)
+			bySkill[id] = c
 		}
 	}
 	if len(counters) == len(views) {
-		src.Links = counters
+		src.Links, src.SkillLinks = counters, bySkill
 	}
 	src.Reports, _ = s.(reports.Counter)
 	src.Webhooks, _ = s.(server.WebhookBacklog)
+	src.Pending, _ = s.(server.PendingDeliveries)
 	return src
 }
 

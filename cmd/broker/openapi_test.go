@@ -215,6 +215,11 @@ func testOpenAPIAnswers(t *testing.T, h *harness, doc *openapi3.T, ops map[strin
 		{"GET", "/v1/links/" + user + "/events", adminJWT, "", "", 200},
 		{"GET", "/v1/events?type=link.linked", adminJWT, "", "", 200},
 		{"GET", "/v1/stats", adminJWT, "", "", 200},
+		{"GET", "/v1/stats?skill_id=default", adminJWT, "", "", 200},
+		{"GET", "/v1/stats?skill_id=garden", adminJWT, "", "", 400},
+		{"GET", "/v1/pending-deliveries?kind=profile_report&page_size=10", adminJWT, "", "", 200},
+		{"GET", "/v1/pending-deliveries?user_id=" + user, adminJWT, "", "", 200},
+		{"GET", "/v1/links?user_id_prefix=openapi-", adminJWT, "", "", 200},
 		{"DELETE", "/v1/links/" + homeUser + "?reason=user_request", adminJWT, "", "", 200},
 		{"DELETE", "/v1/links/" + homeUser, adminJWT, "", "", 404},
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reciprocal-broker/broker/internal/config"
+	"github.com/reciprocal-broker/broker/internal/console"
 	"github.com/reciprocal-broker/broker/internal/sim"
 )
 
@@ -85,6 +87,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	env["BROKER_GRPC_ADDR"], env["BROKER_HTTP_ADDR"] = *grpcAddr, *httpAddr
 	env["BROKER_STORE"] = "bolt:" + filepath.Join(dir, "broker.db")
 	env["BROKER_ENCRYPTION_KEY"] = key
+	env["BROKER_CONSOLE_CLIENT_ID"] = consoleClient
 	c, err := config.Parse(nil, func(k string) string { return env[k] })
 	if err != nil {
 		return fail(err)
@@ -106,6 +109,10 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer m.Close()
+	consoleURL, err := registerConsole(sims.Auth, m.Server.HTTPAddr())
+	if err != nil {
+		return fail(err)
+	}
 
 	where := dir + " (removed at exit)"
 	if !temporary {
@@ -114,6 +121,7 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p.line("Reciprocal token broker — sandbox")
 	p.line("  data       %s", where)
 	p.line("  broker     gRPC %s · HTTP http://%s · logs %s", m.Server.GRPCAddr(), m.Server.HTTPAddr(), logPath)
+	p.line("  console    %s (sign in as anyone; untick %s to see it refused)", consoleURL, c.ScopeAdmin)
 	p.line("  simulated  LWA %s · Alexa API %s (Health API and Event Gateway; regions below /na /eu /fe)", sims.LWA.TokenURL(), sims.Alexa.URL())
 	p.line("             partner authorization server %s (JWKS %s)", sims.Auth.Issuer(), sims.Auth.JWKSURL())
 	p.line("             companion backend's webhook receiver %s", sims.Webhooks.URL())
@@ -136,6 +144,22 @@ func sandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	p.line("stopping")
 	return 0
+}
+
+// consoleClient is the operator console's public client at the simulated
+// authorization server.
+const consoleClient = "broker-console"
+
+// registerConsole registers the console of the broker listening on httpAddr
+// at the simulated authorization server, reached at its address and, on the
+// loopback interface, at localhost, and returns its URL.
+func registerConsole(auth *sim.AuthServer, httpAddr string) (string, error) {
+	consoleURL := "http://" + httpAddr + console.Path
+	redirects := []string{consoleURL}
+	if host, port, err := net.SplitHostPort(httpAddr); err == nil && net.ParseIP(host).IsLoopback() {
+		redirects = append(redirects, "http://"+net.JoinHostPort("localhost", port)+console.Path)
+	}
+	return consoleURL, auth.AddPublicClient(consoleClient, redirects...)
 }
 
 // printSkills prints the skills the simulators serve, with the client ids

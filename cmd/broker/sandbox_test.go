@@ -33,6 +33,7 @@ func TestSandbox(t *testing.T) {
 	}
 	for _, want := range []string{
 		"baby  Alexa client id alexa-baby", "home  Alexa client id alexa-home", // both skills
+		"  console    http://127.0.0.1:", // the operator console, signed in at the simulated server
 		"link.linked for demo-parent", "in skill baby", "in skill home", "signature verified, answered 204",
 		"with profiles [baby-7f3c] in region NA",
 		`"name":"AcceptGrant.Response"`,

@@ -59,6 +59,12 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(1, err)
 	}
+	// The console of a broker on the default HTTP address signs in here.
+	consoleURL, err := registerConsole(sims.Auth, "127.0.0.1:8080")
+	if err != nil {
+		return fail(1, err)
+	}
+	env["BROKER_CONSOLE_CLIENT_ID"] = consoleClient
 	p.line("Simulators running, with two skills:")
 	printSkills(p, sims, env["BROKER_SKILLS_FILE"])
 	p.line("")
@@ -68,6 +74,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	p.line(`  export BROKER_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"`)
 	p.line("  go run ./cmd/broker serve")
+	p.line("(Its operator console is then %s.)", consoleURL)
 	p.line("(The skills file and its secrets last while the simulators run. Such a broker sends every region's")
 	p.line("reports and events to BROKER_ALEXA_API_URL, which the simulator records without a region.)")
 	p.line("")

@@ -130,6 +130,22 @@ type Config struct {
 	// hand-overs of each user and of each client.
 	AuthorizeRateUser   Rate
 	AuthorizeRateClient Rate
+
+	// ConsoleClientID is the operator console's public client at the
+	// partner's authorization server; empty turns the console off.
+	ConsoleClientID string
+	// PublicURL is the broker's URL as browsers reach it, without a trailing
+	// slash: the console's redirect URI is it followed by /console/. Empty
+	// means "http://" and the host the browser asked for: the address the
+	// HTTP gateway listens on, when browsers reach it directly.
+	PublicURL string
+	// ConsoleScopes are the scopes the console asks for: "openid" and
+	// ScopeAdmin unless set.
+	ConsoleScopes []string
+	// ConsoleAudience is sent as audience and resource in the console's
+	// authorization request, for servers that need one to mint a token for
+	// the broker; empty sends neither.
+	ConsoleAudience string
 }
 
 // Rate is a rate limit: Count per Per, up to Count at once; a zero Count is no
@@ -334,6 +350,20 @@ var settings = []setting{
 		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateUser })},
 	{flag: "authorize-rate-client", env: "BROKER_AUTHORIZE_RATE_CLIENT", def: "1200/1m", usage: "reciprocal hand-overs one client (the JWT's client) may make: COUNT/PERIOD, COUNT at once; 0 turns it off",
 		bind: rate(func(c *Config) *Rate { return &c.AuthorizeRateClient })},
+	{flag: "console-client-id", env: "BROKER_CONSOLE_CLIENT_ID", usage: "the operator console's public client at the partner's authorization server (unset: the console is off)",
+		bind: str(func(c *Config) *string { return &c.ConsoleClientID })},
+	{flag: "public-url", env: "BROKER_PUBLIC_URL", usage: "the broker's URL as browsers reach it; the console's redirect URI is it + /console/ (unset: http:// + the host the browser asked for: the HTTP listen address when it reaches the broker directly)",
+		bind: func(c *Config, v string) error {
+			c.PublicURL = strings.TrimRight(strings.TrimSpace(v), "/")
+			return nil
+		}},
+	{flag: "console-scopes", env: "BROKER_CONSOLE_SCOPES", usage: "the scopes the console asks for, separated by commas or spaces (unset: openid and BROKER_SCOPE_ADMIN)",
+		bind: func(c *Config, v string) error {
+			c.ConsoleScopes = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+			return nil
+		}},
+	{flag: "console-audience", env: "BROKER_CONSOLE_AUDIENCE", usage: "sent as audience and resource when the console signs in, for servers that need one to mint a token for the broker",
+		bind: str(func(c *Config) *string { return &c.ConsoleAudience })},
 }
 
 // Names returns the environment variable of every setting the broker knows, in
@@ -401,6 +431,9 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 		if err := s.bind(&c, v); err != nil {
 			p = append(p, problem{env: s.env, msg: err.Error(), unreadable: true})
 		}
+	}
+	if len(c.ConsoleScopes) == 0 {
+		c.ConsoleScopes = []string{"openid", c.ScopeAdmin}
 	}
 	p = append(p, c.loadSkills(getenv)...)
 	p = append(p, c.problems()...)
@@ -687,6 +720,7 @@ func (c *Config) problems() problems {
 		add("BROKER_EVENT_RETENTION", "must be more than 0")
 	}
 	p = append(p, c.webhookProblems()...)
+	p = append(p, c.consoleProblems()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -722,6 +756,23 @@ func (c *Config) webhookProblems() problems {
 	}
 	if c.WebhookDeadline <= 0 {
 		add("BROKER_WEBHOOK_DEADLINE", "must be more than 0")
+	}
+	return p
+}
+
+// consoleProblems lists what is wrong with the console's settings: a public
+// URL that is not an http(s) URL without query or fragment, and, with the
+// console on, an issuer that is no http(s) URL, for the console finds the
+// authorization server at BROKER_JWT_ISSUER + /.well-known/openid-configuration.
+func (c *Config) consoleProblems() problems {
+	var p problems
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || !isHTTPURL(c.PublicURL) || u.RawQuery != "" || u.Fragment != "" {
+			p.add("BROKER_PUBLIC_URL", "not an http(s) URL without query or fragment")
+		}
+	}
+	if c.ConsoleClientID != "" && c.JWTIssuer != "" && !isHTTPURL(c.JWTIssuer) {
+		p.add("BROKER_CONSOLE_CLIENT_ID", "the console finds the authorization server at BROKER_JWT_ISSUER + /.well-known/openid-configuration; the issuer must be an http(s) URL")
 	}
 	return p
 }

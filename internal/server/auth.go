@@ -23,7 +23,7 @@ const (
 	// ScopeProfiles lets the companion backend submit and read profile reports.
 	ScopeProfiles = "broker:profiles"
 	// ScopeAdmin lets operators read, list, refresh and delete links, and read
-	// events and stats.
+	// events, stats and pending deliveries.
 	ScopeAdmin = "broker:admin"
 	// ScopeEvents is the partner's right to report what happens on a user's
 	// side: to send Alexa events on the user's behalf, and to delete a link
@@ -73,6 +73,7 @@ var policy = map[string][]string{
 	"/broker.v1.EventService/ListLinkEvents":              {ScopeAdmin},
 	"/broker.v1.EventService/ListEvents":                  {ScopeAdmin},
 	"/broker.v1.EventService/GetStats":                    {ScopeAdmin},
+	"/broker.v1.EventService/ListPendingDeliveries":       {ScopeAdmin},
 	"/broker.v1.AlexaEventService/SubmitAlexaEvent":       {ScopeEvents},
 	"/broker.v1.AlexaEventService/GetAlexaEvent":          {ScopeEvents},
 }

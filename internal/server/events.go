@@ -28,6 +28,12 @@ type EventSources struct {
 	Events tokens.EventStore
 	// Links counts links by state, for GetStats.
 	Links tokens.LinkCounter
+	// SkillLinks count each skill's links, by skill id, for GetStats of one
+	// skill; nil answers such calls UNIMPLEMENTED.
+	SkillLinks map[string]tokens.LinkCounter
+	// Pending lists the deliveries waiting to be sent, for
+	// ListPendingDeliveries.
+	Pending PendingDeliveries
 	// Reports counts profile reports by state, for GetStats.
 	Reports reports.Counter
 	// Webhooks counts the webhooks waiting, for GetStats.
@@ -35,6 +41,16 @@ type EventSources struct {
 	// Skills resolves the skill_id of ListLinkEvents; nil lists every
 	// skill's events.
 	Skills *tokens.Services
+}
+
+// PendingDeliveries is what ListPendingDeliveries needs of the outbox: its
+// pending deliveries, all of them (reports.PendingLister) or a lane's
+// (reports.Store.LanePendingReports).
+type PendingDeliveries interface {
+	reports.PendingLister
+	// LanePendingReports returns the pending deliveries of lane; see
+	// reports.Store.
+	LanePendingReports(ctx context.Context, lane string) ([]*reports.Report, error)
 }
 
 // NewEventService returns the audit trail's service over src.
@@ -120,14 +136,24 @@ func (s *eventService) list(ctx context.Context, filter tokens.EventFilter, curs
 	return resp, nil
 }
 
-// GetStats counts links, reports and waiting webhooks, each state present. It
-// returns an EUNIMPLEMENTED error when a source is missing, and the sources'
-// errors.
-func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
+// GetStats counts links (of every skill, or of the skill_id of SkillLinks),
+// reports and waiting webhooks, each state present. It returns an EINVALID
+// error for a skill_id that SkillLinks lacks, an EUNIMPLEMENTED error when a
+// source is missing, and the sources' errors.
+func (s *eventService) GetStats(ctx context.Context, req *brokerv1.GetStatsRequest) (*brokerv1.Stats, error) {
 	if s.src.Links == nil || s.src.Reports == nil || s.src.Webhooks == nil {
 		return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no counts")
 	}
-	links, err := s.src.Links.CountLinks(ctx)
+	var links tokens.LinkCounter = s.src.Links
+	if id := req.GetSkillId(); id != "" {
+		if s.src.SkillLinks == nil {
+			return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no counts by skill")
+		}
+		if links = s.src.SkillLinks[id]; links == nil {
+			return nil, tokens.Errorf(tokens.EINVALID, "unknown skill_id %q", id)
+		}
+	}
+	linkCounts, err := links.CountLinks(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +171,88 @@ func (s *eventService) GetStats(ctx context.Context, _ *brokerv1.GetStatsRequest
 		Webhooks:   map[string]int32{"PENDING": int32(pending)},
 	}
 	for _, st := range []tokens.State{tokens.StateLinked, tokens.StateRelinkRequired} {
-		stats.Links[st.String()] = int32(links[st])
+		stats.Links[st.String()] = int32(linkCounts[st])
 	}
 	for _, st := range []reports.State{reports.StatePending, reports.StateDelivered, reports.StateFailed, reports.StateSuperseded} {
 		stats.Deliveries[st.String()] = int32(deliveries[st])
 	}
 	return stats, nil
+}
+
+// ListPendingDeliveries returns a page of the deliveries waiting to be sent,
+// or every one of a user's link. It returns an EINVALID error for an unknown
+// kind or a negative page_size, with a user_id those of tokens.CheckUserID
+// and tokens.Services.Resolve, an EUNIMPLEMENTED error when the store cannot
+// list them, and the errors of the source's methods.
+func (s *eventService) ListPendingDeliveries(ctx context.Context, req *brokerv1.ListPendingDeliveriesRequest) (*brokerv1.ListPendingDeliveriesResponse, error) {
+	kind := reports.Kind(req.GetKind())
+	if err := kind.Validate(); err != nil {
+		return nil, err
+	}
+	if req.GetPageSize() < 0 {
+		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
+	}
+	if s.src.Pending == nil {
+		return nil, tokens.Errorf(tokens.EUNIMPLEMENTED, "the store cannot list its pending deliveries")
+	}
+	skill := req.GetSkillId()
+	var (
+		found []*reports.Report
+		next  string
+	)
+	if user := req.GetUserId(); user != "" {
+		if err := tokens.CheckUserID(user); err != nil {
+			return nil, err
+		}
+		if s.src.Skills != nil {
+			svc, err := s.src.Skills.Resolve(skill)
+			if err != nil {
+				return nil, err
+			}
+			skill = svc.SkillID
+		}
+		for _, k := range []reports.Kind{reports.KindProfileReport, reports.KindAlexaEvent} {
+			if kind != "" && kind != k {
+				continue
+			}
+			lane, err := s.src.Pending.LanePendingReports(ctx, reports.Lane(k, skill, user))
+			if err != nil {
+				return nil, err
+			}
+			found = append(found, lane...)
+		}
+	} else {
+		page, err := s.src.Pending.PendingReports(ctx, req.GetPageToken(), int(req.GetPageSize()))
+		if err != nil {
+			return nil, err
+		}
+		found, next = page.Reports, page.Next
+	}
+	resp := &brokerv1.ListPendingDeliveriesResponse{NextPageToken: next, Deliveries: make([]*brokerv1.PendingDelivery, 0, len(found))}
+	for _, r := range found {
+		d := pendingDelivery(r)
+		if (kind != "" && d.GetKind() != string(kind)) || (skill != "" && d.GetSkillId() != skill) {
+			continue
+		}
+		resp.Deliveries = append(resp.Deliveries, d)
+	}
+	return resp, nil
+}
+
+// pendingDelivery returns r as ListPendingDeliveries shows it: without its
+// content, the default kind and skill named.
+func pendingDelivery(r *reports.Report) *brokerv1.PendingDelivery {
+	return &brokerv1.PendingDelivery{
+		MessageId:     r.MessageID,
+		Kind:          string(cmp.Or(r.Kind, reports.KindProfileReport)),
+		UserId:        r.UserID,
+		SkillId:       cmp.Or(r.SkillID, tokens.DefaultSkillID),
+		State:         reportState(r.State),
+		Attempts:      int32(r.Attempts),
+		LastError:     r.LastError,
+		SubmittedAt:   timestamp(r.SubmittedAt),
+		NextAttemptAt: timestamp(r.NextAttemptAt),
+	}
 }
 
 // EventMessage returns e as the API shows it (and webhooks send it): data as

@@ -157,7 +157,10 @@ func TestEventService(t *testing.T) {
 	}
 	s := open(t, server.Options{
 		Authenticator: clientAuthn{},
-		Services:      server.Services{Events: server.NewEventService(server.EventSources{Events: src, Links: src, Reports: src, Webhooks: src})},
+		Services: server.Services{Events: server.NewEventService(server.EventSources{
+			Events: src, Links: src, Reports: src, Webhooks: src,
+			SkillLinks: map[string]tokens.LinkCounter{"baby": src, "home": &fakeEvents{}},
+		})},
 	})
 	client := brokerv1.NewEventServiceClient(dial(t, s))
 	pageJSON := `{"events":[` + sampleEventJSON + `],"next_page_token":"cursor-2"}`
@@ -219,6 +222,25 @@ func TestEventService(t *testing.T) {
 		assertJSON(t, body, statsJSON)
 	})
 
+	t.Run("GetStatsOfSkill/HTTP", func(t *testing.T) {
+		code, body := doAs(t, s, opsToken, "GET", "/v1/stats?skill_id=home")
+		if code != http.StatusOK {
+			t.Fatalf("status = %d (%s)", code, body)
+		}
+		assertJSON(t, body, `{"links":{"LINKED":0,"RELINK_REQUIRED":0},
+		"deliveries":{"PENDING":2,"DELIVERED":0,"FAILED":1,"SUPERSEDED":0},"webhooks":{"PENDING":4}}`)
+	})
+
+	t.Run("GetStatsOfSkill/gRPC", func(t *testing.T) {
+		stats, err := client.GetStats(as(t.Context(), opsToken), &brokerv1.GetStatsRequest{SkillId: "baby"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stats.GetLinks()["LINKED"]; got != 3 {
+			t.Errorf("LINKED = %d, want 3", got)
+		}
+	})
+
 	t.Run("GetStats/gRPC", func(t *testing.T) {
 		stats, err := client.GetStats(as(t.Context(), opsToken), &brokerv1.GetStatsRequest{})
 		if err != nil {
@@ -243,6 +265,10 @@ func TestEventService(t *testing.T) {
 			_, err := client.ListEvents(ctx, &brokerv1.ListEventsRequest{PageSize: -1})
 			return err
 		}, codes.InvalidArgument, http.StatusBadRequest},
+		{"StatsUnknownSkill", "/v1/stats?skill_id=garden", func(ctx context.Context) error {
+			_, err := client.GetStats(ctx, &brokerv1.GetStatsRequest{SkillId: "garden"})
+			return err
+		}, codes.InvalidArgument, http.StatusBadRequest},
 		{"LinkEventsInvalid", "/v1/links/u/events?page_size=-1", func(ctx context.Context) error {
 			_, err := client.ListLinkEvents(ctx, &brokerv1.ListLinkEventsRequest{})
 			return err
@@ -265,7 +291,7 @@ func TestEventService(t *testing.T) {
 // answers UNIMPLEMENTED, 501.
 func TestEventService_NoStore(t *testing.T) {
 	s := open(t, server.Options{Authenticator: clientAuthn{}, Services: server.Services{Events: server.NewEventService(server.EventSources{})}})
-	for _, path := range []string{"/v1/events", "/v1/links/u/events", "/v1/stats"} {
+	for _, path := range []string{"/v1/events", "/v1/links/u/events", "/v1/stats", "/v1/pending-deliveries"} {
 		t.Run(path, func(t *testing.T) {
 			if code, body := doAs(t, s, opsToken, "GET", path); code != http.StatusNotImplemented {
 				t.Errorf("status = %d (%s), want 501", code, body)
@@ -410,6 +436,7 @@ func TestLinkService_ListByState(t *testing.T) {
 	store := newMemLinks(
 		&tokens.Link{UserID: "a", State: tokens.StateLinked},
 		&tokens.Link{UserID: "b", State: tokens.StateRelinkRequired},
+		&tokens.Link{UserID: "bb", State: tokens.StateLinked},
 		&tokens.Link{UserID: "c", State: tokens.StateLinked},
 		&tokens.Link{UserID: "d", State: tokens.StateRelinkRequired},
 	)
@@ -447,6 +474,30 @@ func TestLinkService_ListByState(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"a"}, ids(resp.GetLinks())); diff != "" || resp.GetNextPageToken() != "a" {
 			t.Errorf("links (-want +got):\n%s; next %q", diff, resp.GetNextPageToken())
+		}
+	})
+
+	t.Run("Prefix/HTTP", func(t *testing.T) {
+		code, body := doAs(t, s, opsToken, "GET", "/v1/links?user_id_prefix=b")
+		if code != http.StatusOK {
+			t.Fatalf("status = %d (%s)", code, body)
+		}
+		var resp brokerv1.ListLinksResponse
+		if err := protojson.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"b", "bb"}, ids(resp.GetLinks())); diff != "" {
+			t.Errorf("links (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("PrefixAndState/gRPC", func(t *testing.T) {
+		resp, err := links.ListLinks(as(t.Context(), opsToken), &brokerv1.ListLinksRequest{State: brokerv1.LinkState_LINKED, UserIdPrefix: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"bb"}, ids(resp.GetLinks())); diff != "" {
+			t.Errorf("links (-want +got):\n%s", diff)
 		}
 	})
 
@@ -503,6 +554,15 @@ func TestEventService_Scopes(t *testing.T) {
 			_, err := events.GetStats(ctx, &brokerv1.GetStatsRequest{})
 			return err
 		}, codes.OK, http.StatusOK},
+		// No pending deliveries to list: UNIMPLEMENTED means the call got past the check.
+		{"PendingWithAdmin", opsToken, "GET", "/v1/pending-deliveries", func(ctx context.Context) error {
+			_, err := events.ListPendingDeliveries(ctx, &brokerv1.ListPendingDeliveriesRequest{})
+			return err
+		}, codes.Unimplemented, http.StatusNotImplemented},
+		{"PendingWithEventsScope", skillToken, "GET", "/v1/pending-deliveries", func(ctx context.Context) error {
+			_, err := events.ListPendingDeliveries(ctx, &brokerv1.ListPendingDeliveriesRequest{})
+			return err
+		}, codes.PermissionDenied, http.StatusForbidden},
 		// failingLinks has no DeleteLink: UNIMPLEMENTED means the call got past the check.
 		{"DeleteWithEventsScope", skillToken, "DELETE", "/v1/links/u", func(ctx context.Context) error {
 			_, err := links.DeleteLink(ctx, &brokerv1.DeleteLinkRequest{UserId: "u"})

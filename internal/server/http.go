@@ -158,6 +158,9 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.Handle("GET /openapi.json", instrument("openapi", openapi.Handler()))
 	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
 	mux.Handle("/v1/smart-home/accept-grant", instrument("smart_home", smartHome))
+	if s.opts.Console != nil {
+		mux.Handle("/console/", instrument("console", s.opts.Console))
+	}
 	mux.Handle("/", instrument("gateway", gateway))
 	return s.logRequests(mux), nil
 }

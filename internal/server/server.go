@@ -75,6 +75,9 @@ type Options struct {
 	// SmartHome serves POST /v1/smart-home/accept-grant (smarthome.Handler);
 	// nil answers 501.
 	SmartHome http.Handler
+	// Console serves the operator console below /console/ (console.Handler);
+	// nil leaves it off: /console/ is then the gateway's 404.
+	Console http.Handler
 	// Authenticator checks bearer tokens of every broker.v1 call; nil refuses
 	// them all with UNAUTHENTICATED (health and reflection stay open).
 	Authenticator auth.Authenticator

@@ -124,7 +124,7 @@ func (l *linkService) GetLink(ctx context.Context, req *brokerv1.GetLinkRequest)
 }
 
 // ListLinks returns one page of the links of a skill, optionally of one
-// state. It returns an EINVALID error for a negative page_size or an unknown
+// state and of one user id prefix. It returns an EINVALID error for a negative page_size or an unknown
 // state, the errors of tokens.Services.Resolve, and those of
 // tokens.Service.Links.
 func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequest) (*brokerv1.ListLinksResponse, error) {
@@ -135,7 +135,7 @@ func (l *linkService) ListLinks(ctx context.Context, req *brokerv1.ListLinksRequ
 	if err != nil {
 		return nil, err
 	}
-	var filter tokens.LinkFilter
+	filter := tokens.LinkFilter{UserIDPrefix: req.GetUserIdPrefix()}
 	switch req.GetState() {
 	case brokerv1.LinkState_LINK_STATE_UNSPECIFIED:
 	case brokerv1.LinkState_LINKED:

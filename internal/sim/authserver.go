@@ -57,7 +57,11 @@ type AccessClaims struct {
 // AuthServer simulates the partner's OAuth authorization server: it holds one
 // signing key at a time, publishes its public half as a JWKS at JWKSPath, and
 // mints RFC 9068 access tokens for users (as Alexa holds them) and for clients
-// (client credentials, as the companion app's backend holds them).
+// (client credentials, as the companion app's backend holds them). Its login
+// flow signs people in for the public clients of AddPublicClient (the
+// broker's operator console): the authorization code grant with PKCE, at
+// AuthorizePath, whose page asks who signs in and which of the scopes asked
+// for they grant, and TokenPath.
 //
 // AuthServer is an http.Handler; Start serves it on a loopback port. Its methods
 // are safe for concurrent use.
@@ -74,6 +78,9 @@ type AuthServer struct {
 	kid        string
 	jwksStatus int
 	jwksHits   int
+	// clients and codes are the login flow's (authlogin.go).
+	clients map[string]publicClient
+	codes   map[string]loginCode
 
 	cc     clientCredentials
 	server server
@@ -270,10 +277,22 @@ func (s *AuthServer) JWKS() ([]byte, error) {
 // ServeHTTP answers GET requests for the JWKS at JWKSPath and for the discovery
 // documents at /.well-known/openid-configuration and
 // /.well-known/oauth-authorization-server (RFC 8414), which name the issuer,
-// the JWKS URL and the token endpoint, and POST requests of the
-// client-credentials grant at TokenPath (see RegisterClient).
+// the JWKS URL and the endpoints of the login flow and of the
+// client-credentials grant; and the login flow at AuthorizePath (GET shows the
+// login page, POST is its form) and TokenPath (POST: an authorization code of
+// the login flow, or the client-credentials grant of a client RegisterClient
+// made).
 func (s *AuthServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == TokenPath {
+	switch r.URL.Path {
+	case AuthorizePath:
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.serveAuthorize(w, r)
+		return
+	case TokenPath:
 		s.serveToken(w, r)
 		return
 	}
@@ -323,9 +342,12 @@ func (s *AuthServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc, err := json.Marshal(map[string]any{
 		"issuer":                                issuer,
 		"jwks_uri":                              base + JWKSPath,
+		"authorization_endpoint":                base + AuthorizePath,
 		"token_endpoint":                        base + TokenPath,
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic", "client_secret_post"},
 		"id_token_signing_alg_values_supported": []string{s.alg},
 	})
 	if err != nil {

@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-// TokenPath is where an AuthServer answers the client-credentials grant
-// (RFC 6749 §4.4); its discovery documents name it as token_endpoint.
-const TokenPath = "/oauth2/token"
-
 // ClientCredentialsTTL is how long the access tokens of the token endpoint
 // stay valid.
 const ClientCredentialsTTL = time.Hour
@@ -55,22 +51,14 @@ func (s *AuthServer) TokenRequests() int {
 	return s.cc.hits
 }
 
-// serveToken answers the client-credentials grant at TokenPath: a JSON access
-// token answer, or an RFC 6749 §5.2 error.
-func (s *AuthServer) serveToken(w http.ResponseWriter, r *http.Request) {
+// serveClientCredentials answers the client-credentials grant (RFC 6749
+// §4.4) at TokenPath, for a POST whose form serveToken has parsed: a JSON
+// access token answer, or an RFC 6749 §5.2 error.
+func (s *AuthServer) serveClientCredentials(w http.ResponseWriter, r *http.Request) {
 	s.cc.mu.Lock()
 	s.cc.hits++
 	s.cc.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST the token request")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
-		return
-	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
@@ -82,10 +70,6 @@ func (s *AuthServer) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	if grant := r.PostForm.Get("grant_type"); grant != "client_credentials" {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
-		return
 	}
 	s.cc.mu.Lock()
 	client, ok := s.cc.clients[id]

@@ -9,7 +9,8 @@
 //     LWA's access tokens;
 //   - AuthServer: the partner's authorization server, which publishes a JWKS
 //     and mints the JWT access tokens that Alexa and the companion backend
-//     present to the broker;
+//     present to the broker, and signs operators in to the broker's console
+//     (authorization code with PKCE, for public clients);
 //   - Webhooks: the partner's companion backend receiving the broker's signed
 //     webhooks, which it verifies and records;
 //   - KMS: the two operations of AWS KMS that envelope encryption uses,

@@ -6,3 +6,6 @@ const (
 	LeaseTTL       = leaseTTL
 	LeasePoll      = leasePoll
 )
+
+// PrefixStart is prefixStart, for its table test.
+var PrefixStart = prefixStart

@@ -106,3 +106,71 @@ func TestService_LinksByState(t *testing.T) {
 		}
 	})
 }
+
+func TestService_LinksByPrefix(t *testing.T) {
+	h := newHarness(t)
+	users := []string{"a", "ab", "abc", "abd", "ac", "b", "dd", "dé", "dé-1", "dé-2", "dz", "e\U0010FFFF"}
+	for _, u := range users {
+		h.mustLink(t, u)
+	}
+	for _, u := range []string{"abc", "dé-1"} {
+		if err := h.svc.RequireRelink(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		filter tokens.LinkFilter
+		limit  int
+		want   []string
+	}{
+		{"One", tokens.LinkFilter{UserIDPrefix: "ab"}, 0, []string{"ab", "abc", "abd"}},
+		{"Paged", tokens.LinkFilter{UserIDPrefix: "ab"}, 1, []string{"ab", "abc", "abd"}},
+		{"Whole", tokens.LinkFilter{UserIDPrefix: "b"}, 0, []string{"b"}},
+		{"None", tokens.LinkFilter{UserIDPrefix: "abz"}, 0, nil},
+		{"NonASCII", tokens.LinkFilter{UserIDPrefix: "dé"}, 2, []string{"dé", "dé-1", "dé-2"}},
+		{"GreatestRune", tokens.LinkFilter{UserIDPrefix: "e\U0010FFFF"}, 0, []string{"e\U0010FFFF"}},
+		{"AndState", tokens.LinkFilter{UserIDPrefix: "dé", State: tokens.StateLinked}, 1, []string{"dé", "dé-2"}},
+		{"AndRelink", tokens.LinkFilter{UserIDPrefix: "a", State: tokens.StateRelinkRequired}, 0, []string{"abc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := allPages(t, h.svc, tc.filter, tc.limit)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("user ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("StoreIndex", func(t *testing.T) {
+		store := &stateLister{memStore: h.store}
+		svc := h.newServiceOf(store)
+		// The index's answer is checked against the prefix.
+		if got := allPages(t, svc, tokens.LinkFilter{State: tokens.StateLinked, UserIDPrefix: "from"}, 0); !cmp.Equal(got, []string{"from-index"}) {
+			t.Errorf("user ids = %q, want from-index", got)
+		}
+		if got := allPages(t, svc, tokens.LinkFilter{State: tokens.StateLinked, UserIDPrefix: "zz"}, 0); len(got) != 0 {
+			t.Errorf("user ids = %q, want none", got)
+		}
+	})
+}
+
+func TestPrefixStart(t *testing.T) {
+	for _, tc := range []struct{ prefix, want string }{
+		{"", ""},
+		{"b", "a\U0010FFFF"},
+		{"ab", "aa\U0010FFFF"},
+		{"dé", "d\u00e8\U0010FFFF"},
+		{"\x01", ""},
+		{"a\x01", "a"},
+		{"a\ue000", "a\ud7ff\U0010FFFF"},
+		{"a\xff", "a"},
+	} {
+		start := tokens.PrefixStart(tc.prefix)
+		if start != tc.want {
+			t.Errorf("PrefixStart(%q) = %q, want %q", tc.prefix, start, tc.want)
+		}
+		if tc.prefix != "" && start >= tc.prefix {
+			t.Errorf("PrefixStart(%q) = %q, not below the prefix", tc.prefix, start)
+		}
+	}
+}

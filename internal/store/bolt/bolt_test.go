@@ -30,6 +30,10 @@ func TestStore_Reports(t *testing.T) {
 	})
 }
 
+func TestStore_PendingReports(t *testing.T) {
+	storetest.RunPendingReports(t, func(t *testing.T) storetest.PendingListStore { return openTemp(t) })
+}
+
 func TestOpen(t *testing.T) {
 	t.Run("CreatesDirectoryAndFile", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data", "broker")

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -14,7 +15,10 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-var _ reports.Store = (*Store)(nil)
+var (
+	_ reports.Store         = (*Store)(nil)
+	_ reports.PendingLister = (*Store)(nil)
+)
 
 // reportRecord is how a reports.Report is kept in the "reports" bucket.
 // SkillID, Kind and Message are kept as given: absent when empty, and the
@@ -324,6 +328,48 @@ func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports
 		return nil
 	})
 	return out, err
+}
+
+// PendingReports returns a page of the pending reports as
+// reports.PendingLister.PendingReports says, from the pending index, by lane
+// and Seq. Its cursor is the index key of the page's last report, base64url.
+func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (reports.ReportPage, error) {
+	limit = tokens.PageSize(limit)
+	after, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || (cursor != "" && len(after) < 9) {
+		return reports.ReportPage{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	}
+	var page reports.ReportPage
+	err = s.view(ctx, "pending reports", func(tx *bbolt.Tx) error {
+		rb := tx.Bucket(bucketReports)
+		c := tx.Bucket(bucketPending).Cursor()
+		k, id := c.First()
+		if cursor != "" {
+			if k, id = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, id = c.Next()
+			}
+		}
+		var last []byte
+		for ; k != nil; k, id = c.Next() {
+			if len(page.Reports) == limit {
+				page.Next = base64.RawURLEncoding.EncodeToString(last)
+				break
+			}
+			r, err := indexedReport(rb, id)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				page.Reports = append(page.Reports, r)
+				last = k
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return reports.ReportPage{}, err
+	}
+	return page, nil
 }
 
 // indexedReport returns the report with the message id that the pending index

@@ -281,10 +281,11 @@ type Store struct {
 }
 
 var (
-	_ tokens.Store       = (*Store)(nil)
-	_ tokens.Leaser      = (*Store)(nil)
-	_ tokens.SkillLister = (*Store)(nil)
-	_ reports.Store      = (*Store)(nil)
+	_ tokens.Store          = (*Store)(nil)
+	_ tokens.Leaser         = (*Store)(nil)
+	_ tokens.SkillLister    = (*Store)(nil)
+	_ reports.Store         = (*Store)(nil)
+	_ reports.PendingLister = (*Store)(nil)
 )
 
 // New returns the store of the table opts.Table, the view of the default

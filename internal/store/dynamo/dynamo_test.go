@@ -33,6 +33,11 @@ func TestStore_Reports(t *testing.T) {
 	storetest.RunReports(t, func(t *testing.T) reports.Store { return openNew(t, endpoint) })
 }
 
+func TestStore_PendingReports(t *testing.T) {
+	endpoint := dynamotest.Start(t)
+	storetest.RunPendingReports(t, func(t *testing.T) storetest.PendingListStore { return openNew(t, endpoint) })
+}
+
 func TestStore_Leases(t *testing.T) {
 	endpoint := dynamotest.Start(t)
 	storetest.RunLeases(t, func(t *testing.T) tokens.Leaser { return openNew(t, endpoint) })

@@ -2,9 +2,11 @@ package dynamo
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -267,6 +269,39 @@ func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports
 		return nil, err
 	}
 	return decodeReports(items)
+}
+
+// PendingReports returns a page of the pending reports as
+// reports.PendingLister.PendingReports says, from the index IndexGSI1, which
+// is eventually consistent: its PENDING partition, by escaped lane and Seq,
+// after the gsi1sk that the cursor holds in base64url. It reads one item
+// more than the page, to know whether another page follows.
+func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (reports.ReportPage, error) {
+	limit = tokens.PageSize(limit)
+	after, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(after) > maxSortKey || !utf8.Valid(after) {
+		return reports.ReportPage{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	}
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending))
+	if cursor != "" {
+		kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(string(after))))
+	}
+	items, err := s.query(ctx, "pending reports", kc, nil, limit+1)
+	if err != nil {
+		return reports.ReportPage{}, err
+	}
+	rs, err := decodeReports(items)
+	if err != nil {
+		return reports.ReportPage{}, err
+	}
+	var page reports.ReportPage
+	if len(rs) > limit {
+		rs = rs[:limit]
+		last := rs[limit-1]
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(pendingPrefix(last.Lane()) + sortable(last.Seq)))
+	}
+	page.Reports = rs
+	return page, nil
 }
 
 // DeleteFinishedReports removes finished reports as

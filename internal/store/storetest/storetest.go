@@ -7,7 +7,8 @@
 // (tokens.ClaimSweeper); RunEvents and RunReportEvents the audit trail
 // (tokens.EventStore and the events stored with changes), RunWebhooks the
 // webhook outbox (events.Store), RunLinkCounts and RunReportCounts the counts
-// by state (tokens.LinkCounter, reports.Counter).
+// by state (tokens.LinkCounter, reports.Counter), RunPendingReports the
+// listing of pending reports (reports.PendingLister).
 //
 // Beyond the doc comments of tokens.Store, the suite pins down:
 //

@@ -1,7 +1,8 @@
 // The reciprocal token broker's API: Alexa's hand-over of a Login with Amazon
 // (LWA) authorization code, partner tokens for the companion backend, profile
 // reports delivered to the Alexa Health API, links for operators, and the
-// events of the links' lives (the audit trail) with their stats.
+// events of the links' lives (the audit trail) with their stats and the
+// deliveries waiting to be sent.
 //
 // The HTTP mapping of these methods is in broker_http.yaml beside this file;
 // the README's API section lists every route. JSON field names are the proto
@@ -1070,7 +1071,10 @@ type ListLinksRequest struct {
 	State LinkState `protobuf:"varint,3,opt,name=state,proto3,enum=broker.v1.LinkState" json:"state,omitempty"`
 	// skill_id keeps only the links of that skill; it may be left out when one
 	// skill is configured, or for the skill "default".
-	SkillId       string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	SkillId string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// user_id_prefix, when set, keeps only the links whose user id starts
+	// with it (byte for byte, case included).
+	UserIdPrefix  string `protobuf:"bytes,5,opt,name=user_id_prefix,json=userIdPrefix,proto3" json:"user_id_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1129,6 +1133,13 @@ func (x *ListLinksRequest) GetState() LinkState {
 func (x *ListLinksRequest) GetSkillId() string {
 	if x != nil {
 		return x.SkillId
+	}
+	return ""
+}
+
+func (x *ListLinksRequest) GetUserIdPrefix() string {
+	if x != nil {
+		return x.UserIdPrefix
 	}
 	return ""
 }
@@ -1665,7 +1676,11 @@ func (x *ListEventsResponse) GetNextPageToken() string {
 
 // GetStatsRequest asks for the broker's counts.
 type GetStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// skill_id, when set, counts the links of that skill only (in HTTP, the
+	// query parameter skill_id); deliveries and webhooks are the broker's all
+	// the same. An unknown skill is INVALID_ARGUMENT.
+	SkillId       string `protobuf:"bytes,1,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1698,6 +1713,13 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
 	return file_broker_v1_broker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetStatsRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
 }
 
 // Stats are the broker's counts, each map keyed by state name with every
@@ -1768,6 +1790,276 @@ func (x *Stats) GetWebhooks() map[string]int32 {
 	return nil
 }
 
+// ListPendingDeliveriesRequest asks for one page of the deliveries waiting to
+// be sent.
+type ListPendingDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind, when set, keeps only the deliveries of that kind:
+	// "profile_report" or "alexa_event".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// skill_id, when set, keeps only the deliveries of that skill's links.
+	SkillId string `protobuf:"bytes,2,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// user_id, when set, keeps only that user's deliveries in the skill
+	// skill_id names (which may be left out when one skill is configured, or
+	// for the skill "default"), all of them in one page, in the order they
+	// will be sent (profile reports first); page_size and page_token are then
+	// not used.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// page_size is the most deliveries the page holds: at most 1000 (larger
+	// values are taken as 1000); 0 means 100; negative is refused. With a kind
+	// or a skill_id, a page may hold fewer, even none, and still be followed
+	// by another.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is the next_page_token of the previous page, or empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPendingDeliveriesRequest) Reset() {
+	*x = ListPendingDeliveriesRequest{}
+	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPendingDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPendingDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListPendingDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPendingDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListPendingDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListPendingDeliveriesRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListPendingDeliveriesRequest) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+func (x *ListPendingDeliveriesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListPendingDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPendingDeliveriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// PendingDelivery is a delivery waiting to be sent: a profile report or an
+// Alexa event, without its content.
+type PendingDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message_id identifies the delivery: the report's message_id, or the
+	// Alexa event's header.messageId.
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// kind is "profile_report" or "alexa_event".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// user_id is the partner's user whose link carries it.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// skill_id is the skill of that link ("default" for a broker of one
+	// skill).
+	SkillId string `protobuf:"bytes,4,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// state is PENDING.
+	State ReportState `protobuf:"varint,5,opt,name=state,proto3,enum=broker.v1.ReportState" json:"state,omitempty"`
+	// attempts counts the attempts at sending it so far.
+	Attempts int32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// last_error says why the last attempt failed; empty before any failed.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// submitted_at is when it was accepted.
+	SubmittedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
+	// next_attempt_at is when it may be sent, or sent again, at the earliest.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingDelivery) Reset() {
+	*x = PendingDelivery{}
+	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingDelivery) ProtoMessage() {}
+
+func (x *PendingDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingDelivery.ProtoReflect.Descriptor instead.
+func (*PendingDelivery) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PendingDelivery) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *PendingDelivery) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PendingDelivery) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PendingDelivery) GetSkillId() string {
+	if x != nil {
+		return x.SkillId
+	}
+	return ""
+}
+
+func (x *PendingDelivery) GetState() ReportState {
+	if x != nil {
+		return x.State
+	}
+	return ReportState_REPORT_STATE_UNSPECIFIED
+}
+
+func (x *PendingDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *PendingDelivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *PendingDelivery) GetSubmittedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SubmittedAt
+	}
+	return nil
+}
+
+func (x *PendingDelivery) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+// ListPendingDeliveriesResponse is one page of pending deliveries.
+type ListPendingDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deliveries are the page's deliveries, a user's deliveries of one kind
+	// together, in the order they will be sent.
+	Deliveries []*PendingDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// next_page_token is the page_token of the next page; empty after the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPendingDeliveriesResponse) Reset() {
+	*x = ListPendingDeliveriesResponse{}
+	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPendingDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPendingDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListPendingDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPendingDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListPendingDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListPendingDeliveriesResponse) GetDeliveries() []*PendingDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListPendingDeliveriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // AcceptGrantRequest is the directive as Alexa sent it to the skill.
 type AcceptGrantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1785,7 +2077,7 @@ type AcceptGrantRequest struct {
 
 func (x *AcceptGrantRequest) Reset() {
 	*x = AcceptGrantRequest{}
-	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	mi := &file_broker_v1_broker_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +2089,7 @@ func (x *AcceptGrantRequest) String() string {
 func (*AcceptGrantRequest) ProtoMessage() {}
 
 func (x *AcceptGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[24]
+	mi := &file_broker_v1_broker_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +2102,7 @@ func (x *AcceptGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptGrantRequest.ProtoReflect.Descriptor instead.
 func (*AcceptGrantRequest) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{24}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AcceptGrantRequest) GetDirective() *structpb.Struct {
@@ -1839,7 +2131,7 @@ type AcceptGrantResponse struct {
 
 func (x *AcceptGrantResponse) Reset() {
 	*x = AcceptGrantResponse{}
-	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	mi := &file_broker_v1_broker_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2143,7 @@ func (x *AcceptGrantResponse) String() string {
 func (*AcceptGrantResponse) ProtoMessage() {}
 
 func (x *AcceptGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[25]
+	mi := &file_broker_v1_broker_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2156,7 @@ func (x *AcceptGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptGrantResponse.ProtoReflect.Descriptor instead.
 func (*AcceptGrantResponse) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{25}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AcceptGrantResponse) GetEvent() *structpb.Struct {
@@ -1895,7 +2187,7 @@ type SubmitAlexaEventRequest struct {
 
 func (x *SubmitAlexaEventRequest) Reset() {
 	*x = SubmitAlexaEventRequest{}
-	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	mi := &file_broker_v1_broker_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2199,7 @@ func (x *SubmitAlexaEventRequest) String() string {
 func (*SubmitAlexaEventRequest) ProtoMessage() {}
 
 func (x *SubmitAlexaEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[26]
+	mi := &file_broker_v1_broker_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2212,7 @@ func (x *SubmitAlexaEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitAlexaEventRequest.ProtoReflect.Descriptor instead.
 func (*SubmitAlexaEventRequest) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{26}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubmitAlexaEventRequest) GetUserId() string {
@@ -1965,7 +2257,7 @@ type SubmitAlexaEventResponse struct {
 
 func (x *SubmitAlexaEventResponse) Reset() {
 	*x = SubmitAlexaEventResponse{}
-	mi := &file_broker_v1_broker_proto_msgTypes[27]
+	mi := &file_broker_v1_broker_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2269,7 @@ func (x *SubmitAlexaEventResponse) String() string {
 func (*SubmitAlexaEventResponse) ProtoMessage() {}
 
 func (x *SubmitAlexaEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[27]
+	mi := &file_broker_v1_broker_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2282,7 @@ func (x *SubmitAlexaEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitAlexaEventResponse.ProtoReflect.Descriptor instead.
 func (*SubmitAlexaEventResponse) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{27}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SubmitAlexaEventResponse) GetMessageId() string {
@@ -2018,7 +2310,7 @@ type GetAlexaEventRequest struct {
 
 func (x *GetAlexaEventRequest) Reset() {
 	*x = GetAlexaEventRequest{}
-	mi := &file_broker_v1_broker_proto_msgTypes[28]
+	mi := &file_broker_v1_broker_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2322,7 @@ func (x *GetAlexaEventRequest) String() string {
 func (*GetAlexaEventRequest) ProtoMessage() {}
 
 func (x *GetAlexaEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[28]
+	mi := &file_broker_v1_broker_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2335,7 @@ func (x *GetAlexaEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlexaEventRequest.ProtoReflect.Descriptor instead.
 func (*GetAlexaEventRequest) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{28}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetAlexaEventRequest) GetMessageId() string {
@@ -2077,7 +2369,7 @@ type AlexaEvent struct {
 
 func (x *AlexaEvent) Reset() {
 	*x = AlexaEvent{}
-	mi := &file_broker_v1_broker_proto_msgTypes[29]
+	mi := &file_broker_v1_broker_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2381,7 @@ func (x *AlexaEvent) String() string {
 func (*AlexaEvent) ProtoMessage() {}
 
 func (x *AlexaEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_broker_v1_broker_proto_msgTypes[29]
+	mi := &file_broker_v1_broker_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2394,7 @@ func (x *AlexaEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlexaEvent.ProtoReflect.Descriptor instead.
 func (*AlexaEvent) Descriptor() ([]byte, []int) {
-	return file_broker_v1_broker_proto_rawDescGZIP(), []int{29}
+	return file_broker_v1_broker_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AlexaEvent) GetMessageId() string {
@@ -2223,13 +2515,14 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\bskill_id\x18\a \x01(\tR\askillId\"D\n" +
 	"\x0eGetLinkRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
-	"\bskill_id\x18\x02 \x01(\tR\askillId\"\x95\x01\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\"\xbb\x01\n" +
 	"\x10ListLinksRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12*\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x14.broker.v1.LinkStateR\x05state\x12\x19\n" +
-	"\bskill_id\x18\x04 \x01(\tR\askillId\"b\n" +
+	"\bskill_id\x18\x04 \x01(\tR\askillId\x12$\n" +
+	"\x0euser_id_prefix\x18\x05 \x01(\tR\fuserIdPrefix\"b\n" +
 	"\x11ListLinksResponse\x12%\n" +
 	"\x05links\x18\x01 \x03(\v2\x0f.broker.v1.LinkR\x05links\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
@@ -2263,8 +2556,9 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListEventsResponse\x12(\n" +
 	"\x06events\x18\x01 \x03(\v2\x10.broker.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x11\n" +
-	"\x0fGetStatsRequest\"\xee\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
+	"\x0fGetStatsRequest\x12\x19\n" +
+	"\bskill_id\x18\x01 \x01(\tR\askillId\"\xee\x02\n" +
 	"\x05Stats\x121\n" +
 	"\x05links\x18\x01 \x03(\v2\x1b.broker.v1.Stats.LinksEntryR\x05links\x12@\n" +
 	"\n" +
@@ -2280,7 +2574,31 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a;\n" +
 	"\rWebhooksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"f\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xa2\x01\n" +
+	"\x1cListPendingDeliveriesRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x19\n" +
+	"\bskill_id\x18\x02 \x01(\tR\askillId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\xe4\x02\n" +
+	"\x0fPendingDelivery\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x19\n" +
+	"\bskill_id\x18\x04 \x01(\tR\askillId\x12,\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x16.broker.v1.ReportStateR\x05state\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12=\n" +
+	"\fsubmitted_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\x12B\n" +
+	"\x0fnext_attempt_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x83\x01\n" +
+	"\x1dListPendingDeliveriesResponse\x12:\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1a.broker.v1.PendingDeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"f\n" +
 	"\x12AcceptGrantRequest\x125\n" +
 	"\tdirective\x18\x01 \x01(\v2\x17.google.protobuf.StructR\tdirective\x12\x19\n" +
 	"\bskill_id\x18\x02 \x01(\tR\askillId\"D\n" +
@@ -2339,12 +2657,13 @@ const file_broker_v1_broker_proto_rawDesc = "" +
 	"\tListLinks\x12\x1b.broker.v1.ListLinksRequest\x1a\x1c.broker.v1.ListLinksResponse\x12I\n" +
 	"\n" +
 	"DeleteLink\x12\x1c.broker.v1.DeleteLinkRequest\x1a\x1d.broker.v1.DeleteLinkResponse\x12=\n" +
-	"\vRefreshLink\x12\x1d.broker.v1.RefreshLinkRequest\x1a\x0f.broker.v1.Link2\xe6\x01\n" +
+	"\vRefreshLink\x12\x1d.broker.v1.RefreshLinkRequest\x1a\x0f.broker.v1.Link2\xd2\x02\n" +
 	"\fEventService\x12Q\n" +
 	"\x0eListLinkEvents\x12 .broker.v1.ListLinkEventsRequest\x1a\x1d.broker.v1.ListEventsResponse\x12I\n" +
 	"\n" +
 	"ListEvents\x12\x1c.broker.v1.ListEventsRequest\x1a\x1d.broker.v1.ListEventsResponse\x128\n" +
-	"\bGetStats\x12\x1a.broker.v1.GetStatsRequest\x1a\x10.broker.v1.StatsBBZ@github.com/reciprocal-broker/broker/api/proto/broker/v1;brokerv1b\x06proto3"
+	"\bGetStats\x12\x1a.broker.v1.GetStatsRequest\x1a\x10.broker.v1.Stats\x12j\n" +
+	"\x15ListPendingDeliveries\x12'.broker.v1.ListPendingDeliveriesRequest\x1a(.broker.v1.ListPendingDeliveriesResponseBBZ@github.com/reciprocal-broker/broker/api/proto/broker/v1;brokerv1b\x06proto3"
 
 var (
 	file_broker_v1_broker_proto_rawDescOnce sync.Once
@@ -2359,106 +2678,115 @@ func file_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_broker_v1_broker_proto_goTypes = []any{
-	(ReportState)(0),                    // 0: broker.v1.ReportState
-	(LinkState)(0),                      // 1: broker.v1.LinkState
-	(*AuthorizeRequest)(nil),            // 2: broker.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),           // 3: broker.v1.AuthorizeResponse
-	(*GetPartnerTokenRequest)(nil),      // 4: broker.v1.GetPartnerTokenRequest
-	(*GetPartnerTokenResponse)(nil),     // 5: broker.v1.GetPartnerTokenResponse
-	(*SubmitProfileReportRequest)(nil),  // 6: broker.v1.SubmitProfileReportRequest
-	(*SubmitProfileReportResponse)(nil), // 7: broker.v1.SubmitProfileReportResponse
-	(*GetProfileReportRequest)(nil),     // 8: broker.v1.GetProfileReportRequest
-	(*ProfileReport)(nil),               // 9: broker.v1.ProfileReport
-	(*Profile)(nil),                     // 10: broker.v1.Profile
-	(*ProfileName)(nil),                 // 11: broker.v1.ProfileName
-	(*Capability)(nil),                  // 12: broker.v1.Capability
-	(*Link)(nil),                        // 13: broker.v1.Link
-	(*GetLinkRequest)(nil),              // 14: broker.v1.GetLinkRequest
-	(*ListLinksRequest)(nil),            // 15: broker.v1.ListLinksRequest
-	(*ListLinksResponse)(nil),           // 16: broker.v1.ListLinksResponse
-	(*DeleteLinkRequest)(nil),           // 17: broker.v1.DeleteLinkRequest
-	(*DeleteLinkResponse)(nil),          // 18: broker.v1.DeleteLinkResponse
-	(*RefreshLinkRequest)(nil),          // 19: broker.v1.RefreshLinkRequest
-	(*Event)(nil),                       // 20: broker.v1.Event
-	(*ListLinkEventsRequest)(nil),       // 21: broker.v1.ListLinkEventsRequest
-	(*ListEventsRequest)(nil),           // 22: broker.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),          // 23: broker.v1.ListEventsResponse
-	(*GetStatsRequest)(nil),             // 24: broker.v1.GetStatsRequest
-	(*Stats)(nil),                       // 25: broker.v1.Stats
-	(*AcceptGrantRequest)(nil),          // 26: broker.v1.AcceptGrantRequest
-	(*AcceptGrantResponse)(nil),         // 27: broker.v1.AcceptGrantResponse
-	(*SubmitAlexaEventRequest)(nil),     // 28: broker.v1.SubmitAlexaEventRequest
-	(*SubmitAlexaEventResponse)(nil),    // 29: broker.v1.SubmitAlexaEventResponse
-	(*GetAlexaEventRequest)(nil),        // 30: broker.v1.GetAlexaEventRequest
-	(*AlexaEvent)(nil),                  // 31: broker.v1.AlexaEvent
-	nil,                                 // 32: broker.v1.Stats.LinksEntry
-	nil,                                 // 33: broker.v1.Stats.DeliveriesEntry
-	nil,                                 // 34: broker.v1.Stats.WebhooksEntry
-	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),             // 36: google.protobuf.Struct
+	(ReportState)(0),                      // 0: broker.v1.ReportState
+	(LinkState)(0),                        // 1: broker.v1.LinkState
+	(*AuthorizeRequest)(nil),              // 2: broker.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),             // 3: broker.v1.AuthorizeResponse
+	(*GetPartnerTokenRequest)(nil),        // 4: broker.v1.GetPartnerTokenRequest
+	(*GetPartnerTokenResponse)(nil),       // 5: broker.v1.GetPartnerTokenResponse
+	(*SubmitProfileReportRequest)(nil),    // 6: broker.v1.SubmitProfileReportRequest
+	(*SubmitProfileReportResponse)(nil),   // 7: broker.v1.SubmitProfileReportResponse
+	(*GetProfileReportRequest)(nil),       // 8: broker.v1.GetProfileReportRequest
+	(*ProfileReport)(nil),                 // 9: broker.v1.ProfileReport
+	(*Profile)(nil),                       // 10: broker.v1.Profile
+	(*ProfileName)(nil),                   // 11: broker.v1.ProfileName
+	(*Capability)(nil),                    // 12: broker.v1.Capability
+	(*Link)(nil),                          // 13: broker.v1.Link
+	(*GetLinkRequest)(nil),                // 14: broker.v1.GetLinkRequest
+	(*ListLinksRequest)(nil),              // 15: broker.v1.ListLinksRequest
+	(*ListLinksResponse)(nil),             // 16: broker.v1.ListLinksResponse
+	(*DeleteLinkRequest)(nil),             // 17: broker.v1.DeleteLinkRequest
+	(*DeleteLinkResponse)(nil),            // 18: broker.v1.DeleteLinkResponse
+	(*RefreshLinkRequest)(nil),            // 19: broker.v1.RefreshLinkRequest
+	(*Event)(nil),                         // 20: broker.v1.Event
+	(*ListLinkEventsRequest)(nil),         // 21: broker.v1.ListLinkEventsRequest
+	(*ListEventsRequest)(nil),             // 22: broker.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),            // 23: broker.v1.ListEventsResponse
+	(*GetStatsRequest)(nil),               // 24: broker.v1.GetStatsRequest
+	(*Stats)(nil),                         // 25: broker.v1.Stats
+	(*ListPendingDeliveriesRequest)(nil),  // 26: broker.v1.ListPendingDeliveriesRequest
+	(*PendingDelivery)(nil),               // 27: broker.v1.PendingDelivery
+	(*ListPendingDeliveriesResponse)(nil), // 28: broker.v1.ListPendingDeliveriesResponse
+	(*AcceptGrantRequest)(nil),            // 29: broker.v1.AcceptGrantRequest
+	(*AcceptGrantResponse)(nil),           // 30: broker.v1.AcceptGrantResponse
+	(*SubmitAlexaEventRequest)(nil),       // 31: broker.v1.SubmitAlexaEventRequest
+	(*SubmitAlexaEventResponse)(nil),      // 32: broker.v1.SubmitAlexaEventResponse
+	(*GetAlexaEventRequest)(nil),          // 33: broker.v1.GetAlexaEventRequest
+	(*AlexaEvent)(nil),                    // 34: broker.v1.AlexaEvent
+	nil,                                   // 35: broker.v1.Stats.LinksEntry
+	nil,                                   // 36: broker.v1.Stats.DeliveriesEntry
+	nil,                                   // 37: broker.v1.Stats.WebhooksEntry
+	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 39: google.protobuf.Struct
 }
 var file_broker_v1_broker_proto_depIdxs = []int32{
-	35, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 0: broker.v1.GetPartnerTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 1: broker.v1.SubmitProfileReportRequest.profiles:type_name -> broker.v1.Profile
 	0,  // 2: broker.v1.SubmitProfileReportResponse.state:type_name -> broker.v1.ReportState
 	0,  // 3: broker.v1.ProfileReport.state:type_name -> broker.v1.ReportState
-	35, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
+	38, // 4: broker.v1.ProfileReport.delivered_at:type_name -> google.protobuf.Timestamp
 	11, // 5: broker.v1.Profile.name:type_name -> broker.v1.ProfileName
 	12, // 6: broker.v1.Profile.capabilities:type_name -> broker.v1.Capability
 	1,  // 7: broker.v1.Link.state:type_name -> broker.v1.LinkState
-	35, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
-	35, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	35, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
+	38, // 8: broker.v1.Link.linked_at:type_name -> google.protobuf.Timestamp
+	38, // 9: broker.v1.Link.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	38, // 10: broker.v1.Link.last_refreshed_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: broker.v1.ListLinksRequest.state:type_name -> broker.v1.LinkState
 	13, // 12: broker.v1.ListLinksResponse.links:type_name -> broker.v1.Link
-	35, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	36, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
+	38, // 13: broker.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	39, // 14: broker.v1.Event.data:type_name -> google.protobuf.Struct
 	20, // 15: broker.v1.ListEventsResponse.events:type_name -> broker.v1.Event
-	32, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
-	33, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
-	34, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
-	36, // 19: broker.v1.AcceptGrantRequest.directive:type_name -> google.protobuf.Struct
-	36, // 20: broker.v1.AcceptGrantResponse.event:type_name -> google.protobuf.Struct
-	36, // 21: broker.v1.SubmitAlexaEventRequest.event:type_name -> google.protobuf.Struct
-	36, // 22: broker.v1.SubmitAlexaEventRequest.context:type_name -> google.protobuf.Struct
-	0,  // 23: broker.v1.SubmitAlexaEventResponse.state:type_name -> broker.v1.ReportState
-	0,  // 24: broker.v1.AlexaEvent.state:type_name -> broker.v1.ReportState
-	35, // 25: broker.v1.AlexaEvent.delivered_at:type_name -> google.protobuf.Timestamp
-	2,  // 26: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
-	4,  // 27: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
-	6,  // 28: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
-	8,  // 29: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
-	26, // 30: broker.v1.SmartHomeService.AcceptGrant:input_type -> broker.v1.AcceptGrantRequest
-	28, // 31: broker.v1.AlexaEventService.SubmitAlexaEvent:input_type -> broker.v1.SubmitAlexaEventRequest
-	30, // 32: broker.v1.AlexaEventService.GetAlexaEvent:input_type -> broker.v1.GetAlexaEventRequest
-	14, // 33: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
-	15, // 34: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
-	17, // 35: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
-	19, // 36: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
-	21, // 37: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
-	22, // 38: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
-	24, // 39: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
-	3,  // 40: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
-	5,  // 41: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
-	7,  // 42: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
-	9,  // 43: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
-	27, // 44: broker.v1.SmartHomeService.AcceptGrant:output_type -> broker.v1.AcceptGrantResponse
-	29, // 45: broker.v1.AlexaEventService.SubmitAlexaEvent:output_type -> broker.v1.SubmitAlexaEventResponse
-	31, // 46: broker.v1.AlexaEventService.GetAlexaEvent:output_type -> broker.v1.AlexaEvent
-	13, // 47: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
-	16, // 48: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
-	18, // 49: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
-	13, // 50: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
-	23, // 51: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
-	23, // 52: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
-	25, // 53: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
-	40, // [40:54] is the sub-list for method output_type
-	26, // [26:40] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	35, // 16: broker.v1.Stats.links:type_name -> broker.v1.Stats.LinksEntry
+	36, // 17: broker.v1.Stats.deliveries:type_name -> broker.v1.Stats.DeliveriesEntry
+	37, // 18: broker.v1.Stats.webhooks:type_name -> broker.v1.Stats.WebhooksEntry
+	0,  // 19: broker.v1.PendingDelivery.state:type_name -> broker.v1.ReportState
+	38, // 20: broker.v1.PendingDelivery.submitted_at:type_name -> google.protobuf.Timestamp
+	38, // 21: broker.v1.PendingDelivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	27, // 22: broker.v1.ListPendingDeliveriesResponse.deliveries:type_name -> broker.v1.PendingDelivery
+	39, // 23: broker.v1.AcceptGrantRequest.directive:type_name -> google.protobuf.Struct
+	39, // 24: broker.v1.AcceptGrantResponse.event:type_name -> google.protobuf.Struct
+	39, // 25: broker.v1.SubmitAlexaEventRequest.event:type_name -> google.protobuf.Struct
+	39, // 26: broker.v1.SubmitAlexaEventRequest.context:type_name -> google.protobuf.Struct
+	0,  // 27: broker.v1.SubmitAlexaEventResponse.state:type_name -> broker.v1.ReportState
+	0,  // 28: broker.v1.AlexaEvent.state:type_name -> broker.v1.ReportState
+	38, // 29: broker.v1.AlexaEvent.delivered_at:type_name -> google.protobuf.Timestamp
+	2,  // 30: broker.v1.ReciprocalService.Authorize:input_type -> broker.v1.AuthorizeRequest
+	4,  // 31: broker.v1.PartnerTokenService.GetPartnerToken:input_type -> broker.v1.GetPartnerTokenRequest
+	6,  // 32: broker.v1.ProfileReportService.SubmitProfileReport:input_type -> broker.v1.SubmitProfileReportRequest
+	8,  // 33: broker.v1.ProfileReportService.GetProfileReport:input_type -> broker.v1.GetProfileReportRequest
+	29, // 34: broker.v1.SmartHomeService.AcceptGrant:input_type -> broker.v1.AcceptGrantRequest
+	31, // 35: broker.v1.AlexaEventService.SubmitAlexaEvent:input_type -> broker.v1.SubmitAlexaEventRequest
+	33, // 36: broker.v1.AlexaEventService.GetAlexaEvent:input_type -> broker.v1.GetAlexaEventRequest
+	14, // 37: broker.v1.LinkService.GetLink:input_type -> broker.v1.GetLinkRequest
+	15, // 38: broker.v1.LinkService.ListLinks:input_type -> broker.v1.ListLinksRequest
+	17, // 39: broker.v1.LinkService.DeleteLink:input_type -> broker.v1.DeleteLinkRequest
+	19, // 40: broker.v1.LinkService.RefreshLink:input_type -> broker.v1.RefreshLinkRequest
+	21, // 41: broker.v1.EventService.ListLinkEvents:input_type -> broker.v1.ListLinkEventsRequest
+	22, // 42: broker.v1.EventService.ListEvents:input_type -> broker.v1.ListEventsRequest
+	24, // 43: broker.v1.EventService.GetStats:input_type -> broker.v1.GetStatsRequest
+	26, // 44: broker.v1.EventService.ListPendingDeliveries:input_type -> broker.v1.ListPendingDeliveriesRequest
+	3,  // 45: broker.v1.ReciprocalService.Authorize:output_type -> broker.v1.AuthorizeResponse
+	5,  // 46: broker.v1.PartnerTokenService.GetPartnerToken:output_type -> broker.v1.GetPartnerTokenResponse
+	7,  // 47: broker.v1.ProfileReportService.SubmitProfileReport:output_type -> broker.v1.SubmitProfileReportResponse
+	9,  // 48: broker.v1.ProfileReportService.GetProfileReport:output_type -> broker.v1.ProfileReport
+	30, // 49: broker.v1.SmartHomeService.AcceptGrant:output_type -> broker.v1.AcceptGrantResponse
+	32, // 50: broker.v1.AlexaEventService.SubmitAlexaEvent:output_type -> broker.v1.SubmitAlexaEventResponse
+	34, // 51: broker.v1.AlexaEventService.GetAlexaEvent:output_type -> broker.v1.AlexaEvent
+	13, // 52: broker.v1.LinkService.GetLink:output_type -> broker.v1.Link
+	16, // 53: broker.v1.LinkService.ListLinks:output_type -> broker.v1.ListLinksResponse
+	18, // 54: broker.v1.LinkService.DeleteLink:output_type -> broker.v1.DeleteLinkResponse
+	13, // 55: broker.v1.LinkService.RefreshLink:output_type -> broker.v1.Link
+	23, // 56: broker.v1.EventService.ListLinkEvents:output_type -> broker.v1.ListEventsResponse
+	23, // 57: broker.v1.EventService.ListEvents:output_type -> broker.v1.ListEventsResponse
+	25, // 58: broker.v1.EventService.GetStats:output_type -> broker.v1.Stats
+	28, // 59: broker.v1.EventService.ListPendingDeliveries:output_type -> broker.v1.ListPendingDeliveriesResponse
+	45, // [45:60] is the sub-list for method output_type
+	30, // [30:45] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_broker_v1_broker_proto_init() }
@@ -2472,7 +2800,7 @@ func file_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_broker_v1_broker_proto_rawDesc), len(file_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -1,7 +1,8 @@
 // The reciprocal token broker's API: Alexa's hand-over of a Login with Amazon
 // (LWA) authorization code, partner tokens for the companion backend, profile
 // reports delivered to the Alexa Health API, links for operators, and the
-// events of the links' lives (the audit trail) with their stats.
+// events of the links' lives (the audit trail) with their stats and the
+// deliveries waiting to be sent.
 //
 // The HTTP mapping of these methods is in broker_http.yaml beside this file;
 // the README's API section lists every route. JSON field names are the proto
@@ -1103,17 +1104,19 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	EventService_ListLinkEvents_FullMethodName = "/broker.v1.EventService/ListLinkEvents"
-	EventService_ListEvents_FullMethodName     = "/broker.v1.EventService/ListEvents"
-	EventService_GetStats_FullMethodName       = "/broker.v1.EventService/GetStats"
+	EventService_ListLinkEvents_FullMethodName        = "/broker.v1.EventService/ListLinkEvents"
+	EventService_ListEvents_FullMethodName            = "/broker.v1.EventService/ListEvents"
+	EventService_GetStats_FullMethodName              = "/broker.v1.EventService/GetStats"
+	EventService_ListPendingDeliveries_FullMethodName = "/broker.v1.EventService/ListPendingDeliveries"
 )
 
 // EventServiceClient is the client API for EventService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EventService is the audit trail of links and deliveries, and the broker's
-// stats. Its rpcs need the scope broker:admin. Events are kept
+// EventService is the audit trail of links and deliveries, the broker's
+// stats, and the deliveries waiting to be sent. Its rpcs need the scope
+// broker:admin. Events are kept
 // BROKER_EVENT_RETENTION (90 days by default), also after their link is
 // deleted.
 type EventServiceClient interface {
@@ -1130,13 +1133,29 @@ type EventServiceClient interface {
 	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
 	// when the store cannot be reached.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
-	// GetStats counts links by state, profile reports by delivery state and the
-	// webhooks waiting to be sent, without reading every record. Every broker
-	// instance sharing a store answers the same within seconds of a change.
+	// GetStats counts links by state (of every skill, or of one), deliveries
+	// by state and the webhooks waiting to be sent, without reading every
+	// record. Every broker instance sharing a store answers the same within
+	// seconds of a change.
 	//
-	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// Errors: INVALID_ARGUMENT (400) when skill_id names a skill that the
+	// broker neither serves nor has links of; UNAVAILABLE (503) when the store cannot be reached;
 	// UNIMPLEMENTED (501) when the store keeps no counts.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error)
+	// ListPendingDeliveries returns the deliveries still PENDING (profile
+	// reports and Alexa events waiting to be sent, or sent again, with the
+	// error of their last attempt), a page at a time, optionally only those of
+	// one kind, of one skill, or of one user's link. Deliveries that ended
+	// FAILED are in the audit trail as delivery.failed events, with their last
+	// error (ListEvents with type delivery.failed), and are kept longer there
+	// than in the outbox.
+	//
+	// Errors: INVALID_ARGUMENT (400) when kind is not a delivery kind,
+	// page_size is negative, page_token is not one this rpc gave, or, with a
+	// user_id, skill_id is unknown or missing among several skills;
+	// UNAVAILABLE (503) when the store cannot be reached; UNIMPLEMENTED (501)
+	// when the store cannot list its pending deliveries.
+	ListPendingDeliveries(ctx context.Context, in *ListPendingDeliveriesRequest, opts ...grpc.CallOption) (*ListPendingDeliveriesResponse, error)
 }
 
 type eventServiceClient struct {
@@ -1177,12 +1196,23 @@ func (c *eventServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, 
 	return out, nil
 }
 
+func (c *eventServiceClient) ListPendingDeliveries(ctx context.Context, in *ListPendingDeliveriesRequest, opts ...grpc.CallOption) (*ListPendingDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPendingDeliveriesResponse)
+	err := c.cc.Invoke(ctx, EventService_ListPendingDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
 //
-// EventService is the audit trail of links and deliveries, and the broker's
-// stats. Its rpcs need the scope broker:admin. Events are kept
+// EventService is the audit trail of links and deliveries, the broker's
+// stats, and the deliveries waiting to be sent. Its rpcs need the scope
+// broker:admin. Events are kept
 // BROKER_EVENT_RETENTION (90 days by default), also after their link is
 // deleted.
 type EventServiceServer interface {
@@ -1199,13 +1229,29 @@ type EventServiceServer interface {
 	// is negative, or page_token is not one this rpc gave; UNAVAILABLE (503)
 	// when the store cannot be reached.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
-	// GetStats counts links by state, profile reports by delivery state and the
-	// webhooks waiting to be sent, without reading every record. Every broker
-	// instance sharing a store answers the same within seconds of a change.
+	// GetStats counts links by state (of every skill, or of one), deliveries
+	// by state and the webhooks waiting to be sent, without reading every
+	// record. Every broker instance sharing a store answers the same within
+	// seconds of a change.
 	//
-	// Errors: UNAVAILABLE (503) when the store cannot be reached;
+	// Errors: INVALID_ARGUMENT (400) when skill_id names a skill that the
+	// broker neither serves nor has links of; UNAVAILABLE (503) when the store cannot be reached;
 	// UNIMPLEMENTED (501) when the store keeps no counts.
 	GetStats(context.Context, *GetStatsRequest) (*Stats, error)
+	// ListPendingDeliveries returns the deliveries still PENDING (profile
+	// reports and Alexa events waiting to be sent, or sent again, with the
+	// error of their last attempt), a page at a time, optionally only those of
+	// one kind, of one skill, or of one user's link. Deliveries that ended
+	// FAILED are in the audit trail as delivery.failed events, with their last
+	// error (ListEvents with type delivery.failed), and are kept longer there
+	// than in the outbox.
+	//
+	// Errors: INVALID_ARGUMENT (400) when kind is not a delivery kind,
+	// page_size is negative, page_token is not one this rpc gave, or, with a
+	// user_id, skill_id is unknown or missing among several skills;
+	// UNAVAILABLE (503) when the store cannot be reached; UNIMPLEMENTED (501)
+	// when the store cannot list its pending deliveries.
+	ListPendingDeliveries(context.Context, *ListPendingDeliveriesRequest) (*ListPendingDeliveriesResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -1224,6 +1270,9 @@ func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedEventServiceServer) GetStats(context.Context, *GetStatsRequest) (*Stats, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
+}
+func (UnimplementedEventServiceServer) ListPendingDeliveries(context.Context, *ListPendingDeliveriesRequest) (*ListPendingDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPendingDeliveries not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -1300,6 +1349,24 @@ func _EventService_GetStats_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ListPendingDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPendingDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListPendingDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListPendingDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListPendingDeliveries(ctx, req.(*ListPendingDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1318,6 +1385,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStats",
 			Handler:    _EventService_GetStats_Handler,
+		},
+		{
+			MethodName: "ListPendingDeliveries",
+			Handler:    _EventService_ListPendingDeliveries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
