@@ -267,16 +267,16 @@ func (s *AuthServer) serveToken(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	fail := func(status int, code, description string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		fail(http.StatusMethodNotAllowed, "invalid_request", "POST the token request")
+		return
 	}
 	if err := r.ParseForm(); err != nil {
 		fail(http.StatusBadRequest, "invalid_request", "the body is not a form")

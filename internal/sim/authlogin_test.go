@@ -248,7 +248,7 @@ func TestAuthServer_Login(t *testing.T) {
 		})
 		t.Run("GrantType", func(t *testing.T) {
 			form := tokenForm("whatever", p)
-			form.Set("grant_type", "client_credentials")
+			form.Set("grant_type", "password")
 			if status, body, _ := exchange(t, s, form); status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
 				t.Errorf("token: %d %v, want 400 unsupported_grant_type", status, body)
 			}
