@@ -223,29 +223,29 @@ func (m *httpMetrics) observe(route, method string, code int, d time.Duration) {
 }
 
 // httpMethodLabel is the method label of a request's method, as promhttp
-// writes it: the lower-case name of a standard method, else "unknown" (so
-// that callers cannot make series at will).
+// writes it: the lower-case name of a standard method (sent in upper or lower
+// case), else "unknown", so that callers cannot make series at will.
 func httpMethodLabel(method string) string {
 	switch method {
-	case "GET":
+	case "GET", "get":
 		return "get"
-	case "PUT":
+	case "PUT", "put":
 		return "put"
-	case "HEAD":
+	case "HEAD", "head":
 		return "head"
-	case "POST":
+	case "POST", "post":
 		return "post"
-	case "DELETE":
+	case "DELETE", "delete":
 		return "delete"
-	case "CONNECT":
+	case "CONNECT", "connect":
 		return "connect"
-	case "OPTIONS":
+	case "OPTIONS", "options":
 		return "options"
-	case "NOTIFY":
+	case "NOTIFY", "notify":
 		return "notify"
-	case "TRACE":
+	case "TRACE", "trace":
 		return "trace"
-	case "PATCH":
+	case "PATCH", "patch":
 		return "patch"
 	}
 	return "unknown"

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"sync/atomic"
 
@@ -18,9 +17,22 @@ const requestIDHeader = "x-request-id"
 // requestIDKey is the context key of a request's id.
 type requestIDKey struct{}
 
-// validRequestID accepts ids a caller may choose; anything else is replaced, so
-// that logs never carry arbitrary caller text.
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// validRequestID accepts ids a caller may choose, 1 to 64 letters, digits
+// and "._-"; anything else is replaced, so that logs never carry arbitrary
+// caller text.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // RequestID returns the id of the request ctx belongs to, or "".
 func RequestID(ctx context.Context) string {
@@ -37,25 +49,22 @@ var (
 
 // withRequestID returns ctx carrying id, choosing a new one when id is unusable.
 func withRequestID(ctx context.Context, id string) (context.Context, string) {
-	if !validRequestID.MatchString(id) {
-		id = requestIDPrefix + strconv.FormatUint(requestCounter.Add(1), 16)
+	if !validRequestID(id) {
+		var b [64]byte
+		id = string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestCounter.Add(1), 16))
 	}
 	return context.WithValue(ctx, requestIDKey{}, id), id
 }
 
-// requestIDInterceptor gives every call a request id and returns it in the
-// response header metadata: the caller's x-request-id when it is sane, else a
-// new one. A call from the gateway keeps the id of its HTTP request, found in
-// its context, and returns nothing: the HTTP response carries the id.
-func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if inProcess(ctx) && RequestID(ctx) != "" {
-		return handler(ctx, req)
-	}
+// withCallRequestID gives a gRPC call its request id, the caller's
+// x-request-id when it is sane, else a new one, and returns it in the call's
+// response header metadata.
+func withCallRequestID(ctx context.Context) context.Context {
 	var id string
 	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) > 0 {
 		id = v[0]
 	}
 	ctx, id = withRequestID(ctx, id)
 	_ = grpc.SetHeader(ctx, metadata.MD{requestIDHeader: {id}})
-	return handler(ctx, req)
+	return ctx
 }

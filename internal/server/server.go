@@ -175,8 +175,9 @@ func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
 }
 
 // unaryInterceptors builds the interceptor chain, outermost first: recovery,
-// request id, metrics and the request log, the error mapping (so that metrics
-// and logs see final status codes), and authentication nearest the handler.
+// the request id, metrics and the request log, the error mapping (so that
+// metrics and logs see final status codes), and authentication nearest the
+// handler.
 func (s *Server) unaryInterceptors(metrics *grpcMetrics) []grpc.UnaryServerInterceptor {
 	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", RequestID(ctx))
@@ -184,7 +185,6 @@ func (s *Server) unaryInterceptors(metrics *grpcMetrics) []grpc.UnaryServerInter
 	})
 	return []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(recover),
-		requestIDInterceptor,
 		observeInterceptor(s.logger, metrics),
 		errorInterceptor(s.logger),
 		authInterceptor(s.authn, s.opts.Scopes),
