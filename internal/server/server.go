@@ -218,27 +218,33 @@ func (s *Server) registerServices() {
 	}
 	s.health.Register(s.grpc)
 	reflection.Register(s.grpc)
-	// The API is registered on the gRPC server and on the gateway's
-	// in-process connection.
-	for _, r := range []grpc.ServiceRegistrar{s.grpc, s.inproc} {
-		brokerv1.RegisterReciprocalServiceServer(r, svc.Reciprocal)
-		brokerv1.RegisterPartnerTokenServiceServer(r, svc.PartnerTokens)
-		brokerv1.RegisterProfileReportServiceServer(r, svc.Reports)
-		brokerv1.RegisterLinkServiceServer(r, svc.Links)
-		brokerv1.RegisterEventServiceServer(r, svc.Events)
-		brokerv1.RegisterSmartHomeServiceServer(r, svc.SmartHome)
-		brokerv1.RegisterAlexaEventServiceServer(r, svc.AlexaEvents)
-	}
-	for _, desc := range []grpc.ServiceDesc{
-		brokerv1.ReciprocalService_ServiceDesc,
-		brokerv1.PartnerTokenService_ServiceDesc,
-		brokerv1.ProfileReportService_ServiceDesc,
-		brokerv1.LinkService_ServiceDesc,
-		brokerv1.EventService_ServiceDesc,
-		brokerv1.SmartHomeService_ServiceDesc,
-		brokerv1.AlexaEventService_ServiceDesc,
-	} {
-		s.health.Serving(desc.ServiceName)
+	// The API is served on the gRPC port and to the gateway, in process.
+	api := registrars{s.grpc, s.inproc}
+	brokerv1.RegisterReciprocalServiceServer(api, svc.Reciprocal)
+	s.health.Serving(brokerv1.ReciprocalService_ServiceDesc.ServiceName)
+	brokerv1.RegisterPartnerTokenServiceServer(api, svc.PartnerTokens)
+	s.health.Serving(brokerv1.PartnerTokenService_ServiceDesc.ServiceName)
+	brokerv1.RegisterProfileReportServiceServer(api, svc.Reports)
+	s.health.Serving(brokerv1.ProfileReportService_ServiceDesc.ServiceName)
+	brokerv1.RegisterLinkServiceServer(api, svc.Links)
+	s.health.Serving(brokerv1.LinkService_ServiceDesc.ServiceName)
+	brokerv1.RegisterEventServiceServer(api, svc.Events)
+	s.health.Serving(brokerv1.EventService_ServiceDesc.ServiceName)
+	brokerv1.RegisterSmartHomeServiceServer(api, svc.SmartHome)
+	s.health.Serving(brokerv1.SmartHomeService_ServiceDesc.ServiceName)
+	brokerv1.RegisterAlexaEventServiceServer(api, svc.AlexaEvents)
+	s.health.Serving(brokerv1.AlexaEventService_ServiceDesc.ServiceName)
+}
+
+// registrars registers each service with every one of its registrars.
+type registrars []grpc.ServiceRegistrar
+
+var _ grpc.ServiceRegistrar = registrars(nil)
+
+// RegisterService registers impl as desc's implementation with each registrar.
+func (rs registrars) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	for _, r := range rs {
+		r.RegisterService(desc, impl)
 	}
 }
 
