@@ -86,7 +86,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 // Run starts the broker and returns once it is serving; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
-	m.Logger = newLogger(m.Stdout, c.LogLevel)
+	out := m.Stdout
+	if f, ok := out.(*os.File); ok && !term.IsTerminal(int(f.Fd())) {
+		// Closed last (closers run in reverse), after every other part's
+		// last line.
+		lw := newLogWriter(f, logFlushInterval)
+		m.closers = append(m.closers, lw.Close)
+		out = lw
+	}
+	m.Logger = newLogger(out, c.LogLevel)
 	if m.Now == nil {
 		m.Now = time.Now
 	}

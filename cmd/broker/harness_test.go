@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,7 +148,14 @@ func (h *harness) start() {
 	h.main.BackgroundRefreshInterval = h.backgroundInterval
 	h.main.WebhookPollInterval, h.main.WebhookMinBackoff = 20*time.Millisecond, 200*time.Millisecond
 	if _, ok := h.tb.(*testing.B); ok {
-		h.main.Stdout = io.Discard // logs still formatted, not kept
+		// Logs are written to a file, as a process's stdout would be, and not
+		// kept.
+		f, err := os.Create(filepath.Join(h.tb.TempDir(), "broker.log"))
+		if err != nil {
+			h.tb.Fatal(err)
+		}
+		h.tb.Cleanup(func() { f.Close() })
+		h.main.Stdout = f
 		h.main.Config.LogLevel = "info"
 		h.main.WebhookPollInterval = 0 // production's: benchmarks measure what runs
 	}

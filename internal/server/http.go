@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/textproto"
 	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -48,12 +45,11 @@ func gatewayMux() *runtime.ServeMux {
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonpb),
 		runtime.WithErrorHandler(gatewayError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
-		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			if textproto.CanonicalMIMEHeaderKey(key) == "X-Request-Id" {
-				return requestIDHeader, true
-			}
-			return runtime.DefaultHeaderMatcher(key)
-		}),
+		// Only the Authorization header, which the gateway always forwards,
+		// becomes gRPC metadata: the services read nothing else (the request
+		// id travels in the context), and every forwarded header costs each
+		// call a copy.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		// The HTTP middleware already answers with X-Request-Id; no other gRPC
 		// metadata is exposed.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
@@ -90,17 +86,18 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	}{int32(s.Code()), s.Message()})
 }
 
-// registerGateway mounts the HTTP mapping of every service on the in-memory
-// connection to the gRPC server.
-func (s *Server) registerGateway(ctx context.Context) error {
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		brokerv1.RegisterPartnerTokenServiceHandler,
-		brokerv1.RegisterProfileReportServiceHandler,
-		brokerv1.RegisterLinkServiceHandler,
-		brokerv1.RegisterEventServiceHandler,
-		brokerv1.RegisterAlexaEventServiceHandler,
+// registerGateway mounts the HTTP mapping of every service on the in-process
+// connection, whose calls pass the gRPC server's interceptors.
+func (s *Server) registerGateway() error {
+	ctx := context.Background() // the handlers keep no context
+	for _, err := range []error{
+		brokerv1.RegisterPartnerTokenServiceHandlerClient(ctx, s.gateway, brokerv1.NewPartnerTokenServiceClient(s.inproc)),
+		brokerv1.RegisterProfileReportServiceHandlerClient(ctx, s.gateway, brokerv1.NewProfileReportServiceClient(s.inproc)),
+		brokerv1.RegisterLinkServiceHandlerClient(ctx, s.gateway, brokerv1.NewLinkServiceClient(s.inproc)),
+		brokerv1.RegisterEventServiceHandlerClient(ctx, s.gateway, brokerv1.NewEventServiceClient(s.inproc)),
+		brokerv1.RegisterAlexaEventServiceHandlerClient(ctx, s.gateway, brokerv1.NewAlexaEventServiceClient(s.inproc)),
 	} {
-		if err := register(ctx, s.gateway, s.gwConn); err != nil {
+		if err != nil {
 			return fmt.Errorf("register gateway: %w", err)
 		}
 	}
@@ -110,22 +107,9 @@ func (s *Server) registerGateway(ctx context.Context) error {
 // httpHandler routes the HTTP surface: probes, metrics, Alexa's form endpoint,
 // and the gateway for everything else, all behind the request log and metrics.
 func (s *Server) httpHandler() (http.Handler, error) {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "broker_http_requests_total", Help: "HTTP requests by handler, method and status code.",
-	}, []string{"handler", "method", "code"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "broker_http_request_duration_seconds", Help: "HTTP request latency by handler and method.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"handler", "method"})
-	for _, c := range []prometheus.Collector{requests, latency} {
-		if err := s.registry.Register(c); err != nil {
-			return nil, fmt.Errorf("register HTTP metrics: %w", err)
-		}
-	}
-	instrument := func(name string, h http.Handler) http.Handler {
-		labels := prometheus.Labels{"handler": name}
-		return promhttp.InstrumentHandlerDuration(latency.MustCurryWith(labels),
-			promhttp.InstrumentHandlerCounter(requests.MustCurryWith(labels), h))
+	metrics := newHTTPMetrics()
+	if err := s.registry.Register(metrics); err != nil {
+		return nil, fmt.Errorf("register HTTP metrics: %w", err)
 	}
 
 	// Without a reciprocal handler the form endpoint still answers in its own
@@ -145,6 +129,9 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		})
 	}
 	s.gateway = gatewayMux()
+	if err := s.registerGateway(); err != nil {
+		return nil, err
+	}
 	routes, err := apiRoutes(openapi.JSON())
 	if err != nil {
 		return nil, err
@@ -152,31 +139,32 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	gateway := allowMethods(routes, http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody))
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", instrument("healthz", http.HandlerFunc(s.health.Livez)))
-	mux.Handle("GET /readyz", instrument("readyz", http.HandlerFunc(s.health.Readyz)))
-	mux.Handle("GET /metrics", instrument("metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
-	mux.Handle("GET /openapi.json", instrument("openapi", openapi.Handler()))
-	mux.Handle("/api/reciprocal/authorize", instrument("reciprocal", reciprocal))
-	mux.Handle("/v1/smart-home/accept-grant", instrument("smart_home", smartHome))
+	mux.Handle("GET /healthz", route("healthz", http.HandlerFunc(s.health.Livez)))
+	mux.Handle("GET /readyz", route("readyz", http.HandlerFunc(s.health.Readyz)))
+	mux.Handle("GET /metrics", route("metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /openapi.json", route("openapi", openapi.Handler()))
+	mux.Handle("/api/reciprocal/authorize", route("reciprocal", reciprocal))
+	mux.Handle("/v1/smart-home/accept-grant", route("smart_home", smartHome))
 	if s.opts.Console != nil {
-		mux.Handle("/console/", instrument("console", s.opts.Console))
+		mux.Handle("/console/", route("console", s.opts.Console))
 	}
-	mux.Handle("/", instrument("gateway", gateway))
-	return s.logRequests(mux), nil
+	mux.Handle("/", route("gateway", gateway))
+	return s.logRequests(mux, metrics), nil
 }
 
 // utf8Only refuses a gateway request whose path or query is not UTF-8 once
 // percent-decoded (like /v1/links/%FF) with INVALID_ARGUMENT, 400: the API's
 // ids and fields are proto strings, which hold only UTF-8, so no id the broker
-// accepts can be named so, and the request would otherwise fail as the gRPC
-// hop marshals it.
+// accepts can be named so.
 func utf8Only(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		valid := utf8.ValidString(r.URL.Path)
-		for name, values := range r.URL.Query() {
-			valid = valid && utf8.ValidString(name)
-			for _, v := range values {
-				valid = valid && utf8.ValidString(v)
+		if r.URL.RawQuery != "" {
+			for name, values := range r.URL.Query() {
+				valid = valid && utf8.ValidString(name)
+				for _, v := range values {
+					valid = valid && utf8.ValidString(v)
+				}
 			}
 		}
 		if !valid {
@@ -187,36 +175,53 @@ func utf8Only(next http.Handler) http.Handler {
 	})
 }
 
+// route names the route of h for the request metrics (their handler label).
+func route(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.route = name
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // logRequests gives every HTTP request an id (the caller's X-Request-Id when it
-// is sane), returns it in the X-Request-Id header, and logs one line per request.
-func (s *Server) logRequests(next http.Handler) http.Handler {
+// is sane), returns it in the X-Request-Id header, logs one line per request
+// and counts it in metrics under its route. The id is in the request's
+// context, where the gRPC interceptors of a gateway call find it.
+func (s *Server) logRequests(next http.Handler, metrics *httpMetrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, id := withRequestID(r.Context(), r.Header.Get("X-Request-Id"))
 		r = r.WithContext(ctx)
-		r.Header.Set("X-Request-Id", id)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		end := time.Now()
+		if rec.route != "" { // else the mux answered: 405, or a redirect
+			metrics.observe(rec.route, r.Method, rec.status, end.Sub(start))
+		}
 		level := slog.LevelInfo
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		s.logger.LogAttrs(ctx, level, "http request",
+		logLine(ctx, s.logger, end, level, "http request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Int64("duration_us", time.Since(start).Microseconds()),
+			slog.Int64("duration_us", end.Sub(start).Microseconds()),
 			slog.String("request_id", id),
 		)
 	})
 }
 
-// statusRecorder remembers the status code a handler wrote.
+// statusRecorder remembers the status code a handler wrote, and the route
+// that answered.
 type statusRecorder struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
+	route       string
 }
 
 // WriteHeader remembers the first status code written and passes it on.

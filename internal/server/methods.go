@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// route is one path of the HTTP API, as the OpenAPI document writes it
+// apiRoute is one path of the HTTP API, as the OpenAPI document writes it
 // (/v1/links/{user_id}:refresh), and the methods it takes.
-type route struct {
+type apiRoute struct {
 	path     string
 	segments []string
 	methods  []string
@@ -23,16 +23,16 @@ var methodOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, htt
 
 // apiRoutes reads the routes of an OpenAPI 2.0 document (its paths and their
 // operations).
-func apiRoutes(doc []byte) ([]route, error) {
+func apiRoutes(doc []byte) ([]apiRoute, error) {
 	var d struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("read the OpenAPI document's routes: %w", err)
 	}
-	routes := make([]route, 0, len(d.Paths))
+	routes := make([]apiRoute, 0, len(d.Paths))
 	for path, ops := range d.Paths {
-		r := route{path: path, segments: strings.Split(path, "/")}
+		r := apiRoute{path: path, segments: strings.Split(path, "/")}
 		for m := range ops {
 			if m := strings.ToUpper(m); slices.Contains(methodOrder, m) {
 				r.methods = append(r.methods, m)
@@ -50,7 +50,7 @@ func apiRoutes(doc []byte) ([]route, error) {
 // r's, as the gateway matches it: a literal segment matches itself, {name}
 // any one segment (an empty one too: the call then says the id is missing),
 // and {name}:verb one that ends in :verb after at least one character.
-func (r route) match(segments []string) bool {
+func (r apiRoute) match(segments []string) bool {
 	if len(segments) != len(r.segments) {
 		return false
 	}
@@ -77,7 +77,7 @@ func (r route) match(segments []string) bool {
 // next, which answers 404 for a path of no route. A POST of an HTML form goes
 // to next when the route takes GET or the method of its X-HTTP-Method-Override
 // header: the gateway serves it so (grpc-gateway's path length fallback).
-func allowMethods(routes []route, next http.Handler) http.Handler {
+func allowMethods(routes []apiRoute, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		segments := strings.Split(r.URL.EscapedPath(), "/")
 		var allow []string
