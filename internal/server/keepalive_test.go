@@ -23,10 +23,9 @@ func TestServer_Keepalive(t *testing.T) {
 		if _, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := conn.GetState(); got != connectivity.Ready {
-			t.Fatalf("state after a call = %v, want READY", got)
-		}
-		// The server's GOAWAY takes the idle connection from READY to IDLE.
+		// The call succeeded, so the connection was READY; the server's GOAWAY
+		// takes it, idle, out of READY. (On a loaded machine that may have
+		// happened already, before the state is read.)
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		for state := conn.GetState(); state == connectivity.Ready; state = conn.GetState() {
