@@ -156,6 +156,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if webhooks != nil {
 		observer = wakeWebhooks{eventMetrics, webhooks}
 	}
+	amazon, err := server.NewAmazonMetrics(registry)
+	if err != nil {
+		return err
+	}
 	var (
 		handovers []reciprocal.Skill
 		all       []*tokens.Service
@@ -164,6 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		exchanger, err := lwa.New(lwa.Options{
 			TokenURL: c.LWATokenURL, ClientID: sk.LWAClientID, ClientSecret: sk.LWAClientSecret,
 			Logger: m.Logger.With("component", "lwa", "skill_id", sk.ID), Now: m.Now,
+			Observer: amazon,
 		})
 		if err != nil {
 			return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
@@ -208,6 +213,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := registry.Register(newSealedLinks(resealers...)); err != nil {
 		return err
 	}
+	if _, err := server.NewStoreGauges(registry, storeGauges(store, views, m.Now)); err != nil {
+		return err
+	}
 	build := readVersion()
 	if err := registry.Register(newBuildInfo(build)); err != nil {
 		return err
@@ -216,11 +224,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if regions == nil {
 		regions = alexa.RegionsFor(c.AlexaAPIURL)
 	}
-	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
-	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
@@ -388,6 +396,24 @@ func eventSources(s store, views map[string]tokens.Store, skills *tokens.Service
 	return src
 }
 
+// storeGauges returns what the store's gauges read: each skill's link
+// counters, when every view keeps them, and the outbox's PENDING deliveries,
+// when the store lists them.
+func storeGauges(s store, views map[string]tokens.Store, now func() time.Time) server.GaugeSources {
+	src := server.GaugeSources{Now: now}
+	bySkill := make(map[string]tokens.LinkCounter, len(views))
+	for id, v := range views {
+		if c, ok := v.(tokens.LinkCounter); ok {
+			bySkill[id] = c
+		}
+	}
+	if len(bySkill) == len(views) {
+		src.Links = bySkill
+	}
+	src.Pending, _ = s.(reports.PendingLister)
+	return src
+}
+
 // store is what the broker keeps: links and the reports outbox.
 type store interface {
 	tokens.Store
@@ -482,15 +508,18 @@ func (m *Main) Close() error {
 	return first
 }
 
-// newLogger logs JSON when w is not a terminal, readable text when it is.
+// newLogger logs JSON when w is not a terminal, readable text when it is,
+// with the ids of the request a line belongs to (server.LogHandler).
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	// Every line logged with a request's context carries its request and
+	// trace ids.
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(server.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(server.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // wakeWebhooks counts each stored event and wakes the webhook deliverer, so that

@@ -125,6 +125,7 @@ func New(opts Options) (*Server, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
+	s.logger = slog.New(LogHandler(s.logger.Handler()))
 	if s.health == nil {
 		s.health = health.New(nil)
 	}
@@ -183,7 +184,7 @@ func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
 // handler.
 func (s *Server) unaryInterceptors(metrics *grpcMetrics) []grpc.UnaryServerInterceptor {
 	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", RequestID(ctx))
+		s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
 	return []grpc.UnaryServerInterceptor{
