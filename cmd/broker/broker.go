@@ -28,7 +28,11 @@ import (
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/tokens"
+	"github.com/reciprocal-broker/broker/internal/tracing"
 )
+
+// tracingShutdownTimeout bounds the export of the last spans at Close.
+const tracingShutdownTimeout = 5 * time.Second
 
 // Main is the broker program: its configuration and the parts it wires
 // together. Tests boot the real program through it on port 0 in a temp dir.
@@ -98,6 +102,28 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	build := readVersion()
+	tracer, err := tracing.New(ctx, os.Getenv, "reciprocal-broker", build.Version)
+	if err != nil {
+		return err
+	}
+	// Closed after the server and the background loops: their last spans
+	// are exported.
+	m.closers = append(m.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+		defer cancel()
+		return tracer.Shutdown(ctx)
+	})
+	// The clients of Amazon's APIs send the traceparent of the request they
+	// serve (nil, their own defaults, when tracing is off).
+	var amazonClient *http.Client
+	if tracer.Enabled() {
+		amazonClient = &http.Client{
+			Timeout:       lwa.DefaultHTTPTimeout,
+			Transport:     tracer.Transport(nil),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
 
 	root, err := m.openStore(ctx)
 	if err != nil {
@@ -152,6 +178,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if webhooks != nil {
+		webhooks.Client.Transport = tracer.Transport(webhooks.Client.Transport)
+	}
 	var observer tokens.EventObserver = eventMetrics
 	if webhooks != nil {
 		observer = wakeWebhooks{eventMetrics, webhooks}
@@ -168,7 +197,7 @@ func (m *Main) Run(ctx context.Context) error {
 		exchanger, err := lwa.New(lwa.Options{
 			TokenURL: c.LWATokenURL, ClientID: sk.LWAClientID, ClientSecret: sk.LWAClientSecret,
 			Logger: m.Logger.With("component", "lwa", "skill_id", sk.ID), Now: m.Now,
-			Observer: amazon,
+			Observer: amazon, HTTPClient: amazonClient,
 		})
 		if err != nil {
 			return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
@@ -216,7 +245,6 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, err := server.NewStoreGauges(registry, storeGauges(store, views, m.Now)); err != nil {
 		return err
 	}
-	build := readVersion()
 	if err := registry.Register(newBuildInfo(build)); err != nil {
 		return err
 	}
@@ -224,11 +252,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if regions == nil {
 		regions = alexa.RegionsFor(c.AlexaAPIURL)
 	}
-	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon})
+	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon, HTTPClient: amazonClient})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
-	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon})
+	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon, HTTPClient: amazonClient})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
@@ -270,6 +298,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Reciprocal:    formHandler,
 		SmartHome:     smarthome.NewHandler(grants, grantSkill),
 		Console:       operatorConsole,
+		Tracing:       tracer,
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
