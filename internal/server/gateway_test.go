@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -191,6 +192,35 @@ func TestServer_Gateway(t *testing.T) {
 			if len(lines) != 1 || lines[0]["msg"] != msg {
 				t.Errorf("log lines of request %s: %v, want one %q line", id, lines, msg)
 			}
+		}
+	})
+	t.Run("RefusalReason", func(t *testing.T) {
+		postToken(t, s, "profiles", "http-refused", `{"user_id":"u"}`)
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "grpc-refused")
+		if _, err := tokensClient.GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("without a token: %v, want UNAUTHENTICATED", err)
+		}
+		for id, reason := range map[string]string{"http-refused": "token lacks scope broker:tokens", "grpc-refused": "a bearer token is required"} {
+			if lines := logs.lines(t, id); len(lines) != 1 || lines[0]["reason"] != reason {
+				t.Errorf("log lines of request %s: %v, want one with reason %q", id, lines, reason)
+			}
+		}
+	})
+	t.Run("ProbesAtDebug", func(t *testing.T) {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "grpc-probe")
+		if _, err := healthpb.NewHealthClient(dial(t, s)).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if lines := logs.lines(t, "grpc-probe"); len(lines) != 0 {
+			t.Errorf("a health check was logged at info: %v", lines)
+		}
+		if lines := logs.lines(t, resp.Header.Get("X-Request-Id")); len(lines) != 0 {
+			t.Errorf("/readyz was logged at info: %v", lines)
 		}
 	})
 }

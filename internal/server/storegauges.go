@@ -41,10 +41,10 @@ type GaugeSources struct {
 type StoreGauges struct {
 	src GaugeSources
 
-	mu      sync.Mutex
-	read    time.Time // when cached was read; zero before the first reading
-	cached  []prometheus.Metric
-	oldest  time.Time // the oldest PENDING delivery's submission; zero when none
+	mu     sync.Mutex
+	read   time.Time // when cached was read; zero before the first reading
+	cached []prometheus.Metric
+	oldest time.Time // the oldest PENDING delivery's submission; zero when none
 }
 
 var _ prometheus.Collector = (*StoreGauges)(nil)
