@@ -28,7 +28,11 @@ import (
 	"github.com/reciprocal-broker/broker/internal/store/bolt"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/tokens"
+	"github.com/reciprocal-broker/broker/internal/tracing"
 )
+
+// tracingShutdownTimeout bounds the export of the last spans at Close.
+const tracingShutdownTimeout = 5 * time.Second
 
 // Main is the broker program: its configuration and the parts it wires
 // together. Tests boot the real program through it on port 0 in a temp dir.
@@ -98,6 +102,28 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	build := readVersion()
+	tracer, err := tracing.New(ctx, os.Getenv, "reciprocal-broker", build.Version)
+	if err != nil {
+		return err
+	}
+	// Closed after the server and the background loops: their last spans
+	// are exported.
+	m.closers = append(m.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+		defer cancel()
+		return tracer.Shutdown(ctx)
+	})
+	// The clients of Amazon's APIs send the traceparent of the request they
+	// serve (nil, their own defaults, when tracing is off).
+	var amazonClient *http.Client
+	if tracer.Enabled() {
+		amazonClient = &http.Client{
+			Timeout:       lwa.DefaultHTTPTimeout,
+			Transport:     tracer.Transport(nil),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
 
 	root, err := m.openStore(ctx)
 	if err != nil {
@@ -152,9 +178,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if webhooks != nil {
+		webhooks.Client.Transport = tracer.Transport(webhooks.Client.Transport)
+	}
 	var observer tokens.EventObserver = eventMetrics
 	if webhooks != nil {
 		observer = wakeWebhooks{eventMetrics, webhooks}
+	}
+	amazon, err := server.NewAmazonMetrics(registry)
+	if err != nil {
+		return err
 	}
 	var (
 		handovers []reciprocal.Skill
@@ -164,6 +197,7 @@ func (m *Main) Run(ctx context.Context) error {
 		exchanger, err := lwa.New(lwa.Options{
 			TokenURL: c.LWATokenURL, ClientID: sk.LWAClientID, ClientSecret: sk.LWAClientSecret,
 			Logger: m.Logger.With("component", "lwa", "skill_id", sk.ID), Now: m.Now,
+			Observer: amazon, HTTPClient: amazonClient,
 		})
 		if err != nil {
 			return fmt.Errorf("BROKER_LWA_TOKEN_URL: %w", err)
@@ -208,7 +242,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := registry.Register(newSealedLinks(resealers...)); err != nil {
 		return err
 	}
-	build := readVersion()
+	if _, err := server.NewStoreGauges(registry, storeGauges(store, views, m.Now)); err != nil {
+		return err
+	}
 	if err := registry.Register(newBuildInfo(build)); err != nil {
 		return err
 	}
@@ -216,11 +252,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if regions == nil {
 		regions = alexa.RegionsFor(c.AlexaAPIURL)
 	}
-	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	profiles, err := alexa.New(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon, HTTPClient: amazonClient})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
-	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now})
+	gateway, err := alexa.NewEventGateway(alexa.Options{BaseURL: c.AlexaAPIURL, Regions: regions, Now: m.Now, Observer: amazon, HTTPClient: amazonClient})
 	if err != nil {
 		return fmt.Errorf("BROKER_ALEXA_API_URL: %w", err)
 	}
@@ -262,6 +298,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Reciprocal:    formHandler,
 		SmartHome:     smarthome.NewHandler(grants, grantSkill),
 		Console:       operatorConsole,
+		Tracing:       tracer,
 		Services: server.Services{
 			Reciprocal:    server.NewReciprocalService(handover, limiter),
 			PartnerTokens: server.NewPartnerTokenService(services, m.Now),
@@ -388,6 +425,24 @@ func eventSources(s store, views map[string]tokens.Store, skills *tokens.Service
 	return src
 }
 
+// storeGauges returns what the store's gauges read: each skill's link
+// counters, when every view keeps them, and the outbox's PENDING deliveries,
+// when the store lists them.
+func storeGauges(s store, views map[string]tokens.Store, now func() time.Time) server.GaugeSources {
+	src := server.GaugeSources{Now: now}
+	bySkill := make(map[string]tokens.LinkCounter, len(views))
+	for id, v := range views {
+		if c, ok := v.(tokens.LinkCounter); ok {
+			bySkill[id] = c
+		}
+	}
+	if len(bySkill) == len(views) {
+		src.Links = bySkill
+	}
+	src.Pending, _ = s.(reports.PendingLister)
+	return src
+}
+
 // store is what the broker keeps: links and the reports outbox.
 type store interface {
 	tokens.Store
@@ -482,15 +537,18 @@ func (m *Main) Close() error {
 	return first
 }
 
-// newLogger logs JSON when w is not a terminal, readable text when it is.
+// newLogger logs JSON when w is not a terminal, readable text when it is,
+// with the ids of the request a line belongs to (server.LogHandler).
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	// Every line logged with a request's context carries its request and
+	// trace ids.
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(server.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(server.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // wakeWebhooks counts each stored event and wakes the webhook deliverer, so that

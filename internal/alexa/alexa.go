@@ -69,6 +69,54 @@ type Options struct {
 	// Now is the clock against which a Retry-After date is read; nil means
 	// time.Now.
 	Now func() time.Time
+	// Observer is told of every request to the API; nil tells no one.
+	Observer Observer
+}
+
+// The calls an Observer is told of.
+const (
+	// CallHealth is a post of a profile report to the Alexa Health API.
+	CallHealth = "alexa_health"
+	// CallEvents is a post of an event to the Alexa Event Gateway.
+	CallEvents = "alexa_events"
+)
+
+// The outcomes of a request to an Alexa API.
+const (
+	// OutcomeOK: the API answered 2xx.
+	OutcomeOK = "ok"
+	// OutcomeRejected: the API refused the request (401, 403, any other 4xx
+	// but 429).
+	OutcomeRejected = "rejected"
+	// OutcomeThrottled: the API answered 429 Too Many Requests.
+	OutcomeThrottled = "throttled"
+	// OutcomeError: the API failed (5xx) or answered otherwise.
+	OutcomeError = "error"
+	// OutcomeUnreachable: no answer came (network failure, time-out, the
+	// caller's deadline).
+	OutcomeUnreachable = "unreachable"
+)
+
+// Observer is told of every request to an Alexa API, so that the broker can
+// count them without this package knowing how. Implementations must be safe
+// for concurrent use and must not block.
+type Observer interface {
+	// ObserveAmazonCall is told that a request of call (CallHealth,
+	// CallEvents) ended with outcome (OutcomeOK, ...) after d.
+	ObserveAmazonCall(call, outcome string, d time.Duration)
+}
+
+// statusOutcome is the Observer's outcome of an answer with HTTP status.
+func statusOutcome(status int) string {
+	switch {
+	case status >= 200 && status < 300:
+		return OutcomeOK
+	case status == http.StatusTooManyRequests:
+		return OutcomeThrottled
+	case status >= 400 && status < 500:
+		return OutcomeRejected
+	}
+	return OutcomeError
 }
 
 // Client is the broker's Alexa Health API client. It is safe for concurrent use.
@@ -82,7 +130,7 @@ var _ reports.Sender = (*Client)(nil)
 // BaseURL or a Regions URL is not an absolute http(s) URL without credentials,
 // query or fragment, or a region name is empty.
 func New(opts Options) (*Client, error) {
-	a, err := newAPI(opts, ProfilePath)
+	a, err := newAPI(opts, ProfilePath, CallHealth)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +144,27 @@ type api struct {
 	regions map[string]string // upper-case region → endpoint URL
 	http    *http.Client
 	now     func() time.Time
+	call    string // the Observer's name of the API
+	obs     Observer
+}
+
+// do sends req and tells the observer how it went.
+func (a api) do(req *http.Request) (*http.Response, error) {
+	began := time.Now()
+	resp, err := a.http.Do(req)
+	if a.obs != nil {
+		outcome := OutcomeUnreachable
+		if err == nil {
+			outcome = statusOutcome(resp.StatusCode)
+		}
+		a.obs.ObserveAmazonCall(a.call, outcome, time.Since(began))
+	}
+	return resp, err
 }
 
 // newAPI checks opts and returns the endpoints of path below its hosts, with
 // New's errors.
-func newAPI(opts Options, path string) (api, error) {
+func newAPI(opts Options, path, call string) (api, error) {
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
 	}
@@ -113,6 +177,8 @@ func newAPI(opts Options, path string) (api, error) {
 		regions: make(map[string]string, len(opts.Regions)),
 		http:    opts.HTTPClient,
 		now:     opts.Now,
+		call:    call,
+		obs:     opts.Observer,
 	}
 	for name, raw := range opts.Regions {
 		key := strings.ToUpper(strings.TrimSpace(name))
@@ -192,7 +258,7 @@ func (c *Client) Send(ctx context.Context, region string, accessToken tokens.Sec
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return &reports.RetryError{Reason: transportReason(ctx, err, accessToken)}
 	}

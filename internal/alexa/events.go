@@ -45,7 +45,7 @@ type EventGateway struct {
 // http(s) URL without credentials, query or fragment, or a region name is
 // empty.
 func NewEventGateway(opts Options) (*EventGateway, error) {
-	a, err := newAPI(opts, EventsPath)
+	a, err := newAPI(opts, EventsPath, CallEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (g *EventGateway) Send(ctx context.Context, region string, accessToken toke
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := g.http.Do(req)
+	resp, err := g.do(req)
 	if err != nil {
 		return &reports.RetryError{Reason: "Alexa Event Gateway: " + transportReason(ctx, err, accessToken)}
 	}

@@ -110,6 +110,43 @@ type Options struct {
 	RetryBudget time.Duration
 	// Logger receives a warning for each retry; nil logs nothing.
 	Logger *slog.Logger
+	// Observer is told of every request to LWA, each attempt of a call once;
+	// nil tells no one.
+	Observer Observer
+}
+
+// The calls an Observer is told of.
+const (
+	// CallExchange is a request of Exchange (authorization code grant).
+	CallExchange = "lwa_exchange"
+	// CallRefresh is a request of Refresh (refresh token grant).
+	CallRefresh = "lwa_refresh"
+)
+
+// The outcomes of a request to LWA.
+const (
+	// OutcomeOK: LWA answered with a grant.
+	OutcomeOK = "ok"
+	// OutcomeRejected: LWA refused the request (invalid_grant, refused client
+	// credentials, any other 4xx but 429).
+	OutcomeRejected = "rejected"
+	// OutcomeThrottled: LWA answered 429 Too Many Requests.
+	OutcomeThrottled = "throttled"
+	// OutcomeError: LWA failed (5xx, 408) or sent an answer that could not be
+	// read.
+	OutcomeError = "error"
+	// OutcomeUnreachable: no answer came (network failure, time-out, the
+	// caller's deadline).
+	OutcomeUnreachable = "unreachable"
+)
+
+// Observer is told of every request to LWA, so that the broker can count them
+// without this package knowing how. Implementations must be safe for
+// concurrent use and must not block.
+type Observer interface {
+	// ObserveAmazonCall is told that a request of call (CallExchange,
+	// CallRefresh) ended with outcome (OutcomeOK, ...) after d.
+	ObserveAmazonCall(call, outcome string, d time.Duration)
 }
 
 // Client is the broker's LWA client. It is safe for concurrent use.
@@ -122,6 +159,7 @@ type Client struct {
 	maxBackoff  time.Duration
 	budget      time.Duration
 	log         *slog.Logger
+	observer    Observer
 }
 
 var _ tokens.Exchanger = (*Client)(nil)
@@ -163,6 +201,7 @@ func New(opts Options) (*Client, error) {
 		maxBackoff:  opts.MaxBackoff,
 		budget:      opts.RetryBudget,
 		log:         opts.Logger,
+		observer:    opts.Observer,
 	}
 	if c.http == nil {
 		c.http = &http.Client{
@@ -240,17 +279,21 @@ func (c *Client) do(ctx context.Context, op string, call func(context.Context) (
 	grant, err := backoff.Retry(ctx, func() (tokens.Grant, error) {
 		attempts++
 		start := c.now()
+		began := time.Now()
 		tok, err := call(ctx)
 		if err == nil {
 			g, gerr := c.grant(ctx, op, tok, start)
 			if gerr != nil {
+				c.observe(op, OutcomeError, began)
 				last = gerr
 				last.Attempts = attempts
 				return tokens.Grant{}, backoff.Permanent(last)
 			}
+			c.observe(op, OutcomeOK, began)
 			return g, nil
 		}
 		last = classify(ctx, op, err)
+		c.observe(op, last.outcome(), began)
 		last.Attempts = attempts
 		switch {
 		case !last.retry:
@@ -290,6 +333,31 @@ func (c *Client) do(ctx context.Context, op string, call func(context.Context) (
 		last.reason = "no time left to retry"
 	}
 	return tokens.Grant{}, last
+}
+
+// observe tells the observer of a request of op that began at began.
+func (c *Client) observe(op, outcome string, began time.Time) {
+	if c.observer == nil {
+		return
+	}
+	call := CallRefresh
+	if op == "exchange" {
+		call = CallExchange
+	}
+	c.observer.ObserveAmazonCall(call, outcome, time.Since(began))
+}
+
+// outcome is the Observer's outcome of the request that failed with e.
+func (e *Error) outcome() string {
+	switch {
+	case e.StatusCode == http.StatusTooManyRequests:
+		return OutcomeThrottled
+	case e.StatusCode == 0 && e.cause != nil: // transport failure or deadline
+		return OutcomeUnreachable
+	case e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == 0:
+		return OutcomeError
+	}
+	return OutcomeRejected
 }
 
 // grant turns LWA's answer into a domain grant; start is when the request began,

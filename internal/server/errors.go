@@ -100,7 +100,7 @@ func errorInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 		}
 		s := GRPCStatus(err)
 		if s.Code() == codes.Internal {
-			logger.ErrorContext(ctx, "internal error", "method", info.FullMethod, "request_id", RequestID(ctx), "err", err.Error())
+			logger.ErrorContext(ctx, "internal error", "method", info.FullMethod, "err", err.Error())
 		}
 		return nil, s.Err()
 	}

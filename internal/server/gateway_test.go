@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -193,11 +194,41 @@ func TestServer_Gateway(t *testing.T) {
 			}
 		}
 	})
+	t.Run("RefusalReason", func(t *testing.T) {
+		postToken(t, s, "profiles", "http-refused", `{"user_id":"u"}`)
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "grpc-refused")
+		if _, err := tokensClient.GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("without a token: %v, want UNAUTHENTICATED", err)
+		}
+		for id, reason := range map[string]string{"http-refused": "token lacks scope broker:tokens", "grpc-refused": "a bearer token is required"} {
+			if lines := logs.lines(t, id); len(lines) != 1 || lines[0]["reason"] != reason {
+				t.Errorf("log lines of request %s: %v, want one with reason %q", id, lines, reason)
+			}
+		}
+	})
+	t.Run("ProbesAtDebug", func(t *testing.T) {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "grpc-probe")
+		if _, err := healthpb.NewHealthClient(dial(t, s)).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if lines := logs.lines(t, "grpc-probe"); len(lines) != 0 {
+			t.Errorf("a health check was logged at info: %v", lines)
+		}
+		if lines := logs.lines(t, resp.Header.Get("X-Request-Id")); len(lines) != 0 {
+			t.Errorf("/readyz was logged at info: %v", lines)
+		}
+	})
 }
 
 // TestServer_GatewayMetrics checks that calls through the gateway are counted
 // in the gRPC metrics as gRPC calls are, and in the HTTP metrics under the
-// gateway route.
+// route's OpenAPI path template, never a path with ids: an unknown path is
+// counted under "gateway".
 func TestServer_GatewayMetrics(t *testing.T) {
 	s := open(t, server.Options{Services: server.Services{PartnerTokens: &seeingTokens{}}})
 	postToken(t, s, "tokens", "", `{"user_id":"u"}`)
@@ -205,20 +236,29 @@ func TestServer_GatewayMetrics(t *testing.T) {
 	if _, err := brokerv1.NewPartnerTokenServiceClient(dial(t, s)).GetPartnerToken(bearer(t.Context()), &brokerv1.GetPartnerTokenRequest{UserId: "u"}); err != nil {
 		t.Fatal(err)
 	}
+	do(t, s, "GET", "/v1/links/someone", "")
+	do(t, s, "POST", "/v1/links/someone:refresh", "")
+	do(t, s, "GET", "/v1/nowhere/someone", "")
 	_, body := do(t, s, "GET", "/metrics", "")
+	if strings.Contains(body, "someone") {
+		t.Errorf("/metrics holds an id of a path:\n%s", body)
+	}
 	for _, want := range []string{
+		`broker_http_requests_total{code="501",handler="/v1/links/{user_id}",method="get"} 1`,
+		`broker_http_requests_total{code="501",handler="/v1/links/{user_id}:refresh",method="post"} 1`,
+		`broker_http_requests_total{code="404",handler="gateway",method="get"} 1`,
 		`grpc_server_started_total{grpc_method="GetPartnerToken",grpc_service="broker.v1.PartnerTokenService",grpc_type="unary"} 3`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="GetPartnerToken",grpc_service="broker.v1.PartnerTokenService",grpc_type="unary"} 2`,
 		`grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="GetPartnerToken",grpc_service="broker.v1.PartnerTokenService",grpc_type="unary"} 1`,
 		`grpc_server_handled_total{grpc_code="NotFound",grpc_method="GetLink",grpc_service="broker.v1.LinkService",grpc_type="unary"} 0`,
 		`grpc_server_msg_sent_total{grpc_method="GetPartnerToken",grpc_service="broker.v1.PartnerTokenService",grpc_type="unary"} 2`,
 		`grpc_server_handling_seconds_count{grpc_method="GetPartnerToken",grpc_service="broker.v1.PartnerTokenService",grpc_type="unary"} 3`,
-		`broker_http_requests_total{code="200",handler="gateway",method="post"} 1`,
-		`broker_http_requests_total{code="401",handler="gateway",method="post"} 1`,
-		`broker_http_request_duration_seconds_count{handler="gateway",method="post"} 2`,
+		`broker_http_requests_total{code="200",handler="/v1/partner-token",method="post"} 1`,
+		`broker_http_requests_total{code="401",handler="/v1/partner-token",method="post"} 1`,
+		`broker_http_request_duration_seconds_count{handler="/v1/partner-token",method="post"} 2`,
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s in\n%s", want, grepLines(body, "broker_http_requests_total"))
 		}
 	}
 }
@@ -240,4 +280,15 @@ func TestServer_GatewayHeaders(t *testing.T) {
 	if len(header.Get("x-request-id")) != 1 {
 		t.Errorf("gRPC response metadata %v has no x-request-id", header)
 	}
+}
+
+// grepLines returns the lines of text that hold s.
+func grepLines(text, s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, s) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

@@ -175,7 +175,9 @@ func utf8Only(next http.Handler) http.Handler {
 	})
 }
 
-// route names the route of h for the request metrics (their handler label).
+// route names the route of h for the request metrics (their handler label);
+// the gateway's routes are named more precisely by allowMethods, by their
+// OpenAPI path template.
 func route(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec, ok := w.(*statusRecorder); ok {
@@ -193,6 +195,7 @@ func (s *Server) logRequests(next http.Handler, metrics *httpMetrics) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, id := withRequestID(r.Context(), r.Header.Get("X-Request-Id"))
+		// From here on every line logged with ctx carries id (LogHandler).
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -202,16 +205,22 @@ func (s *Server) logRequests(next http.Handler, metrics *httpMetrics) http.Handl
 			metrics.observe(rec.route, r.Method, rec.status, end.Sub(start))
 		}
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		switch {
+		case rec.status >= 500:
 			level = slog.LevelError
+		case rec.route == "healthz" || rec.route == "readyz":
+			level = slog.LevelDebug // probes, every few seconds
 		}
-		logLine(ctx, s.logger, end, level, "http request",
+		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
 			slog.Int64("duration_us", end.Sub(start).Microseconds()),
-			slog.String("request_id", id),
-		)
+		}
+		if reason := infoOf(ctx).reason; reason != "" {
+			attrs = append(attrs, slog.String("reason", reason))
+		}
+		logLine(ctx, s.logger, end, level, "http request", attrs...)
 	})
 }
 

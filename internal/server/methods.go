@@ -70,7 +70,31 @@ func (r apiRoute) match(segments []string) bool {
 	return true
 }
 
-// allowMethods answers a request whose path is a route of routes but whose
+// better reports whether r names a request with method that both r and other
+// match better than other does: the route that takes the method, else the
+// one with more literal segments and verbs (/v1/links/{user_id}:refresh over
+// /v1/links/{user_id}).
+func (r apiRoute) better(other apiRoute, method string) bool {
+	if takes, otherTakes := slices.Contains(r.methods, method), slices.Contains(other.methods, method); takes != otherTakes {
+		return takes
+	}
+	return r.specificity() > other.specificity()
+}
+
+// specificity counts r's literal segments and verbs.
+func (r apiRoute) specificity() int {
+	n := 0
+	for _, seg := range r.segments {
+		if !strings.HasPrefix(seg, "{") || strings.Contains(seg, "}:") {
+			n++
+		}
+	}
+	return n
+}
+
+// allowMethods names the request's route, for the request metrics, by the
+// OpenAPI path template it matches (unmatched requests keep the name
+// "gateway"). It answers a request whose path is a route of routes but whose
 // method none of the routes of that path take with 405 Method Not Allowed,
 // the methods they take in the Allow header (RFC 9110 §15.5.6), and the
 // gateway's JSON status (code UNIMPLEMENTED). Every other request goes to
@@ -80,9 +104,17 @@ func (r apiRoute) match(segments []string) bool {
 func allowMethods(routes []apiRoute, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		segments := strings.Split(r.URL.EscapedPath(), "/")
-		var allow []string
+		var (
+			allow []string
+			named *apiRoute // the route the metrics name the request by
+		)
 		matched := false
-		for _, rt := range routes {
+		method := r.Method
+		form := r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded"
+		if override := r.Header.Get("X-HTTP-Method-Override"); form && override != "" {
+			method = strings.ToUpper(override)
+		}
+		for i, rt := range routes {
 			if !rt.match(segments) {
 				continue
 			}
@@ -92,11 +124,12 @@ func allowMethods(routes []apiRoute, next http.Handler) http.Handler {
 					allow = append(allow, m)
 				}
 			}
+			if named == nil || rt.better(*named, method) {
+				named = &routes[i]
+			}
 		}
-		method := r.Method
-		form := r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded"
-		if override := r.Header.Get("X-HTTP-Method-Override"); form && override != "" {
-			method = strings.ToUpper(override)
+		if rec, ok := w.(*statusRecorder); ok && named != nil {
+			rec.route = named.path // a template: ids never become label values
 		}
 		if !matched || slices.Contains(allow, method) || (form && slices.Contains(allow, http.MethodGet)) {
 			next.ServeHTTP(w, r)

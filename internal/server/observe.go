@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -33,16 +34,38 @@ func observeInterceptor(logger *slog.Logger, metrics *grpcMetrics) grpc.UnarySer
 		end := time.Now()
 		code := status.Code(err)
 		series.end(code, end.Sub(start))
-		if !gateway {
-			logLine(ctx, logger, end, codeLevel(code), "grpc call",
-				slog.String("method", info.FullMethod),
-				slog.String("code", code.String()),
-				slog.Int64("duration_us", end.Sub(start).Microseconds()),
-				slog.String("request_id", RequestID(ctx)),
-			)
+		var reason string
+		if code == codes.Unauthenticated || code == codes.PermissionDenied {
+			// The status message the caller gets too: it never holds the token.
+			reason = status.Convert(err).Message()
 		}
+		if gateway {
+			if ri := infoOf(ctx); ri != nil && reason != "" {
+				ri.reason = reason // for the HTTP request's line
+			}
+			return resp, err
+		}
+		level := codeLevel(code)
+		if probe(info.FullMethod) {
+			level = slog.LevelDebug
+		}
+		attrs := []slog.Attr{
+			slog.String("method", info.FullMethod),
+			slog.String("code", code.String()),
+			slog.Int64("duration_us", end.Sub(start).Microseconds()),
+		}
+		if reason != "" {
+			attrs = append(attrs, slog.String("reason", reason))
+		}
+		logLine(ctx, logger, end, level, "grpc call", attrs...)
 		return resp, err
 	}
+}
+
+// probe reports whether method is a health or readiness probe, whose calls
+// are logged at Debug: load balancers make them every few seconds.
+func probe(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/broker.v1.ReadinessService/")
 }
 
 // codeLevel is the level of the log line of a call that ended with code:

@@ -14,8 +14,17 @@ import (
 // gRPC metadata, so a caller can quote it and operators can find its log line.
 const requestIDHeader = "x-request-id"
 
-// requestIDKey is the context key of a request's id.
+// requestIDKey is the context key of a request's *requestInfo.
 type requestIDKey struct{}
+
+// requestInfo is what the request log line of a request learns while it is
+// served: its id, and why it was refused when it was (401, 403). A gateway
+// call's interceptor writes the reason for the HTTP line; the request's
+// goroutines write it before the line is written.
+type requestInfo struct {
+	id     string
+	reason string
+}
 
 // validRequestID accepts ids a caller may choose, 1 to 64 letters, digits
 // and "._-"; anything else is replaced, so that logs never carry arbitrary
@@ -36,8 +45,16 @@ func validRequestID(id string) bool {
 
 // RequestID returns the id of the request ctx belongs to, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if info, _ := ctx.Value(requestIDKey{}).(*requestInfo); info != nil {
+		return info.id
+	}
+	return ""
+}
+
+// infoOf returns the *requestInfo of ctx, or nil.
+func infoOf(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestIDKey{}).(*requestInfo)
+	return info
 }
 
 // requestIDPrefix makes this process's request ids unique among processes;
@@ -53,7 +70,7 @@ func withRequestID(ctx context.Context, id string) (context.Context, string) {
 		var b [64]byte
 		id = string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestCounter.Add(1), 16))
 	}
-	return context.WithValue(ctx, requestIDKey{}, id), id
+	return context.WithValue(ctx, requestIDKey{}, &requestInfo{id: id}), id
 }
 
 // withCallRequestID gives a gRPC call its request id, the caller's
