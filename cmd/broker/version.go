@@ -38,7 +38,9 @@ func readVersion() buildVersion {
 		v.Version = version
 	}
 	if revision != "" {
-		v.Revision = revision
+		// The build information's time and modified flag describe the
+		// checkout Go saw, which need not be the revision given.
+		v.Revision, v.Time, v.Modified = revision, "", false
 	}
 	return v
 }
