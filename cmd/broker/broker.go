@@ -232,7 +232,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return reciprocal.Skill{}, err
 		}
-		return handovers[slices.IndexFunc(handovers, func(sk reciprocal.Skill) bool { return sk.ID == svc.SkillID })], nil
+		sk, _ := handover.Skill(svc.SkillID) // every service's skill is a hand-over skill
+		return sk, nil
 	}
 
 	reportMetrics, err := server.NewReportMetrics(registry)

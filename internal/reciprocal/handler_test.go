@@ -528,8 +528,11 @@ func TestService_Skills(t *testing.T) {
 			t.Errorf("client %s: exchanges of its skill = %+v, want one for %s in %s", tc.client, calls, tc.user, tc.region)
 		}
 	}
-	if sk, ok := svc.SkillOf(alexaClient2); !ok || sk.ID != "home" {
-		t.Errorf("SkillOf(%s) = %+v, %v; want home", alexaClient2, sk, ok)
+	if sk, ok := svc.Skill("home"); !ok || sk.ID != "home" || sk.Region != "FE" {
+		t.Errorf("Skill(home) = %+v, %v; want home in FE", sk, ok)
+	}
+	if _, ok := svc.Skill("garden"); ok {
+		t.Error("Skill(garden) found a skill that was never given")
 	}
 	err := svc.Authorize(t.Context(), auth.Principal{Subject: "user-2", ClientID: "other-client"},
 		reciprocal.Request{GrantType: reciprocal.GrantType, Code: "c", ClientID: "other-client"})

@@ -66,14 +66,16 @@ type Skill struct {
 // Service checks and carries out hand-overs. It is safe for concurrent use.
 type Service struct {
 	byClient map[string]Skill
+	byID     map[string]Skill
 }
 
 // NewService returns a Service of skills, each accepting its Alexa client
 // ids. When two skills name one client id, the first keeps it (the skills
 // file refuses that before).
 func NewService(skills ...Skill) *Service {
-	s := &Service{byClient: map[string]Skill{}}
+	s := &Service{byClient: map[string]Skill{}, byID: map[string]Skill{}}
 	for _, sk := range skills {
+		s.byID[sk.ID] = sk
 		for _, id := range sk.ClientIDs {
 			if _, taken := s.byClient[id]; !taken {
 				s.byClient[id] = sk
@@ -83,9 +85,10 @@ func NewService(skills ...Skill) *Service {
 	return s
 }
 
-// SkillOf returns the skill whose Alexa clients include clientID.
-func (s *Service) SkillOf(clientID string) (Skill, bool) {
-	sk, ok := s.byClient[clientID]
+// Skill returns the skill with id, for the hand-overs that name their skill
+// rather than find it from their client (AcceptGrant).
+func (s *Service) Skill(id string) (Skill, bool) {
+	sk, ok := s.byID[id]
 	return sk, ok
 }
 
