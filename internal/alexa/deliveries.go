@@ -26,8 +26,8 @@ func (d Deliveries) Send(ctx context.Context, region string, accessToken tokens.
 	if r == nil {
 		return tokens.Errorf(tokens.EINVALID, "no delivery to send")
 	}
-	switch r.Kind {
-	case "", reports.KindProfileReport:
+	switch r.DeliveryKind() {
+	case reports.KindProfileReport:
 		return d.Health.Send(ctx, region, accessToken, r)
 	case reports.KindAlexaEvent:
 		return d.Events.Send(ctx, region, accessToken, r.Message)

@@ -254,7 +254,7 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 		// next deliverer of the user supersedes them and sends none.
 		r.DeliveredAt = s.Now()
 		if d.finish(ctx, r, StateDelivered, "") {
-			s.observer().Delivered(r.kind(), r.DeliveredAt.Sub(r.SubmittedAt))
+			s.observer().Delivered(r.DeliveryKind(), r.DeliveredAt.Sub(r.SubmittedAt))
 			for _, old := range older {
 				if d.finish(ctx, old, StateSuperseded, "a newer report of the user was delivered") {
 					s.observer().Superseded(KindProfileReport)
@@ -280,7 +280,7 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 		}
 		r.NextAttemptAt = s.Now().Add(max(after, d.backoff(r.Attempts)))
 		if d.put(ctx, r) {
-			s.observer().Retried(r.kind())
+			s.observer().Retried(r.DeliveryKind())
 			s.Logger.InfoContext(ctx, "report delivery will be retried", "message_id", r.MessageID, "user_id", user,
 				"attempts", r.Attempts, "next_attempt_at", r.NextAttemptAt, "err", r.LastError)
 		}
@@ -339,10 +339,10 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	var events []tokens.Event
 	switch state {
 	case StateDelivered:
-		events = append(events, r.event(tokens.EventDelivered, map[string]any{"message_id": r.MessageID, "kind": string(r.kind())}))
+		events = append(events, r.event(tokens.EventDelivered, map[string]any{"message_id": r.MessageID, "kind": string(r.DeliveryKind())}))
 	case StateFailed:
 		events = append(events, r.event(tokens.EventDeliveryFailed,
-			map[string]any{"message_id": r.MessageID, "kind": string(r.kind()), "last_error": r.LastError}))
+			map[string]any{"message_id": r.MessageID, "kind": string(r.DeliveryKind()), "last_error": r.LastError}))
 	}
 	s.Notify.Mark(events)
 	if !d.put(ctx, r, events...) {
@@ -351,7 +351,7 @@ func (d *Deliverer) finish(ctx context.Context, r *Report, state State, reason s
 	tokens.ObserveStored(s.EventObserver, events...)
 	switch state {
 	case StateFailed:
-		s.observer().Failed(r.kind())
+		s.observer().Failed(r.DeliveryKind())
 		s.Logger.WarnContext(ctx, "report failed", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts, "reason", reason)
 	case StateDelivered:
 		s.Logger.InfoContext(ctx, "report delivered", "message_id", r.MessageID, "user_id", r.UserID, "attempts", r.Attempts)
@@ -371,8 +371,9 @@ func (d *Deliverer) put(ctx context.Context, r *Report, events ...tokens.Event) 
 	return true
 }
 
-// kind returns r's Kind, the empty one read as KindProfileReport.
-func (r *Report) kind() Kind {
+// DeliveryKind returns r's Kind, the empty one (a report stored before kinds
+// existed, or a profile report stored as such) read as KindProfileReport.
+func (r *Report) DeliveryKind() Kind {
 	if r.Kind == "" {
 		return KindProfileReport
 	}

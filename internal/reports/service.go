@@ -153,7 +153,7 @@ func (s *Service) keep(ctx context.Context, r *Report) (*Report, error) {
 		}
 		return existing, nil
 	}
-	s.observer().Accepted(r.kind())
+	s.observer().Accepted(r.DeliveryKind())
 	s.Logger.InfoContext(ctx, "delivery accepted", "message_id", r.MessageID, "user_id", r.UserID, "skill_id", r.SkillID, "kind", string(r.Kind))
 	if s.wake != nil {
 		select {

@@ -65,7 +65,7 @@ func (p *profileReportService) GetProfileReport(ctx context.Context, req *broker
 	if err != nil {
 		return nil, err
 	}
-	if r.Kind != "" && r.Kind != reports.KindProfileReport {
+	if r.DeliveryKind() != reports.KindProfileReport {
 		return nil, fmt.Errorf("message %q is not a profile report: %w", r.MessageID, reports.ErrReportNotFound)
 	}
 	return &brokerv1.ProfileReport{
