@@ -126,9 +126,10 @@ func (s *Server) start() {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			_ = conn.Close()
+		// dynalite says when it listens. Connecting is no proof: the port was
+		// only free a moment ago, and another test's server may have taken
+		// it, when dynalite fails to listen and exits.
+		if strings.Contains(out.String(), "Dynalite listening at") {
 			return
 		}
 		select {
