@@ -133,6 +133,7 @@ type file struct {
 	path    string
 	now     func() time.Time
 
+	links         linkCache      // the links read, in memory (see linkcache.go)
 	deliveries    deliveryClaims // lanes' delivery claims, in memory (see delivery.go)
 	webhookClaims deliveryClaims // users' webhook claims, in memory alike
 }
@@ -240,6 +241,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.commits.close()
+	s.links.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close %s: %w", s.path, err)
 	}
@@ -302,10 +304,19 @@ func (s *Store) decodeLink(v []byte) (*tokens.Link, error) {
 }
 
 // GetLink returns the link of userID in the view's skill, as tokens.Store
-// specifies: a copy, or ErrLinkNotFound. It returns an EUNAVAILABLE error when
+// specifies: a copy, or ErrLinkNotFound. A link read before is answered from
+// memory (see linkCache). It returns an EUNAVAILABLE error when
 // the database cannot be read, and an EINTERNAL error when the stored record is
 // corrupt.
 func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: get link: %w: %w", errUnavailable, err)
+	}
+	key := linkKey{s.skill, userID}
+	if l, ok := s.links.get(key); ok {
+		return l, nil
+	}
+	writes := s.links.writesSoFar()
 	var link *tokens.Link
 	err := s.view(ctx, "get link", func(tx *bbolt.Tx) error {
 		b := s.bucket(tx, bucketLinks)
@@ -323,6 +334,7 @@ func (s *Store) GetLink(ctx context.Context, userID string) (*tokens.Link, error
 	if err != nil {
 		return nil, err
 	}
+	s.links.put(key, link, writes)
 	return link, nil
 }
 
@@ -351,6 +363,8 @@ func (s *Store) PutLink(ctx context.Context, link *tokens.Link, events ...tokens
 		return tokens.Errorf(tokens.EINVALID, "user id longer than %d bytes", bbolt.MaxKeySize)
 	}
 	var version int64
+	s.links.beginWrite(linkKey{s.skill, link.UserID})
+	defer s.links.endWrite()
 	err := s.update(ctx, "put link", func(tx *bbolt.Tx) error {
 		b, err := s.writableBucket(tx, bucketLinks)
 		if err != nil {
@@ -398,6 +412,8 @@ func (s *Store) DeleteLink(ctx context.Context, userID string, events ...tokens.
 	if err := checkEvents(events); err != nil {
 		return err
 	}
+	s.links.beginWrite(linkKey{s.skill, userID})
+	defer s.links.endWrite()
 	return s.update(ctx, "delete link", func(tx *bbolt.Tx) error {
 		b := s.bucket(tx, bucketLinks)
 		key := []byte(userID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,6 +160,7 @@ func TestOpen(t *testing.T) {
 func TestStore_Closed(t *testing.T) {
 	s := openTemp(t)
 	storetest.MustPut(t, s, storetest.NewLink("user-1"))
+	storetest.MustGet(t, s, "user-1") // in the link cache, which Close must empty
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close error = %v", err)
 	}
@@ -186,6 +188,74 @@ func TestStore_Closed(t *testing.T) {
 				t.Errorf("%s on a closed store: error = %v (code %q), want code %q", tt.name, err, got, want)
 			}
 		})
+	}
+}
+
+// TestStore_LinkReads has writers put new versions of one link while readers
+// read it: no reader may see the version go back (a read that raced a write
+// must not leave the old link in the cache), and once the writers are done
+// every view reads the last version.
+func TestStore_LinkReads(t *testing.T) {
+	s := openTemp(t)
+	storetest.MustPut(t, s, storetest.NewLink("user-1"))
+	const writers, readers, writes = 2, 4, 50
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range writes {
+				for {
+					l := storetest.MustGet(t, s, "user-1")
+					err := s.PutLink(t.Context(), l)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, tokens.ErrVersionConflict) {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	var rg sync.WaitGroup
+	for range readers {
+		rg.Go(func() {
+			var seen int64
+			for {
+				l, err := s.GetLink(t.Context(), "user-1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if l.Version < seen {
+					t.Errorf("read version %d after %d", l.Version, seen)
+					return
+				}
+				seen = l.Version
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	rg.Wait()
+	last := storetest.MustGet(t, s, "user-1").Version
+	if err := s.PutLink(t.Context(), &tokens.Link{UserID: "user-1", State: tokens.StateLinked, Tokens: tokens.Sealed{Ciphertext: []byte("x")}, Version: last}); err != nil {
+		t.Fatalf("PutLink at the version read last (%d): %v", last, err)
+	}
+	if got := storetest.MustGet(t, s, "user-1"); got.Version <= last || string(got.Tokens.Ciphertext) != "x" {
+		t.Errorf("after a write, GetLink = version %d, ciphertext %q; want > %d, %q", got.Version, got.Tokens.Ciphertext, last, "x")
+	}
+	if err := s.DeleteLink(t.Context(), "user-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLink(t.Context(), "user-1"); !errors.Is(err, tokens.ErrLinkNotFound) {
+		t.Errorf("GetLink after DeleteLink: error = %v, want ErrLinkNotFound", err)
 	}
 }
 
