@@ -264,21 +264,26 @@ func TestServer_GatewayMetrics(t *testing.T) {
 }
 
 // TestServer_GatewayHeaders checks that the gateway exposes no gRPC response
-// metadata as HTTP headers, while gRPC callers get it.
+// metadata as HTTP headers, failed calls' included, while gRPC callers get it.
 func TestServer_GatewayHeaders(t *testing.T) {
 	s := open(t, server.Options{Services: server.Services{PartnerTokens: &seeingTokens{}}})
-	resp, _ := postToken(t, s, "tokens", "", `{"user_id":"u"}`)
-	for name := range resp.Header {
-		if strings.HasPrefix(strings.ToLower(name), "grpc-") {
-			t.Errorf("HTTP response header %s exposes gRPC metadata", name)
+	for _, token := range []string{"tokens", ""} {
+		resp, _ := postToken(t, s, token, "", `{"user_id":"u"}`)
+		for name := range resp.Header {
+			if strings.HasPrefix(strings.ToLower(name), "grpc-") {
+				t.Errorf("HTTP response header %s exposes gRPC metadata", name)
+			}
+		}
+		if got := resp.Header.Values("X-Request-Id"); len(got) != 1 {
+			t.Errorf("HTTP response (status %d) X-Request-Id = %q, want one", resp.StatusCode, got)
 		}
 	}
-	var header metadata.MD
-	if _, err := brokerv1.NewPartnerTokenServiceClient(dial(t, s)).GetPartnerToken(bearer(t.Context()), &brokerv1.GetPartnerTokenRequest{UserId: "u"}, grpc.Header(&header)); err != nil {
-		t.Fatal(err)
+	var trailer metadata.MD
+	if _, err := brokerv1.NewPartnerTokenServiceClient(dial(t, s)).GetPartnerToken(t.Context(), &brokerv1.GetPartnerTokenRequest{UserId: "u"}, grpc.Trailer(&trailer)); err == nil {
+		t.Fatal("GetPartnerToken without a token succeeded")
 	}
-	if len(header.Get("x-request-id")) != 1 {
-		t.Errorf("gRPC response metadata %v has no x-request-id", header)
+	if len(trailer.Get("x-request-id")) != 1 {
+		t.Errorf("gRPC trailer %v of a failed call has no x-request-id", trailer)
 	}
 }
 

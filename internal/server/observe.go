@@ -12,8 +12,8 @@ import (
 )
 
 // observeInterceptor gives every gRPC call its request id (withCallRequestID),
-// counts it in metrics and logs one line per call: method, code, duration and
-// request id. A call that comes through the gateway keeps the id of its HTTP
+// returned to the caller when the call fails (trailRequestID), counts it in
+// metrics and logs one line per call: method, code, duration and request id. A call that comes through the gateway keeps the id of its HTTP
 // request, which the HTTP response carries, and is counted but not logged, as
 // its HTTP request line is.
 //
@@ -33,6 +33,9 @@ func observeInterceptor(logger *slog.Logger, metrics *grpcMetrics) grpc.UnarySer
 		resp, err := handler(ctx, req)
 		end := time.Now()
 		code := status.Code(err)
+		if err != nil && !gateway {
+			trailRequestID(ctx)
+		}
 		series.end(code, end.Sub(start))
 		var reason string
 		if code == codes.Unauthenticated || code == codes.PermissionDenied {

@@ -275,7 +275,7 @@ func (failingLinks) GetLink(_ context.Context, req *brokerv1.GetLinkRequest) (*b
 }
 
 func TestServer_RequestID(t *testing.T) {
-	s := open(t, server.Options{})
+	s := open(t, server.Options{Services: server.Services{PartnerTokens: &seeingTokens{}}})
 	t.Run("HTTP/Generated", func(t *testing.T) {
 		resp, _ := do(t, s, "GET", "/healthz", "")
 		if resp.Header.Get("X-Request-Id") == "" {
@@ -294,13 +294,44 @@ func TestServer_RequestID(t *testing.T) {
 			t.Errorf("X-Request-Id = %q, want %q", got, want)
 		}
 	})
-	t.Run("gRPC", func(t *testing.T) {
-		var header metadata.MD
-		_, _ = healthpb.NewHealthClient(dial(t, s)).Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.Header(&header))
-		if len(header.Get("x-request-id")) != 1 {
-			t.Errorf("response metadata has no x-request-id: %v", header)
-		}
-	})
+	// A gRPC call's id comes back only when the call fails, in its trailer.
+	for _, tt := range []struct {
+		name   string
+		sent   string // the caller's x-request-id, "" for none
+		token  bool   // whether the call has a token, and succeeds
+		wantID string // the id the trailer must carry: "" for none, "*" for any
+	}{
+		{"gRPC/Failed", "", false, "*"},
+		{"gRPC/FailedKept", "grpc-abc", false, "grpc-abc"},
+		{"gRPC/Succeeded", "grpc-abc", true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tt.token {
+				ctx = bearer(ctx)
+			}
+			if tt.sent != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", tt.sent)
+			}
+			var header, trailer metadata.MD
+			_, err := brokerv1.NewPartnerTokenServiceClient(dial(t, s)).GetPartnerToken(ctx, &brokerv1.GetPartnerTokenRequest{UserId: "u"}, grpc.Header(&header), grpc.Trailer(&trailer))
+			if (err == nil) != tt.token {
+				t.Fatalf("GetPartnerToken error = %v", err)
+			}
+			if got := header.Get("x-request-id"); len(got) != 0 {
+				t.Errorf("header x-request-id = %q, want none", got)
+			}
+			got := trailer.Get("x-request-id")
+			switch {
+			case tt.wantID == "" && len(got) != 0:
+				t.Errorf("trailer x-request-id = %q, want none", got)
+			case tt.wantID == "*" && (len(got) != 1 || got[0] == ""):
+				t.Errorf("trailer x-request-id = %q, want one id", got)
+			case tt.wantID != "" && tt.wantID != "*" && (len(got) != 1 || got[0] != tt.wantID):
+				t.Errorf("trailer x-request-id = %q, want %q", got, tt.wantID)
+			}
+		})
+	}
 }
 
 func TestServer_Metrics(t *testing.T) {
