@@ -12,6 +12,7 @@ package dynamotest
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -37,11 +38,17 @@ const StartTimeout = 10 * time.Second
 // Region is the region of Config and Client; dynalite ignores it.
 const Region = "us-east-1"
 
+// surviveAborts is loaded into dynalite's process: see the file.
+//
+//go:embed survive-aborts.cjs
+var surviveAborts []byte
+
 // Server is one dynalite process on 127.0.0.1, which keeps its tables in memory.
 type Server struct {
-	tb   testing.TB
-	bin  string
-	port int
+	tb      testing.TB
+	bin     string
+	preload string // the path of surviveAborts
+	port    int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -69,7 +76,11 @@ func StartServer(tb testing.TB) *Server {
 		}
 		tb.Skipf("dynamotest: %v", err)
 	}
-	s := &Server{tb: tb, bin: bin, port: freePort(tb)}
+	preload := filepath.Join(tb.TempDir(), "survive-aborts.cjs")
+	if err := os.WriteFile(preload, surviveAborts, 0o600); err != nil {
+		tb.Fatalf("dynamotest: %v", err)
+	}
+	s := &Server{tb: tb, bin: bin, preload: preload, port: freePort(tb)}
 	tb.Cleanup(s.Stop)
 	s.start()
 	return s
@@ -106,7 +117,7 @@ func (s *Server) start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ms := "5" // how long tables stay CREATING, DELETING, UPDATING
-	cmd := exec.Command(s.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(s.port),
+	cmd := exec.Command("node", "--require", s.preload, s.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(s.port),
 		"--createTableMs", ms, "--deleteTableMs", ms, "--updateTableMs", ms)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
