@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
@@ -92,20 +91,21 @@ func public(method string) bool {
 		strings.HasPrefix(method, "/broker.v1.ReadinessService/")
 }
 
-// authInterceptor checks the bearer token of every call against policy and puts
-// the caller's Principal in the context. It is the one place where gRPC callers
-// and the gateway's HTTP callers are authenticated. A right of policy is granted
-// by its name in scopes. It answers EPERMISSION for a method policy does not
-// list or a token without one of the method's scopes, EUNAUTHENTICATED without a
-// single bearer token, and authn's own errors (EUNAUTHENTICATED, EUNAVAILABLE)
+// authenticator returns the function that checks the bearer token of every
+// call against policy and returns ctx with the caller's Principal. It is the
+// one place where gRPC callers and the gateway's HTTP callers are
+// authenticated. A right of policy is granted by its name in scopes. The
+// function answers EPERMISSION for a method policy does not list or a token
+// without one of the method's scopes, EUNAUTHENTICATED without a single
+// bearer token, and authn's own errors (EUNAUTHENTICATED, EUNAVAILABLE)
 // unchanged.
-func authInterceptor(authn auth.Authenticator, names Scopes) grpc.UnaryServerInterceptor {
+func authenticator(authn auth.Authenticator, names Scopes) func(ctx context.Context, method string) (context.Context, error) {
 	granted := grantedBy(names)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if public(info.FullMethod) || selfAuthenticated[info.FullMethod] {
-			return handler(ctx, req)
+	return func(ctx context.Context, method string) (context.Context, error) {
+		if public(method) || selfAuthenticated[method] {
+			return ctx, nil
 		}
-		scopes, ok := granted[info.FullMethod]
+		scopes, ok := granted[method]
 		if !ok {
 			return nil, tokens.Errorf(tokens.EPERMISSION, "method is not open to callers")
 		}
@@ -123,6 +123,6 @@ func authInterceptor(authn auth.Authenticator, names Scopes) grpc.UnaryServerInt
 		if !slices.Contains(scopes, anyUser) && !slices.ContainsFunc(scopes, p.HasScope) {
 			return nil, tokens.Errorf(tokens.EPERMISSION, "token lacks scope %s", strings.Join(scopes, " or "))
 		}
-		return handler(auth.NewContext(ctx, p), req)
+		return auth.NewContext(ctx, p), nil
 	}
 }

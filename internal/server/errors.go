@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -90,18 +89,16 @@ func HTTPStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-// errorInterceptor converts the application errors that handlers return into
-// gRPC statuses, and logs internal errors (which callers never see in detail).
-func errorInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		resp, err := handler(ctx, req)
-		if err == nil {
-			return resp, nil
-		}
-		s := GRPCStatus(err)
-		if s.Code() == codes.Internal {
-			logger.ErrorContext(ctx, "internal error", "method", info.FullMethod, "err", err.Error())
-		}
-		return nil, s.Err()
+// callError converts the application error err of a call of method into a
+// gRPC status error, and logs internal errors (which callers never see in
+// detail). It returns nil for nil.
+func callError(ctx context.Context, logger *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
 	}
+	s := GRPCStatus(err)
+	if s.Code() == codes.Internal {
+		logger.ErrorContext(ctx, "internal error", "method", method, "err", err.Error())
+	}
+	return s.Err()
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // observeInterceptor gives every gRPC call its request id (withCallRequestID),
-// returned to the caller when the call fails (trailRequestID), counts it in
-// metrics and logs one line per call: method, code, duration and request id. A call that comes through the gateway keeps the id of its HTTP
+// returned to the caller when the call fails (trailRequestID), serves it by
+// next, counts it in metrics and logs one line per call: method, code,
+// duration and request id. A call that comes through the gateway keeps the id of its HTTP
 // request, which the HTTP response carries, and is counted but not logged, as
 // its HTTP request line is.
 //
@@ -21,7 +22,7 @@ import (
 // interceptor, which cost 13 % of the CPU of a partner-token call for the same
 // line with more fields; id, metrics and log are one interceptor, sharing one
 // reading of the clock, as each level of the chain costs every call.
-func observeInterceptor(logger *slog.Logger, metrics *grpcMetrics) grpc.UnaryServerInterceptor {
+func observeInterceptor(logger *slog.Logger, metrics *grpcMetrics, next grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		gateway := inProcess(ctx) && RequestID(ctx) != ""
 		if !gateway {
@@ -30,7 +31,7 @@ func observeInterceptor(logger *slog.Logger, metrics *grpcMetrics) grpc.UnarySer
 		series := metrics.method(info.FullMethod)
 		series.begin()
 		start := time.Now()
-		resp, err := handler(ctx, req)
+		resp, err := next(ctx, req, info, handler)
 		end := time.Now()
 		code := status.Code(err)
 		if err != nil && !gateway {

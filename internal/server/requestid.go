@@ -70,7 +70,23 @@ func withRequestID(ctx context.Context, id string) (context.Context, string) {
 		var b [64]byte
 		id = string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestCounter.Add(1), 16))
 	}
-	return context.WithValue(ctx, requestIDKey{}, &requestInfo{id: id}), id
+	return &requestContext{Context: ctx, info: requestInfo{id: id}}, id
+}
+
+// requestContext is a context that carries its request's requestInfo: one
+// allocation per request, where context.WithValue and the info are two.
+type requestContext struct {
+	context.Context
+	info requestInfo
+}
+
+// Value returns the request's *requestInfo for requestIDKey, and asks the
+// parent for any other key.
+func (c *requestContext) Value(key any) any {
+	if _, ok := key.(requestIDKey); ok {
+		return &c.info
+	}
+	return c.Context.Value(key)
 }
 
 // withCallRequestID gives a gRPC call its request id, the caller's

@@ -16,8 +16,8 @@ import (
 )
 
 // The gRPC services below only translate between the API's messages and the
-// domain; errors go back unchanged, and errorInterceptor maps their codes. The
-// caller has passed authInterceptor before any of them is called.
+// domain; errors go back unchanged, and callError maps their codes. The
+// caller has passed authenticator's check before any of them is called.
 
 // NewReciprocalService returns the gRPC face of Alexa's hand-over, limited by
 // limiter (nil limits nothing) as the form endpoint is. Its errors go through
