@@ -41,3 +41,33 @@ func TestService_Token_Unreadable(t *testing.T) {
 		})
 	}
 }
+
+// TestService_Token_CopiedTokens checks that tokens opened once for one user,
+// and then copied into another user's link, do not open there: the access
+// tokens Token remembers are the user's they were opened for.
+func TestService_Token_CopiedTokens(t *testing.T) {
+	h := newHarness(t)
+	h.mustLink(t, "bob")
+	bobs, err := h.token(t.Context(), "bob") // opened, and remembered
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.token(t.Context(), "bob")
+	if err != nil || again.AccessToken != bobs.AccessToken {
+		t.Fatalf("bob's token again = %v, %v; want the same", again, err)
+	}
+	alice, _ := h.mustLink(t, "alice")
+	bob, err := h.store.GetLink(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Tokens = bob.Tokens
+	if err := h.store.PutLink(t.Context(), alice); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.token(t.Context(), "alice")
+	assertCode(t, err, tokens.EINTERNAL)
+	if got.AccessToken == bobs.AccessToken {
+		t.Error("alice's link handed out bob's access token")
+	}
+}

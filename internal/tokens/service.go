@@ -53,6 +53,7 @@ type Service struct {
 
 	flight singleflight.Group
 	usage  usage
+	opened openedTokens // the access tokens Token opened (see opened.go)
 	work   *inflight
 	// owner names this Service when it holds refresh leases.
 	owner string
@@ -100,12 +101,17 @@ func (s *Service) Token(ctx context.Context, userID string) (Token, error) {
 		s.Logger.Warn("LWA issued an access token that has expired already", "user_id", userID, "expires_at", l.AccessTokenExpiresAt)
 		return Token{}, Errorf(EUNAVAILABLE, "Login with Amazon issued an access token that has expired already; try again")
 	}
-	g, err := s.open(l)
-	if err != nil {
-		return Token{}, err
+	access, ok := s.opened.get(userID, l.Tokens)
+	if !ok {
+		g, err := s.open(l)
+		if err != nil {
+			return Token{}, err
+		}
+		access = g.AccessToken
+		s.opened.put(userID, l.Tokens, access)
 	}
 	s.usage.touch(userID, now, l.AccessTokenExpiresAt)
-	return Token{AccessToken: g.AccessToken, ExpiresAt: l.AccessTokenExpiresAt}, nil
+	return Token{AccessToken: access, ExpiresAt: l.AccessTokenExpiresAt}, nil
 }
 
 // fresh reports whether l's access token stays valid beyond its refresh
