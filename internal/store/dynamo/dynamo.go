@@ -278,7 +278,6 @@ type Store struct {
 	skill          string      // the view's skill
 	keys           skillKeys   // the keys of its items
 	reportCounts   *countQueue // the report counts not added yet, shared by the views
-	seqs           *sequencer  // the Seq of new reports, shared by the views
 }
 
 var (
@@ -347,7 +346,6 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	s := &Store{
 		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
 		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID), reportCounts: &countQueue{},
-		seqs: &sequencer{now: time.Now},
 	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {

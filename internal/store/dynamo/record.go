@@ -23,16 +23,17 @@ const (
 	pkSkill   = "SKILL#" // + escaped skill id, '#', then pkUser or pkCode
 	pkLane    = "LANE#"  // + delivery lane
 
-	skLink         = "LINK"
-	skLease        = "LEASE"
-	skCode         = "CODE"
-	skReport       = "REPORT"
-	skDelivery     = "DELIVERY"
-	skCounterLinks = "LINKS"
-	skCounterStats = "STATS"
-	skEvent        = "EVENT#"   // + event order (see eventOrder)
-	skWebhook      = "WEBHOOK#" // + event order
-	skWebhookClaim = "WEBHOOKCLAIM"
+	skLink           = "LINK"
+	skLease          = "LEASE"
+	skCode           = "CODE"
+	skReport         = "REPORT"
+	skDelivery       = "DELIVERY"
+	skCounterLinks   = "LINKS"
+	skCounterReports = "REPORTS"
+	skCounterStats   = "STATS"
+	skEvent          = "EVENT#"   // + event order (see eventOrder)
+	skWebhook        = "WEBHOOK#" // + event order
+	skWebhookClaim   = "WEBHOOKCLAIM"
 
 	gsiLinks    = "LINK"
 	gsiPending  = "PENDING"

@@ -19,12 +19,14 @@ import (
 )
 
 // CreateReport stores r as reports.Store.CreateReport says. It takes r.Seq from
-// the process's clock (see sequencer: Seq grows, with gaps, and orders the
-// reports of several processes by their clocks), sets r.Version, and writes
-// the report with the condition that its key is free; when that fails, a
-// consistent read returns the report that holds it. A new report thus costs
-// one request, the conditional PutItem; its count is added afterwards, in the
-// background (see countQueue). Reports are the table's, the same through every view, whatever their
+// the report counter (so a duplicate may use up a number: Seq grows, with gaps),
+// sets r.Version, and writes the report with the condition that its key is
+// free; when that fails, a consistent read returns the report that holds it.
+// A new report thus costs two requests, one after the other: the counter's
+// UpdateItem and the conditional PutItem; its count is added afterwards, in
+// the background (see countQueue). The counter is what orders the reports of
+// a lane accepted by different broker instances, whatever their clocks.
+// Reports are the table's, the same through every view, whatever their
 // SkillID. Beyond the port's errors, it returns an EINVALID error for a user
 // id longer than MaxUserIDLen bytes or not UTF-8, or a lane (see
 // reports.Lane) that does not fit the index's sort key once escaped: the
@@ -40,13 +42,13 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 	// The report that holds the key may be removed between the failed write
 	// and the read; then the write is tried again.
 	for range 3 {
-		seq := s.seqs.next()
+		seq, err := s.next(ctx, "create report: next sequence", skCounterReports)
+		if err != nil {
+			return nil, false, err
+		}
 		rec := *r
 		rec.Seq = seq
-		// The first version is the Seq: the same message id is created again
-		// only once its report has been removed, thirty days after it
-		// finished, far more microseconds later than it had updates.
-		version := seq
+		version := seq << versionShift
 		item, err := encodeReport(&rec, version, s.now())
 		if err != nil {
 			return nil, false, err
@@ -95,7 +97,7 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 		return nil, err
 	}
 	s.flushStale(ctx, pkReport+messageID, skReport, item)
-	return s.decodeReport(item)
+	return decodeReport(item)
 }
 
 // PutReport writes r as reports.Store.PutReport says, in one write on the
@@ -181,7 +183,7 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 		if err != nil {
 			return nil, err
 		}
-		rs, err := s.decodeReports(items)
+		rs, err := decodeReports(items)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +229,7 @@ func (s *Store) newestPending(ctx context.Context, lane string) (*reports.Report
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	return s.decodeReport(items[0])
+	return decodeReport(items[0])
 }
 
 // queryPage reads one page of at most limit items of the index IndexGSI1
@@ -266,7 +268,7 @@ func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports
 	if err != nil {
 		return nil, err
 	}
-	return s.decodeReports(items)
+	return decodeReports(items)
 }
 
 // PendingReports returns a page of the pending reports as
@@ -288,7 +290,7 @@ func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (r
 	if err != nil {
 		return reports.ReportPage{}, err
 	}
-	rs, err := s.decodeReports(items)
+	rs, err := decodeReports(items)
 	if err != nil {
 		return reports.ReportPage{}, err
 	}
@@ -359,27 +361,15 @@ func checkReport(r *reports.Report) error {
 // deleteConcurrency is how many reports DeleteFinishedReports removes at once.
 const deleteConcurrency = 16
 
-// decodeReports decodes report items, in order, as decodeReport does.
-func (s *Store) decodeReports(items []map[string]types.AttributeValue) ([]*reports.Report, error) {
+// decodeReports decodes report items, in order.
+func decodeReports(items []map[string]types.AttributeValue) ([]*reports.Report, error) {
 	out := make([]*reports.Report, 0, len(items))
 	for _, item := range items {
-		r, err := s.decodeReport(item)
+		r, err := decodeReport(item)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// decodeReport decodes a report item read from the table, and moves the
-// sequencer past its Seq, so that a process whose clock lags another's still
-// orders the reports it accepts after those it has seen.
-func (s *Store) decodeReport(item map[string]types.AttributeValue) (*reports.Report, error) {
-	r, err := decodeReport(item)
-	if err != nil {
-		return nil, err
-	}
-	s.seqs.observe(r.Seq)
-	return r, nil
 }
