@@ -132,8 +132,9 @@ const (
 	OutcomeRejected = "rejected"
 	// OutcomeThrottled: LWA answered 429 Too Many Requests.
 	OutcomeThrottled = "throttled"
-	// OutcomeError: LWA failed (5xx, 408) or sent an answer that could not be
-	// read.
+	// OutcomeError: LWA failed (5xx, 408, or an answer of any status whose
+	// error code is server_error or temporarily_unavailable) or sent an
+	// answer that could not be read.
 	OutcomeError = "error"
 	// OutcomeUnreachable: no answer came (network failure, time-out, the
 	// caller's deadline).
@@ -354,7 +355,9 @@ func (e *Error) outcome() string {
 		return OutcomeThrottled
 	case e.StatusCode == 0 && e.cause != nil: // transport failure or deadline
 		return OutcomeUnreachable
-	case e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == 0:
+	case e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == 0 || e.retry:
+		// An answer that says LWA failed (server_error, temporarily_unavailable),
+		// whatever its status, is retried: it is a failure, not a refusal.
 		return OutcomeError
 	}
 	return OutcomeRejected

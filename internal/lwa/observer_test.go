@@ -105,8 +105,8 @@ func startFormAnswer(tb testing.TB) string {
 // TestClient_Observer checks that the Observer is told of every request to LWA
 // exactly once, attempts of a retried call included, in order, with the call's
 // name and the outcome of LWA's answer: OutcomeOK for a grant, OutcomeThrottled
-// for 429, OutcomeRejected for any other 4xx, OutcomeError for 5xx, 408 and an
-// unreadable 2xx, and OutcomeUnreachable when no answer came. The broker's
+// for 429, OutcomeRejected for any other 4xx, OutcomeError for 5xx, 408, an
+// answer whose error code says LWA failed, and an unreadable 2xx, and OutcomeUnreachable when no answer came. The broker's
 // metrics of Amazon's health are these observations, so a request counted
 // twice, not at all, or under the wrong outcome misleads whoever is paged.
 func TestClient_Observer(t *testing.T) {
@@ -209,6 +209,14 @@ func TestClient_Observer(t *testing.T) {
 			name:    "RequestTimeoutThenOK",
 			call:    lwa.CallExchange,
 			prepare: func(l *sim.LWA) { l.FailNext(1, http.StatusRequestTimeout, 0) },
+			want:    []string{lwa.OutcomeError, lwa.OutcomeOK},
+		},
+		{
+			// The simulator's failure says temporarily_unavailable whatever
+			// its status: a failure, retried, not a refusal.
+			name:    "UnavailableCodeWith400ThenOK",
+			call:    lwa.CallExchange,
+			prepare: func(l *sim.LWA) { l.FailNext(1, http.StatusBadRequest, 0) },
 			want:    []string{lwa.OutcomeError, lwa.OutcomeOK},
 		},
 		{
