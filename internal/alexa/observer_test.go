@@ -5,75 +5,18 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
+	"github.com/reciprocal-broker/broker/internal/amazontest"
 	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// observation is one request an Observer was told of.
-type observation struct {
-	Call, Outcome string
-}
-
-// recordingObserver is a fake alexa.Observer that records the call and
-// outcome of every request it is told of, in order. It is safe for concurrent
-// use.
-type recordingObserver struct {
-	mu  sync.Mutex
-	got []observation
-}
-
-var _ alexa.Observer = (*recordingObserver)(nil)
-
-// ObserveAmazonCall records call and outcome.
-func (o *recordingObserver) ObserveAmazonCall(call, outcome string, _ time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.got = append(o.got, observation{Call: call, Outcome: outcome})
-}
-
-// observations returns what was recorded so far, in order.
-func (o *recordingObserver) observations() []observation {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]observation(nil), o.got...)
-}
-
-// countingTransport is an http.RoundTripper that counts the requests the client
-// makes, answered or not, so that they can be compared with what the observer
-// was told.
-type countingTransport struct {
-	base     http.RoundTripper
-	requests atomic.Int32
-}
-
-// RoundTrip counts r and carries it.
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.requests.Add(1)
-	return c.base.RoundTrip(r)
-}
-
-// newCountingClient returns an HTTP client that counts its requests, does not
-// follow redirects (as the clients' default) and gives up on a request after
-// timeout (0: never). Its idle connections are closed when the test ends.
-func newCountingClient(tb testing.TB, timeout time.Duration) (*http.Client, *countingTransport) {
-	tb.Helper()
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	tb.Cleanup(base.CloseIdleConnections)
-	ct := &countingTransport{base: base}
-	return &http.Client{
-		Transport:     ct,
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, ct
-}
+var _ alexa.Observer = (*amazontest.Observer)(nil)
 
 // faultInjector is how a test breaks a simulated API: both the Health API
 // (*sim.Alexa) and the Event Gateway (*sim.EventGateway) take these faults.
@@ -204,8 +147,8 @@ func testObserver(t *testing.T, api observedAPI) {
 			if tt.prepare != nil {
 				tt.prepare(api.faults(e.alexa))
 			}
-			obs := &recordingObserver{}
-			httpClient, transport := newCountingClient(t, tt.attemptTimeout)
+			obs := &amazontest.Observer{}
+			httpClient, transport := amazontest.CountingClient(t, tt.attemptTimeout)
 			opts := alexa.Options{Observer: obs, HTTPClient: httpClient}
 			if tt.baseURL != nil {
 				opts.BaseURL = tt.baseURL(t, e)
@@ -222,15 +165,15 @@ func testObserver(t *testing.T, api observedAPI) {
 
 			err := api.send(t, ctx, e, opts, user, tok)
 
-			var want []observation
+			var want []amazontest.Observation
 			if tt.want != "" {
-				want = []observation{{Call: api.call, Outcome: tt.want}}
+				want = []amazontest.Observation{{Call: api.call, Outcome: tt.want}}
 			}
-			got := obs.observations()
+			got := obs.Observations()
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("observations (-want +got):\n%s", diff)
 			}
-			if got, want := int(transport.requests.Load()), len(got); got != want {
+			if got, want := transport.Requests(), len(got); got != want {
 				t.Errorf("the client made %d requests, the observer was told of %d", got, want)
 			}
 			if got, want := err == nil, tt.want == alexa.OutcomeOK; got != want {

@@ -7,73 +7,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reciprocal-broker/broker/internal/amazontest"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// observation is one request an Observer was told of.
-type observation struct {
-	Call, Outcome string
-}
-
-// recordingObserver is a fake lwa.Observer that records the call and outcome
-// of every request it is told of, in order. It is safe for concurrent use.
-type recordingObserver struct {
-	mu  sync.Mutex
-	got []observation
-}
-
-var _ lwa.Observer = (*recordingObserver)(nil)
-
-// ObserveAmazonCall records call and outcome.
-func (o *recordingObserver) ObserveAmazonCall(call, outcome string, _ time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.got = append(o.got, observation{Call: call, Outcome: outcome})
-}
-
-// observations returns what was recorded so far, in order.
-func (o *recordingObserver) observations() []observation {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]observation(nil), o.got...)
-}
-
-// countingTransport is an http.RoundTripper that counts the requests the client
-// makes, answered or not, so that they can be compared with what the observer
-// was told.
-type countingTransport struct {
-	base     http.RoundTripper
-	requests atomic.Int32
-}
-
-// RoundTrip counts r and carries it.
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.requests.Add(1)
-	return c.base.RoundTrip(r)
-}
-
-// newCountingClient returns an HTTP client that counts its requests, does not
-// follow redirects (as the client's default) and gives up on an attempt after
-// timeout (0: never). Its idle connections are closed when the test ends.
-func newCountingClient(tb testing.TB, timeout time.Duration) (*http.Client, *countingTransport) {
-	tb.Helper()
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	tb.Cleanup(base.CloseIdleConnections)
-	ct := &countingTransport{base: base}
-	return &http.Client{
-		Transport:     ct,
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, ct
-}
+var _ lwa.Observer = (*amazontest.Observer)(nil)
 
 // closedURL returns a token URL on a loopback port that nothing listens on.
 func closedURL(tb testing.TB) string {
@@ -291,8 +236,8 @@ func TestClient_Observer(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(l)
 			}
-			obs := &recordingObserver{}
-			httpClient, transport := newCountingClient(t, tt.attemptTimeout)
+			obs := &amazontest.Observer{}
+			httpClient, transport := amazontest.CountingClient(t, tt.attemptTimeout)
 			c := newClient(t, l, func(o *lwa.Options) {
 				o.Observer = obs
 				o.HTTPClient = httpClient
@@ -318,15 +263,15 @@ func TestClient_Observer(t *testing.T) {
 				t.Fatalf("unknown call %q", tt.call)
 			}
 
-			var want []observation
+			var want []amazontest.Observation
 			for _, outcome := range tt.want {
-				want = append(want, observation{Call: tt.call, Outcome: outcome})
+				want = append(want, amazontest.Observation{Call: tt.call, Outcome: outcome})
 			}
-			got := obs.observations()
+			got := obs.Observations()
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("observations (-want +got):\n%s", diff)
 			}
-			if got, want := int(transport.requests.Load()), len(got); got != want {
+			if got, want := transport.Requests(), len(got); got != want {
 				t.Errorf("the client made %d requests, the observer was told of %d", got, want)
 			}
 			succeeded := len(tt.want) > 0 && tt.want[len(tt.want)-1] == lwa.OutcomeOK
@@ -346,8 +291,8 @@ func TestClient_Observer(t *testing.T) {
 // doubled, failed attempts included.
 func TestClient_ObserverConcurrent(t *testing.T) {
 	l := startLWA(t, sim.LWAOptions{})
-	obs := &recordingObserver{}
-	httpClient, transport := newCountingClient(t, 0)
+	obs := &amazontest.Observer{}
+	httpClient, transport := amazontest.CountingClient(t, 0)
 	c := newClient(t, l, func(o *lwa.Options) { o.Observer = obs; o.HTTPClient = httpClient })
 	const users, faults = 8, 3
 	// However the faults fall, four attempts make every call succeed.
@@ -369,7 +314,7 @@ func TestClient_ObserverConcurrent(t *testing.T) {
 	wg.Wait()
 
 	got := map[string]int{}
-	for _, o := range obs.observations() {
+	for _, o := range obs.Observations() {
 		if o.Outcome == lwa.OutcomeError {
 			got[o.Outcome]++ // a fault hits an exchange or a refresh, as calls interleave
 			continue
@@ -384,7 +329,7 @@ func TestClient_ObserverConcurrent(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("observations counted (-want +got):\n%s", diff)
 	}
-	if got, want := int(transport.requests.Load()), 2*users+faults; got != want {
+	if got, want := transport.Requests(), 2*users+faults; got != want {
 		t.Errorf("the client made %d requests, want %d", got, want)
 	}
 }
