@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
+	"github.com/reciprocal-broker/broker/internal/amazontest"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -536,17 +537,9 @@ func TestClient_SendNoAnswer(t *testing.T) {
 		}
 	})
 	t.Run("Unreachable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		if err := ln.Close(); err != nil {
-			t.Fatal(err)
-		}
 		const tok = "Atza|IQEBunreachable-SHOULD-NOT-LEAK"
-		c := env{}.newClient(t, alexa.Options{BaseURL: "http://" + addr})
-		err = c.Send(contextWithTimeout(t, 5*time.Second), "", tok, sampleReport("u", "m"))
+		c := env{}.newClient(t, alexa.Options{BaseURL: amazontest.ClosedURL(t)})
+		err := c.Send(contextWithTimeout(t, 5*time.Second), "", tok, sampleReport("u", "m"))
 		assertRetry(t, err, 0, 0)
 		assertNoSecret(t, err, tok, "SHOULD-NOT-LEAK")
 	})

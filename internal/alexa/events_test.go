@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/alexa"
+	"github.com/reciprocal-broker/broker/internal/amazontest"
 	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -440,17 +440,9 @@ func TestEventGateway_SendNoAnswer(t *testing.T) {
 		}
 	})
 	t.Run("Unreachable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		if err := ln.Close(); err != nil {
-			t.Fatal(err)
-		}
 		const tok = "Atza|IQEBunreachable-SHOULD-NOT-LEAK"
-		g := env{}.newGateway(t, alexa.Options{BaseURL: "http://" + addr})
-		err = g.Send(contextWithTimeout(t, 5*time.Second), "EU", tok, message)
+		g := env{}.newGateway(t, alexa.Options{BaseURL: amazontest.ClosedURL(t)})
+		err := g.Send(contextWithTimeout(t, 5*time.Second), "EU", tok, message)
 		assertRetry(t, err, 0, 0)
 		assertNoSecret(t, err, tok, "SHOULD-NOT-LEAK")
 	})

@@ -3,7 +3,6 @@ package alexa_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -131,7 +130,7 @@ func testObserver(t *testing.T, api observedAPI) {
 		{name: "Cancelled", cancelled: true, want: alexa.OutcomeUnreachable},
 		{
 			name:    "ClosedListener",
-			baseURL: func(tb testing.TB, _ env) string { return closedBaseURL(tb) },
+			baseURL: func(tb testing.TB, _ env) string { return amazontest.ClosedURL(tb) },
 			want:    alexa.OutcomeUnreachable,
 		},
 		{name: "TokenEmpty", noToken: true},
@@ -181,18 +180,4 @@ func testObserver(t *testing.T, api observedAPI) {
 			}
 		})
 	}
-}
-
-// closedBaseURL returns a base URL on a loopback port that nothing listens on.
-func closedBaseURL(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return "http://" + addr
 }

@@ -6,6 +6,7 @@
 package amazontest
 
 import (
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -69,4 +70,19 @@ func CountingClient(tb testing.TB, timeout time.Duration) (*http.Client, *Counti
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, ct
+}
+
+// ClosedURL returns an http URL of a loopback port that nothing listens on (a
+// moment ago), for requests that get no answer at all.
+func ClosedURL(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return "http://" + addr
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reciprocal-broker/broker/internal/amazontest"
 	"github.com/reciprocal-broker/broker/internal/lwa"
 	"github.com/reciprocal-broker/broker/internal/sim"
 	"github.com/reciprocal-broker/broker/internal/tokens"
@@ -422,16 +423,8 @@ func TestClient_Refresh(t *testing.T) {
 }
 
 func TestClient_Unreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
 	c, err := lwa.New(lwa.Options{
-		TokenURL:       "http://" + addr + "/auth/o2/token",
+		TokenURL:       amazontest.ClosedURL(t) + "/auth/o2/token",
 		ClientID:       "id",
 		ClientSecret:   "secret",
 		MaxAttempts:    2,

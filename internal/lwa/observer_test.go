@@ -3,7 +3,6 @@ package lwa_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -19,20 +18,6 @@ import (
 )
 
 var _ lwa.Observer = (*amazontest.Observer)(nil)
-
-// closedURL returns a token URL on a loopback port that nothing listens on.
-func closedURL(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return "http://" + addr + sim.LWATokenPath
-}
 
 // startFormAnswer starts a token endpoint on a loopback port that answers
 // every request 200 with a form-encoded grant whose expires_in is not a
@@ -197,14 +182,14 @@ func TestClient_Observer(t *testing.T) {
 			name:     "ClosedListener",
 			call:     lwa.CallExchange,
 			client:   func(o *lwa.Options) { o.MaxAttempts = 3 },
-			tokenURL: func(tb testing.TB, _ *sim.LWA) string { return closedURL(tb) },
+			tokenURL: func(tb testing.TB, _ *sim.LWA) string { return amazontest.ClosedURL(tb) + sim.LWATokenPath },
 			want:     []string{lwa.OutcomeUnreachable, lwa.OutcomeUnreachable, lwa.OutcomeUnreachable},
 		},
 		{
 			name:     "RefreshClosedListener",
 			call:     lwa.CallRefresh,
 			client:   func(o *lwa.Options) { o.MaxAttempts = 2 },
-			tokenURL: func(tb testing.TB, _ *sim.LWA) string { return closedURL(tb) },
+			tokenURL: func(tb testing.TB, _ *sim.LWA) string { return amazontest.ClosedURL(tb) + sim.LWATokenPath },
 			want:     []string{lwa.OutcomeUnreachable, lwa.OutcomeUnreachable},
 		},
 		{
