@@ -462,7 +462,7 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 		m.closers = append(m.closers, s.Close)
 		return s, nil
 	case "dynamodb":
-		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable})
+		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable, ClockOrder: c.DynamoDBClockOrder})
 		if errors.Is(err, dynamo.ErrNoTable) {
 			return nil, fmt.Errorf("BROKER_STORE: %w (on AWS, the data stack of infra/cloudformation makes it; on a local server, BROKER_DYNAMODB_CREATE_TABLE=true or --dynamodb-create-table creates it)", err)
 		}

@@ -44,6 +44,9 @@ type Config struct {
 
 	DynamoDBEndpoint    string
 	DynamoDBCreateTable bool
+	// DynamoDBClockOrder switches the table to clock order
+	// (BROKER_DYNAMODB_CLOCK_ORDER; see dynamo.Options.ClockOrder).
+	DynamoDBClockOrder bool
 
 	// SkillsFile is the path of the YAML file of the skills the broker
 	// serves (BROKER_SKILLS_FILE); empty means one skill, named
@@ -204,6 +207,18 @@ func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = strings.TrimSpace(v); return nil }
 }
 
+// truth binds a true-or-false setting, as strconv.ParseBool reads it.
+func truth(dst func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", strings.TrimSpace(v))
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
 func secret(dst func(*Config) *tokens.Secret) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = tokens.Secret(strings.TrimSpace(v)); return nil }
 }
@@ -247,14 +262,9 @@ var settings = []setting{
 	{flag: "dynamodb-endpoint", env: "BROKER_DYNAMODB_ENDPOINT", usage: "DynamoDB endpoint override (local servers)",
 		bind: str(func(c *Config) *string { return &c.DynamoDBEndpoint })},
 	{flag: "dynamodb-create-table", env: "BROKER_DYNAMODB_CREATE_TABLE", def: "false", usage: "create the DynamoDB table when it does not exist (local servers, tests); the flag alone means true", boolean: true,
-		bind: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", strings.TrimSpace(v))
-			}
-			c.DynamoDBCreateTable = b
-			return nil
-		}},
+		bind: truth(func(c *Config) *bool { return &c.DynamoDBCreateTable })},
+	{flag: "dynamodb-clock-order", env: "BROKER_DYNAMODB_CLOCK_ORDER", def: "false", usage: "switch the table's reports from counter order to clock order, one write per accepted report; irreversible, and brokers before clock order then refuse reports: set it once every instance runs this version", boolean: true,
+		bind: truth(func(c *Config) *bool { return &c.DynamoDBClockOrder })},
 	{flag: "skills-file", env: skillsFileEnv, usage: "YAML file of the skills this broker serves (unset: one skill, default, from the single-skill settings below)",
 		bind: str(func(c *Config) *string { return &c.SkillsFile })},
 	{flag: "lwa-client-id", env: "BROKER_LWA_CLIENT_ID", usage: "the skill's Alexa Client Id (required without BROKER_SKILLS_FILE)",

@@ -33,9 +33,12 @@ type Store interface {
 	// CreateReport stores r unless a report with its MessageID exists: then it
 	// stores nothing and returns the existing report with created false (the
 	// existing report may belong to another user). On creation it sets r.Seq,
-	// higher than the Seq of every report created before (there may be gaps),
-	// and r.Version, and returns r with created true; r.Version is not read. Of
-	// concurrent calls with one message id, exactly one creates.
+	// higher than the Seq of every report created before through this Store
+	// and its views, and of every report it has returned (there may be
+	// gaps); a store that several processes share may order the reports of
+	// different processes by their clocks, and says so. It sets r.Version,
+	// and returns r with created true; r.Version is not read. Of concurrent
+	// calls with one message id, exactly one creates.
 	//
 	// It returns an EINVALID error when r fails CheckStorable, or holds a key
 	// longer than the storage can keep.

@@ -54,6 +54,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, lane, owner string, now, unti
 	if rec.Format != recordFormat || rec.Owner != owner {
 		return 0, false, fmt.Errorf("dynamo: decode delivery claim of %q: format %d: %w", lane, rec.Format, errCorrupt)
 	}
+	s.order.clock.observe(rec.Delivered)
 	return rec.Delivered, true, nil
 }
 

@@ -125,10 +125,11 @@
 // they return are still conditional on the version, so a stale index costs a
 // conflict, never a lost update.
 //
-// Versions of links and reports come from the counter items: a link or report
-// created (again) starts at the next counter value shifted left by 24 bits, and
-// every update adds one. A writer that read a link before it was deleted and
-// created anew therefore never matches the new link's version.
+// Versions of links come from the LINKS counter item: a link created (again)
+// starts at the next counter value shifted left by 24 bits, and every update
+// adds one. A writer that read a link before it was deleted and created anew
+// therefore never matches the new link's version. A report's first version is
+// its Seq, shifted the same way in counter order (see clockOrder).
 //
 // Records are the package's own forms (times as Number Unix nanoseconds, sealed
 // tokens as Binary), never tokens.Link marshalled directly, so that the domain
@@ -264,6 +265,13 @@ type Options struct {
 	// their time to live is this plus a week after they occurred. Zero means
 	// DefaultEventRetention.
 	EventRetention time.Duration
+	// ClockOrder switches a table whose reports are ordered by the report
+	// counter to clock order (BROKER_DYNAMODB_CLOCK_ORDER), when this store
+	// creates its first report: accepting a report is then one write instead
+	// of two. The switch cannot be undone, and brokers of versions before
+	// clock order then refuse to accept reports on the table; see clockOrder.
+	// A table no report was created in starts in clock order without it.
+	ClockOrder bool
 }
 
 // Store is the DynamoDB store: a view of the table for one skill's links
@@ -275,9 +283,10 @@ type Store struct {
 	table          *string
 	now            func() time.Time
 	eventRetention time.Duration
-	skill          string      // the view's skill
-	keys           skillKeys   // the keys of its items
-	reportCounts   *countQueue // the report counts not added yet, shared by the views
+	skill          string       // the view's skill
+	keys           skillKeys    // the keys of its items
+	reportCounts   *countQueue  // the report counts not added yet, shared by the views
+	order          *reportOrder // where new reports' Seq comes from, shared by the views
 }
 
 var (
@@ -346,6 +355,7 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	s := &Store{
 		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
 		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID), reportCounts: &countQueue{},
+		order: &reportOrder{switchTo: opts.ClockOrder, clock: sequencer{now: time.Now}},
 	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {

@@ -18,20 +18,21 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// CreateReport stores r as reports.Store.CreateReport says. It takes r.Seq from
-// the report counter (so a duplicate may use up a number: Seq grows, with gaps),
+// CreateReport stores r as reports.Store.CreateReport says. It takes r.Seq in
+// the table's order (see clockOrder: from the process's clock, or from the
+// report counter; a duplicate may use up a number, so Seq grows with gaps),
 // sets r.Version, and writes the report with the condition that its key is
 // free; when that fails, a consistent read returns the report that holds it.
-// A new report thus costs two requests, one after the other: the counter's
-// UpdateItem and the conditional PutItem; its count is added afterwards, in
-// the background (see countQueue). The counter is what orders the reports of
-// a lane accepted by different broker instances, whatever their clocks.
-// Reports are the table's, the same through every view, whatever their
-// SkillID. Beyond the port's errors, it returns an EINVALID error for a user
-// id longer than MaxUserIDLen bytes or not UTF-8, or a lane (see
-// reports.Lane) that does not fit the index's sort key once escaped: the
-// default skill's profile reports of every such user id fit, another lane
-// of a user id of nearly MaxUserIDLen bytes may not.
+// A new report thus costs one request in clock order, the conditional
+// PutItem, and two in counter order, the counter's UpdateItem first; its
+// count is added afterwards, in the background (see countQueue). Reports are
+// the table's, the same through every view, whatever their SkillID. Beyond
+// the port's errors, it returns an EINVALID error for a user id longer than
+// MaxUserIDLen bytes or not UTF-8, or a lane (see reports.Lane) that does not
+// fit the index's sort key once escaped: the default skill's profile reports
+// of every such user id fit, another lane of a user id of nearly
+// MaxUserIDLen bytes may not; and an EINTERNAL error when the report counter
+// holds neither order.
 func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.Report, bool, error) {
 	if err := r.CheckStorable(); err != nil {
 		return nil, false, fmt.Errorf("dynamo: create report: %w", err)
@@ -42,13 +43,12 @@ func (s *Store) CreateReport(ctx context.Context, r *reports.Report) (*reports.R
 	// The report that holds the key may be removed between the failed write
 	// and the read; then the write is tried again.
 	for range 3 {
-		seq, err := s.next(ctx, "create report: next sequence", skCounterReports)
+		seq, version, err := s.nextSeq(ctx)
 		if err != nil {
 			return nil, false, err
 		}
 		rec := *r
 		rec.Seq = seq
-		version := seq << versionShift
 		item, err := encodeReport(&rec, version, s.now())
 		if err != nil {
 			return nil, false, err
@@ -97,7 +97,7 @@ func (s *Store) getReport(ctx context.Context, op, messageID string) (*reports.R
 		return nil, err
 	}
 	s.flushStale(ctx, pkReport+messageID, skReport, item)
-	return decodeReport(item)
+	return s.decodeReport(item)
 }
 
 // PutReport writes r as reports.Store.PutReport says, in one write on the
@@ -183,7 +183,7 @@ func (s *Store) DueReports(ctx context.Context, now time.Time, limit int) ([]*re
 		if err != nil {
 			return nil, err
 		}
-		rs, err := decodeReports(items)
+		rs, err := s.decodeReports(items)
 		if err != nil {
 			return nil, err
 		}
@@ -229,7 +229,7 @@ func (s *Store) newestPending(ctx context.Context, lane string) (*reports.Report
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	return decodeReport(items[0])
+	return s.decodeReport(items[0])
 }
 
 // queryPage reads one page of at most limit items of the index IndexGSI1
@@ -268,7 +268,7 @@ func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports
 	if err != nil {
 		return nil, err
 	}
-	return decodeReports(items)
+	return s.decodeReports(items)
 }
 
 // PendingReports returns a page of the pending reports as
@@ -290,7 +290,7 @@ func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (r
 	if err != nil {
 		return reports.ReportPage{}, err
 	}
-	rs, err := decodeReports(items)
+	rs, err := s.decodeReports(items)
 	if err != nil {
 		return reports.ReportPage{}, err
 	}
@@ -361,15 +361,27 @@ func checkReport(r *reports.Report) error {
 // deleteConcurrency is how many reports DeleteFinishedReports removes at once.
 const deleteConcurrency = 16
 
-// decodeReports decodes report items, in order.
-func decodeReports(items []map[string]types.AttributeValue) ([]*reports.Report, error) {
+// decodeReports decodes report items, in order, as decodeReport does.
+func (s *Store) decodeReports(items []map[string]types.AttributeValue) ([]*reports.Report, error) {
 	out := make([]*reports.Report, 0, len(items))
 	for _, item := range items {
-		r, err := decodeReport(item)
+		r, err := s.decodeReport(item)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// decodeReport decodes a report item read from the table, and moves the
+// clock of clock order past its Seq, so that a process whose clock lags
+// another's still orders the reports it accepts after those it has seen.
+func (s *Store) decodeReport(item map[string]types.AttributeValue) (*reports.Report, error) {
+	r, err := decodeReport(item)
+	if err != nil {
+		return nil, err
+	}
+	s.order.clock.observe(r.Seq)
+	return r, nil
 }

@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,7 +194,7 @@ func TestStore_PreSkillsLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		item = getRaw(t, endpoint, table, "REPORT#m3", "REPORT")
-		wantKeys(t, item, "PENDING", "u1#"+strings.Repeat("0", 19)+itoa(r.Seq))
+		wantKeys(t, item, "PENDING", "u1#"+fmt.Sprintf("%020d", r.Seq))
 		wantFormat(t, item, 1)
 	})
 }
@@ -250,7 +251,7 @@ func TestStore_SkillKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		item := getRaw(t, endpoint, table, "REPORT#e1", "REPORT")
-		wantKeys(t, item, "PENDING", "alexa_event\x00home\x00u\\#1#"+strings.Repeat("0", 19)+itoa(e.Seq))
+		wantKeys(t, item, "PENDING", "alexa_event\x00home\x00u\\#1#"+fmt.Sprintf("%020d", e.Seq))
 		wantFormat(t, item, 2) // code from before lanes refuses it rather than send it as a profile report
 		r := storetest.NewReport("r1", "u#1", t0)
 		r.SkillID = "baby"
