@@ -249,8 +249,8 @@ func (v *Verifier) Close() error {
 // the token; a refusal is logged with the claim at fault.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, error) {
 	p, err := v.verify(ctx, rawToken)
-	var r *refusal
-	if errors.As(err, &r) {
+	// AsType rather than As: As's target escapes, an allocation per call.
+	if r, ok := errors.AsType[*refusal](err); ok {
 		attrs := []slog.Attr{slog.String("reason", r.reason), slog.String("profile", v.profile.Name)}
 		if r.claim != "" {
 			attrs = append(attrs, slog.String("claim", r.claim))
