@@ -39,11 +39,29 @@ type principalKey struct{}
 
 // NewContext returns a copy of ctx that carries p.
 func NewContext(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return &principalContext{Context: ctx, p: p}
+}
+
+// principalContext is a context that carries a Principal: one allocation per
+// call, where context.WithValue and the Principal boxed in its value are two.
+type principalContext struct {
+	context.Context
+	p Principal
+}
+
+// Value returns the *Principal for principalKey, and asks the parent for any
+// other key.
+func (c *principalContext) Value(key any) any {
+	if _, ok := key.(principalKey); ok {
+		return &c.p
+	}
+	return c.Context.Value(key)
 }
 
 // FromContext returns the Principal that ctx carries, and whether it carries one.
 func FromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	if p, ok := ctx.Value(principalKey{}).(*Principal); ok {
+		return *p, true
+	}
+	return Principal{}, false
 }

@@ -38,6 +38,21 @@ func TestContext(t *testing.T) {
 			t.Errorf("FromContext = %+v, want %+v", got, want)
 		}
 	})
+	t.Run("Parent", func(t *testing.T) {
+		type key struct{}
+		parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+		ctx := auth.NewContext(auth.NewContext(parent, auth.Principal{Subject: "outer"}), auth.Principal{Subject: "inner"})
+		if p, _ := auth.FromContext(ctx); p.Subject != "inner" {
+			t.Errorf("FromContext: Subject = %q, want the innermost, %q", p.Subject, "inner")
+		}
+		if got, want := ctx.Value(key{}), "v"; got != want {
+			t.Errorf("Value of the parent's key = %v, want %v", got, want)
+		}
+		cancel()
+		if got, want := ctx.Err(), context.Canceled; got != want {
+			t.Errorf("Err after the parent's cancel = %v, want %v", got, want)
+		}
+	})
 	t.Run("Empty", func(t *testing.T) {
 		if p, ok := auth.FromContext(context.Background()); ok {
 			t.Errorf("FromContext = %+v, true; want false", p)
