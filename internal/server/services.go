@@ -76,12 +76,17 @@ func (p *partnerTokenService) GetPartnerToken(ctx context.Context, req *brokerv1
 	if err != nil {
 		return nil, err
 	}
-	return &brokerv1.GetPartnerTokenResponse{
-		AccessToken: t.AccessToken.Reveal(),
-		TokenType:   "bearer",
-		ExpiresAt:   timestamppb.New(t.ExpiresAt),
-		ExpiresIn:   int32(t.ExpiresAt.Sub(p.now()) / time.Second),
-	}, nil
+	// The response and its timestamp in one allocation rather than two.
+	r := new(struct {
+		resp      brokerv1.GetPartnerTokenResponse
+		expiresAt timestamppb.Timestamp
+	})
+	r.expiresAt.Seconds, r.expiresAt.Nanos = t.ExpiresAt.Unix(), int32(t.ExpiresAt.Nanosecond()) // as timestamppb.New
+	r.resp.AccessToken = t.AccessToken.Reveal()
+	r.resp.TokenType = "bearer"
+	r.resp.ExpiresAt = &r.expiresAt
+	r.resp.ExpiresIn = int32(t.ExpiresAt.Sub(p.now()) / time.Second)
+	return &r.resp, nil
 }
 
 // NewLinkService returns the service operators use to manage the links of
