@@ -265,9 +265,9 @@ func benchmarkRawPutItem(b *testing.B, endpoint string) {
 }
 
 // benchmarkAcceptDynamo is benchmarkAccept on the store of a new table on the
-// dynalite server at endpoint; with counterOrder, the table's report counter
-// has been taken a value of first, as brokers from before clock order do,
-// which keeps the table in counter order.
+// dynalite server at endpoint, which starts in clock order; with
+// counterOrder, on a store of a table that another made and whose report
+// counter a broker from before clock order used, which is in counter order.
 func benchmarkAcceptDynamo(b *testing.B, endpoint string, kind reports.Kind, counterOrder bool) {
 	store, table := newDynamoStore(b, endpoint)
 	if counterOrder {
@@ -281,6 +281,9 @@ func benchmarkAcceptDynamo(b *testing.B, endpoint string, kind reports.Kind, cou
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
 		})
 		if err != nil {
+			b.Fatal(err)
+		}
+		if store, err = dynamo.New(context.Background(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 	"github.com/reciprocal-broker/broker/internal/lwa"
@@ -94,6 +99,54 @@ func TestDynamo_Broker(t *testing.T) {
 	resp, err := brokerv1.NewLinkServiceClient(h.conn).ListLinks(withBearer(t.Context(), h.clientToken("broker:admin")), &brokerv1.ListLinksRequest{})
 	if err != nil || len(resp.GetLinks()) != 1 {
 		t.Errorf("ListLinks = %v, %v; want the one link", resp, err)
+	}
+}
+
+// TestDynamo_ClockOrderSetting: on a table whose report counter a broker of
+// an earlier version used, the broker keeps counter order, unless
+// BROKER_DYNAMODB_CLOCK_ORDER switches the table with its first report.
+func TestDynamo_ClockOrderSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name, setting string
+		want          types.AttributeValue // the report counter's n after a report
+	}{
+		{"Unset", "", &types.AttributeValueMemberN{Value: "2"}},
+		{"True", "true", &types.AttributeValueMemberS{Value: "clock"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			endpoint := dynamotest.Start(t)
+			table := dynamotest.NewTable(t, endpoint)
+			db := dynamotest.Client(endpoint)
+			if _, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: db, CreateTable: true}); err != nil {
+				t.Fatal(err)
+			}
+			counter := map[string]types.AttributeValue{
+				dynamo.AttrPK: &types.AttributeValueMemberS{Value: "COUNTER"},
+				dynamo.AttrSK: &types.AttributeValueMemberS{Value: "REPORTS"},
+			}
+			if _, err := db.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{ // an earlier broker's report
+				TableName: aws.String(table), Key: counter, UpdateExpression: aws.String("ADD n :one"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			fakeAWSEnv(t)
+			h := newHarnessWith(t, sim.SetOptions{}, map[string]string{
+				"BROKER_STORE":                "dynamodb:" + table,
+				"BROKER_DYNAMODB_ENDPOINT":    endpoint,
+				"BROKER_DYNAMODB_CLOCK_ORDER": tc.setting,
+			})
+			h.link("parent")
+			profiles := h.clientToken("broker:profiles")
+			h.waitState(profiles, h.submit(profiles, jenny("parent", "")), "DELIVERED")
+			out, err := db.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: counter, ConsistentRead: aws.Bool(true)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Item["n"]; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("the report counter holds %#v, want %#v", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -126,6 +126,7 @@ func TestParse_Invalid(t *testing.T) {
 		{"BadDynamoEndpoint", map[string]string{"BROKER_DYNAMODB_ENDPOINT": "localhost:8000"}, nil, "BROKER_DYNAMODB_ENDPOINT"},
 		{"BadKMSEndpoint", map[string]string{"BROKER_KMS_ENDPOINT": "localhost:4566"}, nil, "BROKER_KMS_ENDPOINT"},
 		{"BadCreateTable", map[string]string{"BROKER_DYNAMODB_CREATE_TABLE": "yes please"}, nil, "BROKER_DYNAMODB_CREATE_TABLE"},
+		{"BadClockOrder", map[string]string{"BROKER_DYNAMODB_CLOCK_ORDER": "soon"}, nil, "BROKER_DYNAMODB_CLOCK_ORDER"},
 		{"BadTokenURL", map[string]string{"BROKER_LWA_TOKEN_URL": "api.amazon.com"}, nil, "BROKER_LWA_TOKEN_URL"},
 		{"BadAlexaURL", map[string]string{"BROKER_ALEXA_API_URL": "::"}, nil, "BROKER_ALEXA_API_URL"},
 		{"BadRefreshAhead", map[string]string{"BROKER_REFRESH_AHEAD": "soon"}, nil, "BROKER_REFRESH_AHEAD"},

@@ -41,6 +41,24 @@ func TestParse_BoolFlag(t *testing.T) {
 		})
 	}
 
+	t.Run("ClockOrder", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			env  string // BROKER_DYNAMODB_CLOCK_ORDER
+			want bool
+		}{{nil, "", false}, {[]string{"--dynamodb-clock-order"}, "", true}, {nil, "true", true}, {[]string{"--dynamodb-clock-order=false"}, "true", false}} {
+			env := validEnv()
+			env["BROKER_DYNAMODB_CLOCK_ORDER"] = tc.env
+			c, err := config.Parse(tc.args, getenv(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DynamoDBClockOrder != tc.want {
+				t.Errorf("Parse(%q, BROKER_DYNAMODB_CLOCK_ORDER=%q): DynamoDBClockOrder = %v, want %v", tc.args, tc.env, c.DynamoDBClockOrder, tc.want)
+			}
+		}
+	})
+
 	t.Run("ValueAfterSpace", func(t *testing.T) {
 		_, err := config.Parse([]string{"--dynamodb-create-table", "false"}, getenv(validEnv()))
 		if err == nil || !strings.Contains(err.Error(), "--dynamodb-create-table=false") {

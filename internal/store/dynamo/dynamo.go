@@ -265,12 +265,12 @@ type Options struct {
 	// their time to live is this plus a week after they occurred. Zero means
 	// DefaultEventRetention.
 	EventRetention time.Duration
-	// ClockOrder switches a table whose reports are ordered by the report
-	// counter to clock order (BROKER_DYNAMODB_CLOCK_ORDER), when this store
-	// creates its first report: accepting a report is then one write instead
-	// of two. The switch cannot be undone, and brokers of versions before
-	// clock order then refuse to accept reports on the table; see clockOrder.
-	// A table no report was created in starts in clock order without it.
+	// ClockOrder switches the table to clock order
+	// (BROKER_DYNAMODB_CLOCK_ORDER), when this store creates its first
+	// report: accepting a report is then one write instead of two. The
+	// switch cannot be undone, and brokers of versions before clock order
+	// then refuse to accept reports on the table; see clockOrder. A table
+	// that New creates starts in clock order without it.
 	ClockOrder bool
 }
 
@@ -355,7 +355,7 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	s := &Store{
 		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
 		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID), reportCounts: &countQueue{},
-		order: &reportOrder{switchTo: opts.ClockOrder, clock: sequencer{now: time.Now}},
+		order: &reportOrder{toClock: opts.ClockOrder, clock: sequencer{now: time.Now}},
 	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {

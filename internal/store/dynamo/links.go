@@ -253,15 +253,12 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 	return page, nil
 }
 
-// query returns up to limit items (every item when limit is 0) of IndexGSI1 that
-// match kc and, when it is not nil, filter, in the index's order, following
-// DynamoDB's pages.
-func (s *Store) query(ctx context.Context, op string, kc expression.KeyConditionBuilder, filter *expression.ConditionBuilder, limit int) ([]map[string]types.AttributeValue, error) {
-	b := expression.NewBuilder().WithKeyCondition(kc)
-	if filter != nil {
-		b = b.WithFilter(*filter)
-	}
-	expr, err := b.Build()
+// query returns up to limit items (every item when limit is 0) of IndexGSI1
+// that match kc, in the index's order, following DynamoDB's pages: from the
+// first, or after the item whose table and index keys start holds (as
+// DynamoDB's ExclusiveStartKey, which need not be an item any more).
+func (s *Store) query(ctx context.Context, op string, kc expression.KeyConditionBuilder, start map[string]types.AttributeValue, limit int) ([]map[string]types.AttributeValue, error) {
+	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: %s: build query: %w", op, err)
 	}
@@ -269,15 +266,14 @@ func (s *Store) query(ctx context.Context, op string, kc expression.KeyCondition
 		TableName:                 s.table,
 		IndexName:                 aws.String(IndexGSI1),
 		KeyConditionExpression:    expr.KeyCondition(),
-		FilterExpression:          expr.Filter(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
+		ExclusiveStartKey:         start,
 	}
 	var items []map[string]types.AttributeValue
 	for {
-		if limit > 0 && filter == nil {
-			// Without a filter, every item read is returned: read no more than needed.
-			in.Limit = aws.Int32(int32(limit - len(items)))
+		if limit > 0 {
+			in.Limit = aws.Int32(int32(limit - len(items))) // read no more than needed
 		}
 		out, err := s.client.Query(ctx, in)
 		if err != nil {

@@ -24,9 +24,11 @@ import (
 //     from its process's hybrid logical clock (see sequencer), and accepting
 //     it is the report's conditional PutItem alone.
 //
-// A table whose counter no report has taken a value of yet starts in clock
-// order. A table in counter order stays there until an instance with
-// Options.ClockOrder switches it; the switch cannot be undone. Every Seq of
+// A table that New created starts in clock order. Any other table is in
+// counter order, or made so by its first report, until an instance with
+// Options.ClockOrder switches it (a table without reports the same way):
+// brokers of earlier versions may serve a table this process did not create.
+// The switch cannot be undone. Every Seq of
 // clock order is above every Seq the counter handed out: the clock's
 // microseconds since 1970 are far above any count, and the switch moves the
 // clock past the counter's value besides.
@@ -49,9 +51,9 @@ const (
 // reportOrder is the table's report order as this process knows it, shared by
 // the views of one Store.
 type reportOrder struct {
-	mode     atomic.Int32 // orderUnknown, orderCounter or orderClock; never leaves orderClock
-	switchTo bool         // Options.ClockOrder: switch a table in counter order
-	clock    sequencer
+	mode    atomic.Int32 // orderUnknown, orderCounter or orderClock; never leaves orderClock
+	toClock bool         // start or switch the table to clock order: Options.ClockOrder, or New created the table
+	clock   sequencer
 }
 
 // nextSeq returns the Seq and first version of a new report: from the
@@ -76,7 +78,10 @@ func (s *Store) nextSeq(ctx context.Context) (seq, version int64, err error) {
 		}
 		// Another instance may have switched the table to clock order: the
 		// counter is a String now.
-		if mode, rerr := s.readOrder(ctx); rerr != nil || mode != orderClock {
+		switch mode, rerr := s.readOrder(ctx); {
+		case rerr != nil:
+			return 0, 0, rerr
+		case mode != orderClock:
 			return 0, 0, err
 		}
 	}
@@ -88,9 +93,8 @@ func (s *Store) nextSeq(ctx context.Context) (seq, version int64, err error) {
 }
 
 // readOrder reads the table's report order from its REPORTS counter item with
-// a strongly consistent read, starts a table without a counter value in clock
-// order, switches one in counter order when Options.ClockOrder asks, and
-// remembers the order. It returns an EUNAVAILABLE error when DynamoDB cannot
+// a strongly consistent read, starts or switches the table to clock order
+// when reportOrder.toClock asks, and remembers the order. It returns an EUNAVAILABLE error when DynamoDB cannot
 // be reached, and an EINTERNAL error when the item holds neither order.
 func (s *Store) readOrder(ctx context.Context) (int32, error) {
 	for range 3 {
@@ -100,6 +104,12 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 		}
 		switch n := item[attrCounterValue].(type) {
 		case nil:
+			if !s.order.toClock {
+				// Brokers of earlier versions may serve the table, and will
+				// make the counter with their first report, as this one does.
+				s.order.mode.CompareAndSwap(orderUnknown, orderCounter)
+				return s.order.mode.Load(), nil
+			}
 			// No report has taken a number from the counter: nothing to order
 			// the clock's numbers after.
 			ok, err := s.setClockOrder(ctx, expression.AttributeNotExists(expression.Name(attrCounterValue)))
@@ -118,7 +128,7 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 			s.order.mode.Store(orderClock)
 			return orderClock, nil
 		case *types.AttributeValueMemberN:
-			if !s.order.switchTo {
+			if !s.order.toClock {
 				// A concurrent switch is found by the next counter update.
 				s.order.mode.CompareAndSwap(orderUnknown, orderCounter)
 				return s.order.mode.Load(), nil
@@ -132,8 +142,12 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 			// until the switch are as far below the clock: a count never
 			// reaches 1970's microseconds of today.
 			s.order.clock.observe(last)
-			if _, err := s.setClockOrder(ctx, expression.AttributeExists(expression.Name(attrCounterValue))); err != nil {
+			ok, err := s.setClockOrder(ctx, expression.AttributeExists(expression.Name(attrCounterValue)))
+			if err != nil {
 				return 0, err
+			}
+			if !ok {
+				continue // the counter is gone: read again
 			}
 			s.order.mode.Store(orderClock)
 			return orderClock, nil

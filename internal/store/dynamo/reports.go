@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -274,19 +275,28 @@ func (s *Store) LanePendingReports(ctx context.Context, lane string) ([]*reports
 // PendingReports returns a page of the pending reports as
 // reports.PendingLister.PendingReports says, from the index IndexGSI1, which
 // is eventually consistent: its PENDING partition, by escaped lane and Seq,
-// after the gsi1sk that the cursor holds in base64url. It reads one item
-// more than the page, to know whether another page follows.
+// after the report whose gsi1sk and message id the cursor holds (see
+// pendingCursor). The message id tells apart reports of one lane with one
+// Seq, which processes in clock order may hand out (see clockOrder). It
+// reads one item more than the page, to know whether another page follows.
 func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (reports.ReportPage, error) {
 	limit = tokens.PageSize(limit)
-	after, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(after) > maxSortKey || !utf8.Valid(after) {
-		return reports.ReportPage{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	after, err := decodePendingCursor(cursor)
+	if err != nil {
+		return reports.ReportPage{}, err
 	}
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiPending))
-	if cursor != "" {
-		kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(string(after))))
+	var start map[string]types.AttributeValue
+	switch {
+	case after.MessageID != "":
+		start = key(pkReport+after.MessageID, skReport)
+		start[AttrGSI1PK] = &types.AttributeValueMemberS{Value: gsiPending}
+		start[AttrGSI1SK] = &types.AttributeValueMemberS{Value: after.SortKey}
+	case after.SortKey != "":
+		// A cursor of an earlier version, the gsi1sk alone.
+		kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(after.SortKey)))
 	}
-	items, err := s.query(ctx, "pending reports", kc, nil, limit+1)
+	items, err := s.query(ctx, "pending reports", kc, start, limit+1)
 	if err != nil {
 		return reports.ReportPage{}, err
 	}
@@ -298,10 +308,43 @@ func (s *Store) PendingReports(ctx context.Context, cursor string, limit int) (r
 	if len(rs) > limit {
 		rs = rs[:limit]
 		last := rs[limit-1]
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(pendingPrefix(last.Lane()) + sortable(last.Seq)))
+		page.Next = pendingCursor{SortKey: pendingPrefix(last.Lane()) + sortable(last.Seq), MessageID: last.MessageID}.encode()
 	}
 	page.Reports = rs
 	return page, nil
+}
+
+// pendingCursor is where a page of PendingReports ends: the gsi1sk and the
+// message id of its last report. It travels as base64url of its JSON; a
+// cursor of an earlier version is the gsi1sk alone, never JSON, as it ends
+// in digits.
+type pendingCursor struct {
+	SortKey   string `json:"k"`
+	MessageID string `json:"m"`
+}
+
+// encode returns c as a cursor.
+func (c pendingCursor) encode() string {
+	b, _ := json.Marshal(c) // two strings: cannot fail
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodePendingCursor returns the position that cursor holds: none for "",
+// SortKey alone for a cursor of an earlier version. It returns an EINVALID
+// error for a cursor this store did not give.
+func decodePendingCursor(cursor string) (pendingCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) > 2*maxPartitionKey || !utf8.Valid(b) {
+		return pendingCursor{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	}
+	var c pendingCursor
+	if json.Unmarshal(b, &c) != nil {
+		c = pendingCursor{SortKey: string(b)}
+	}
+	if len(c.SortKey) > maxSortKey || (c.MessageID != "" && reports.CheckMessageID(c.MessageID) != nil) {
+		return pendingCursor{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	}
+	return c, nil
 }
 
 // DeleteFinishedReports removes finished reports as

@@ -54,6 +54,9 @@ func (s *Store) ensureTable(ctx context.Context) error {
 		if err != nil && !errors.As(err, &inUse) {
 			return s.fail("create table "+*s.table, err)
 		}
+		// No broker of an earlier version has served the table (one that
+		// created it at once beside this process would be of this one).
+		s.order.toClock = true
 	case err != nil:
 		return s.fail("describe table "+*s.table, err)
 	case out.Table != nil && out.Table.TableStatus == types.TableStatusActive:
