@@ -24,14 +24,13 @@ import (
 //     from its process's hybrid logical clock (see sequencer), and accepting
 //     it is the report's conditional PutItem alone.
 //
-// A table that New created starts in clock order. Any other table is in
-// counter order, or made so by its first report, until an instance with
-// Options.ClockOrder switches it (a table without reports the same way):
-// brokers of earlier versions may serve a table this process did not create.
-// The switch cannot be undone. Every Seq of
-// clock order is above every Seq the counter handed out: the clock's
-// microseconds since 1970 are far above any count, and the switch moves the
-// clock past the counter's value besides.
+// A table that New created starts in clock order. Any other table, even one
+// without reports, is in counter order (its first report makes the counter)
+// until an instance with Options.ClockOrder switches it: brokers of earlier
+// versions may serve a table this process did not create. The switch cannot
+// be undone. Every Seq of clock order is above every Seq the counter handed
+// out: the clock's microseconds since 1970 are far above any count, and the
+// switch moves the clock past the counter's value besides.
 //
 // Brokers of earlier versions take the counter's next value with an ADD,
 // which DynamoDB refuses on a String: on a table in clock order they fail to
