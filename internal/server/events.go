@@ -69,36 +69,52 @@ var errNoEvents = tokens.Errorf(tokens.EUNIMPLEMENTED, "the store keeps no event
 
 // ListLinkEvents returns a page of a user's events in the skill that
 // skill_id names (tokens.Services.Resolve's rule: it may be left out when one
-// skill is configured, or for the default skill); the page may then hold
-// fewer events than page_size, and still have a next page, since the audit
-// trail keeps a user's events of every skill together. It returns an EINVALID
-// error for an empty user_id, an unknown or missing skill_id, or a negative
-// page_size, and the errors of tokens.EventStore.ListEvents.
+// skill is configured, or for the default skill). The audit trail keeps a
+// user's events of every skill together, so it reads the trail's pages until
+// the page is full, each no larger than what is missing, at most
+// linkEventReads of them: a page holds fewer events than page_size, and
+// still has a next one, only when the user's other skills' events outnumber
+// them that far. It returns an EINVALID error for an empty user_id, an
+// unknown or missing skill_id, or a negative page_size, and the errors of
+// tokens.EventStore.ListEvents.
 func (s *eventService) ListLinkEvents(ctx context.Context, req *brokerv1.ListLinkEventsRequest) (*brokerv1.ListEventsResponse, error) {
 	if req.GetUserId() == "" {
 		return nil, tokens.Errorf(tokens.EINVALID, "user_id is required")
 	}
-	skill := ""
-	if s.src.Skills != nil {
-		svc, err := s.src.Skills.Resolve(req.GetSkillId())
+	filter := tokens.EventFilter{UserID: req.GetUserId()}
+	if s.src.Skills == nil {
+		return s.list(ctx, filter, req.GetPageToken(), req.GetPageSize())
+	}
+	svc, err := s.src.Skills.Resolve(req.GetSkillId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPageSize() < 0 {
+		return nil, tokens.Errorf(tokens.EINVALID, "page_size must not be negative")
+	}
+	want := tokens.PageSize(int(req.GetPageSize()))
+	resp := &brokerv1.ListEventsResponse{NextPageToken: req.GetPageToken()}
+	for range linkEventReads {
+		page, err := s.list(ctx, filter, resp.NextPageToken, int32(want-len(resp.Events)))
 		if err != nil {
 			return nil, err
 		}
-		skill = svc.SkillID
-	}
-	resp, err := s.list(ctx, tokens.EventFilter{UserID: req.GetUserId()}, req.GetPageToken(), req.GetPageSize())
-	if err != nil || skill == "" {
-		return resp, err
-	}
-	kept := resp.Events[:0]
-	for _, e := range resp.Events {
-		if e.GetSkillId() == skill {
-			kept = append(kept, e)
+		for _, e := range page.Events {
+			if e.GetSkillId() == svc.SkillID {
+				resp.Events = append(resp.Events, e)
+			}
+		}
+		resp.NextPageToken = page.NextPageToken
+		if resp.NextPageToken == "" || len(resp.Events) == want {
+			break
 		}
 	}
-	resp.Events = kept
 	return resp, nil
 }
+
+// linkEventReads is how many pages of the audit trail ListLinkEvents reads at
+// most for one page of a skill's events.
+const linkEventReads = 8
 
 // ListEvents returns a page of every user's events, optionally of one type.
 // It returns an EINVALID error for an unknown type or a negative page_size,

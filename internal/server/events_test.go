@@ -3,9 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -598,4 +601,91 @@ func mustServices(t *testing.T, ss ...*tokens.Service) *tokens.Services {
 		t.Fatalf("NewServices error = %v", err)
 	}
 	return services
+}
+
+// trailEvents is an audit trail of events, newest first, paged by index: a
+// cursor is the index of the page's first event.
+type trailEvents struct {
+	events []tokens.Event
+	reads  int
+}
+
+func (f *trailEvents) ListEvents(_ context.Context, _ tokens.EventFilter, cursor string, limit int) (tokens.EventPage, error) {
+	f.reads++
+	from, _ := strconv.Atoi(cursor)
+	to := min(from+limit, len(f.events))
+	page := tokens.EventPage{Events: f.events[from:to]}
+	if to < len(f.events) {
+		page.Next = strconv.Itoa(to)
+	}
+	return page, nil
+}
+
+func (f *trailEvents) DeleteEventsBefore(context.Context, time.Time) (int, error) { return 0, nil }
+
+// TestEventService_ListLinkEvents_Skill: a page of one skill's events is
+// filled from as many pages of the user's trail as it takes, up to eight,
+// and the next page starts after the last event read.
+func TestEventService_ListLinkEvents_Skill(t *testing.T) {
+	// Ten events: those at 0, 4, 5 and 9 are baby's, the others home's.
+	var trail []tokens.Event
+	for i := range 10 {
+		e := sampleEvent
+		e.ID, e.SkillID = fmt.Sprintf("evt_%d", i), "home"
+		if i == 0 || i == 4 || i == 5 || i == 9 {
+			e.SkillID = "baby"
+		}
+		trail = append(trail, e)
+	}
+	homeSvc := tokens.NewService(newMemLinks(), nil, nil)
+	homeSvc.SkillID = "home"
+	babySvc := tokens.NewService(newMemLinks(), nil, nil)
+	babySvc.SkillID = "baby"
+	for _, tc := range []struct {
+		name      string
+		pageSize  int32
+		events    []tokens.Event // the trail; nil: trail
+		wantPages [][]string     // the ids of each page, to the end
+		wantReads int
+	}{
+		{"OneByOne", 1, nil, [][]string{{"evt_0"}, {"evt_4"}, {"evt_5"}, {"evt_9"}}, 10},
+		{"Two", 2, nil, [][]string{{"evt_0", "evt_4"}, {"evt_5", "evt_9"}}, 8},
+		{"All", 10, nil, [][]string{{"evt_0", "evt_4", "evt_5", "evt_9"}}, 1},
+		{"ReadsBounded", 1, append(slices.Repeat([]tokens.Event{trail[1]}, 20), trail[0]), [][]string{{}, {}, {"evt_0"}}, 21},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &trailEvents{events: trail}
+			if tc.events != nil {
+				src.events = tc.events
+			}
+			s := open(t, server.Options{
+				Authenticator: clientAuthn{},
+				Services: server.Services{Events: server.NewEventService(server.EventSources{
+					Events: src, Skills: mustServices(t, homeSvc, babySvc),
+				})},
+			})
+			client := brokerv1.NewEventServiceClient(dial(t, s))
+			var pages [][]string
+			token := ""
+			for range 10 {
+				resp, err := client.ListLinkEvents(as(t.Context(), opsToken), &brokerv1.ListLinkEventsRequest{
+					UserId: "parent-123", SkillId: "baby", PageSize: tc.pageSize, PageToken: token,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids := []string{}
+				for _, e := range resp.GetEvents() {
+					ids = append(ids, e.GetId())
+				}
+				pages = append(pages, ids)
+				if token = resp.GetNextPageToken(); token == "" {
+					break
+				}
+			}
+			if !reflect.DeepEqual(pages, tc.wantPages) || src.reads != tc.wantReads {
+				t.Errorf("pages %q after %d reads of the trail, want %q after %d", pages, src.reads, tc.wantPages, tc.wantReads)
+			}
+		})
+	}
 }
