@@ -446,6 +446,30 @@ func (s *Store) put(ctx context.Context, op string, item map[string]types.Attrib
 	return true, nil
 }
 
+// updateIf applies update to the item with pk and sk when cond holds. It
+// reports false when cond did not hold.
+func (s *Store) updateIf(ctx context.Context, op, pk, sk string, update expression.UpdateBuilder, cond expression.ConditionBuilder) (bool, error) {
+	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
+	if err != nil {
+		return false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       key(pk, sk),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	switch {
+	case conditionFailed(err):
+		return false, nil
+	case err != nil:
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
 // remove deletes the item with pk and sk when cond holds. It reports false when
 // cond did not hold.
 func (s *Store) remove(ctx context.Context, op, pk, sk string, cond expression.ConditionBuilder) (bool, error) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -160,29 +159,8 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 // setClockOrder writes clockOrder to the REPORTS counter item when cond holds,
 // and reports whether it held.
 func (s *Store) setClockOrder(ctx context.Context, cond expression.ConditionBuilder) (bool, error) {
-	const op = "report order: switch to clock order"
-	expr, err := expression.NewBuilder().
-		WithUpdate(expression.Set(expression.Name(attrCounterValue), expression.Value(clockOrder))).
-		WithCondition(cond).
-		Build()
-	if err != nil {
-		return false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
-	}
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       key(pkCounter, skCounterReports),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	switch {
-	case conditionFailed(err):
-		return false, nil
-	case err != nil:
-		return false, s.fail(op, err)
-	}
-	return true, nil
+	return s.updateIf(ctx, "report order: switch to clock order", pkCounter, skCounterReports,
+		expression.Set(expression.Name(attrCounterValue), expression.Value(clockOrder)), cond)
 }
 
 // sequencer hands out the Seq of new reports in clock order without a request

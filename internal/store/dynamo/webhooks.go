@@ -271,22 +271,7 @@ func (s *Store) ReleaseWebhooks(ctx context.Context, userID, owner string) error
 // updateClaim applies upd to userID's webhook claim item when cond holds,
 // and reports whether it did.
 func (s *Store) updateClaim(ctx context.Context, op, userID string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) (bool, error) {
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
-	}
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: s.table, Key: key(pkUser+userID, skWebhookClaim),
-		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-	})
-	switch {
-	case conditionFailed(err):
-		return false, nil
-	case err != nil:
-		return false, s.fail(op, err)
-	}
-	return true, nil
+	return s.updateIf(ctx, op, pkUser+userID, skWebhookClaim, upd, cond)
 }
 
 // WebhookBacklog returns the number of pending webhooks, from the backlog
