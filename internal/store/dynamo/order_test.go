@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -323,6 +324,12 @@ func TestStore_PendingReports_SameSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(ids)
+	// A cursor of an earlier version holds the gsi1sk alone, of the report
+	// the page ended with: the reports of higher Seq follow it.
+	old := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "u1#%020d", t0.UnixMicro()+1))
+	if page, err := s.PendingReports(t.Context(), old, 10); err != nil || !slices.Equal(messageIDs(page.Reports), []string{"a2", "b2"}) && !slices.Equal(messageIDs(page.Reports), []string{"b2", "a2"}) {
+		t.Errorf("PendingReports after an earlier version's cursor = %q, %v; want a2 and b2", messageIDs(page.Reports), err)
+	}
 	for limit := 1; limit <= len(ids); limit++ {
 		var got []string
 		cursor := ""
