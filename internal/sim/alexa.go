@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -83,8 +82,10 @@ type ReceivedReport struct {
 // /v3/events). For the Health API it checks the bearer token against an LWA
 // simulator, checks the report's shape as the API does, records accepted
 // reports per user, and fails on demand (401, 403, 429 and 5xx with
-// Retry-After, slow answers). The two APIs keep their own faults, records and
-// counters.
+// Retry-After, slow answers); a failure injected with FailNext is answered
+// with code TOO_MANY_REQUESTS for 429, SERVICE_UNAVAILABLE for 503 and
+// INTERNAL_SERVICE_EXCEPTION for any other status. The two APIs keep their
+// own faults, records and counters.
 //
 // One simulator stands for the hosts of all three of Amazon's regions: every
 // path is also served below a region prefix, /na, /eu or /fe (RegionURL), and
@@ -92,16 +93,10 @@ type ReceivedReport struct {
 // client sent what. Alexa is an http.Handler; Start serves it on a loopback
 // port. Its methods are safe for concurrent use.
 type Alexa struct {
+	alexaAPI[ReceivedReport] // the Health API's faults, reports and counters
+
 	opts   AlexaOptions
 	events *EventGateway
-
-	mu         sync.Mutex
-	received   map[string][]ReceivedReport // user → accepted reports, in arrival order
-	revoked    map[string]bool             // users who disabled the skill
-	faults     faultQueue                  // injected failures and delay
-	rejectNext int                         // valid tokens still to answer 401
-	stats      AlexaStats
-
 	server server
 }
 
@@ -121,10 +116,9 @@ func NewAlexa(opts AlexaOptions) *Alexa {
 		opts.Now = time.Now
 	}
 	return &Alexa{
+		alexaAPI: newAlexaAPI[ReceivedReport](opts),
 		opts:     opts,
 		events:   newEventGateway(opts),
-		received: make(map[string][]ReceivedReport),
-		revoked:  make(map[string]bool),
 	}
 }
 
@@ -195,82 +189,23 @@ func (a *Alexa) Close() error {
 	return nil
 }
 
+// alexaAccessDenied is the code of the Health API's 403 answer.
+const alexaAccessDenied = "ACCESS_DENIED"
+
 // RevokeUser marks user as having disabled the skill or withdrawn its
 // permission: the API then answers 403 to that user's requests, even with a
 // valid access token, until RestoreUser. Access tokens themselves stay valid;
 // LWA.RevokeUser revokes those.
-func (a *Alexa) RevokeUser(user string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.revoked[user] = true
-}
-
-// RestoreUser undoes RevokeUser, as when the user enables the skill again.
-func (a *Alexa) RestoreUser(user string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.revoked, user)
-}
-
-// FailNext makes the next n requests fail with HTTP status (500, 503 and 429 are
-// typical), before any other check; a retryAfter above zero adds a Retry-After
-// header, in whole seconds rounded up or as a date (AlexaOptions.RetryAfterAsDate).
-// Failures queue up behind those injected earlier.
-func (a *Alexa) FailNext(n, status int, retryAfter time.Duration) {
-	a.faults.add(n, status, retryAfter)
-}
-
-// ThrottleNext makes the next n requests answer 429 Too Many Requests, with a
-// Retry-After header when retryAfter is above zero.
-func (a *Alexa) ThrottleNext(n int, retryAfter time.Duration) {
-	a.FailNext(n, http.StatusTooManyRequests, retryAfter)
-}
-
-// RejectTokenNext makes the next n requests that carry a bearer token answer
-// 401, even when the token is valid, as when Amazon invalidated it early.
-// Failures injected with FailNext are answered first.
-func (a *Alexa) RejectTokenNext(n int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rejectNext += n
-}
-
-// SetDelay makes every answer wait d before it is given; zero answers at once.
-// A waiting request ends without an answer when its client goes away.
-func (a *Alexa) SetDelay(d time.Duration) { a.faults.setDelay(d) }
-
-// ClearFaults removes pending injected failures and token rejections, and the
-// delay. Users revoked with RevokeUser stay revoked.
-func (a *Alexa) ClearFaults() {
-	a.faults.clear()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rejectNext = 0
-}
+func (a *Alexa) RevokeUser(user string) { a.forbid(user, alexaAccessDenied) }
 
 // Received returns the reports accepted for user, in arrival order; nil when
 // there are none. The result is a copy the caller may keep.
 func (a *Alexa) Received(user string) []ReceivedReport {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	got := a.received[user]
-	if len(got) == 0 {
-		return nil
-	}
-	out := make([]ReceivedReport, len(got))
-	for i, r := range got {
+	return a.receivedBy(user, func(r ReceivedReport) ReceivedReport {
 		r.ProfileIDs = slices.Clone(r.ProfileIDs)
 		r.Body = slices.Clone(r.Body)
-		out[i] = r
-	}
-	return out
-}
-
-// Stats returns a snapshot of the request counters.
-func (a *Alexa) Stats() AlexaStats {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stats
+		return r
+	})
 }
 
 // ServeHTTP answers POST /v1/health/profile as the Alexa Health API does, POST
@@ -292,17 +227,7 @@ func (a *Alexa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveProfile answers a request to the profile API of region.
 func (a *Alexa) serveProfile(w http.ResponseWriter, r *http.Request, region string) {
-	a.mu.Lock()
-	a.stats.Requests++
-	a.mu.Unlock()
-	if !a.faults.wait(r.Context()) {
-		return
-	}
-	if f, ok := a.faults.next(); ok {
-		a.mu.Lock()
-		a.stats.Faulted++
-		a.mu.Unlock()
-		a.writeFault(w, f)
+	if !a.admit(w, r, writeAlexaFault) {
 		return
 	}
 
@@ -338,16 +263,13 @@ func (a *Alexa) serveProfile(w http.ResponseWriter, r *http.Request, region stri
 	for i, p := range rep.Profiles {
 		ids[i] = p.ProfileID
 	}
-	a.mu.Lock()
-	a.received[user] = append(a.received[user], ReceivedReport{
+	a.accept(user, ReceivedReport{
 		Region:     region,
 		MessageID:  rep.MessageID,
 		ProfileIDs: ids,
 		Body:       body,
-		At:         a.opts.Now(),
+		At:         a.now(),
 	})
-	a.stats.Delivered++
-	a.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -357,70 +279,50 @@ func (a *Alexa) authenticate(w http.ResponseWriter, r *http.Request) (user strin
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		a.unauthorized(w, `Bearer`, "The access token is missing")
+		a.count(func(s *AlexaStats) { s.Unauthorized++ })
+		writeAlexaUnauthorized(w, `Bearer`, "The access token is missing")
 		return "", false
 	}
-	a.mu.Lock()
-	reject := a.rejectNext > 0
-	if reject {
-		a.rejectNext--
-	}
-	a.mu.Unlock()
-	user, valid := a.opts.LWA.AccessTokenUser(token)
-	if reject || !valid {
-		a.unauthorized(w, `Bearer error="invalid_token"`, "The access token is invalid or expired")
+	user, status, code := a.checkToken(token)
+	switch status {
+	case http.StatusUnauthorized:
+		writeAlexaUnauthorized(w, `Bearer error="invalid_token"`, "The access token is invalid or expired")
 		return "", false
-	}
-	a.mu.Lock()
-	revoked := a.revoked[user]
-	if revoked {
-		a.stats.Forbidden++
-	}
-	a.mu.Unlock()
-	if revoked {
-		alexaWriteJSON(w, http.StatusForbidden, "ACCESS_DENIED", "The skill is disabled for this user or its permission was withdrawn")
+	case http.StatusForbidden:
+		alexaWriteJSON(w, http.StatusForbidden, code, "The skill is disabled for this user or its permission was withdrawn")
 		return "", false
 	}
 	return user, true
 }
 
-func (a *Alexa) unauthorized(w http.ResponseWriter, challenge, msg string) {
-	a.mu.Lock()
-	a.stats.Unauthorized++
-	a.mu.Unlock()
+// writeAlexaUnauthorized writes the Health API's 401 answer with challenge.
+func writeAlexaUnauthorized(w http.ResponseWriter, challenge, msg string) {
 	w.Header().Set("WWW-Authenticate", challenge)
 	alexaWriteJSON(w, http.StatusUnauthorized, "INVALID_ACCESS_TOKEN", msg)
 }
 
 // refuse writes an answer refusing the request itself and counts it.
 func (a *Alexa) refuse(w http.ResponseWriter, status int, code, msg string) {
-	a.mu.Lock()
-	a.stats.Invalid++
-	a.mu.Unlock()
+	a.count(func(s *AlexaStats) { s.Invalid++ })
 	alexaWriteJSON(w, status, code, msg)
 }
 
-func (a *Alexa) writeFault(w http.ResponseWriter, f fault) {
-	f.setRetryAfter(w.Header(), a.opts.Now(), a.opts.RetryAfterAsDate)
+// writeAlexaFault writes the Health API's answer to a failure injected with
+// status.
+func writeAlexaFault(w http.ResponseWriter, status int) {
 	code, msg := "INTERNAL_SERVICE_EXCEPTION", "The service encountered an internal error"
-	switch f.status {
+	switch status {
 	case http.StatusTooManyRequests:
 		code, msg = "TOO_MANY_REQUESTS", "Rate exceeded"
 	case http.StatusServiceUnavailable:
 		code, msg = "SERVICE_UNAVAILABLE", "The service is temporarily unavailable"
 	}
-	alexaWriteJSON(w, f.status, code, msg)
+	alexaWriteJSON(w, status, code, msg)
 }
 
+// alexaWriteJSON writes the Health API's error answer {"code","message"}.
 func alexaWriteJSON(w http.ResponseWriter, status int, code, msg string) {
-	b, err := json.Marshal(map[string]string{"code": code, "message": msg})
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeJSON(w, status, map[string]string{"code": code, "message": msg})
 }
 
 // The request body, as samples/health-profile-report.json shows it.

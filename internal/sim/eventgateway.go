@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -95,33 +95,22 @@ type ReceivedEvent struct {
 // malformed message (naming the field, never repeating a value), 401
 // INVALID_ACCESS_TOKEN_EXCEPTION, 403 with the code given to ForbidUser, 413
 // REQUEST_ENTITY_TOO_LARGE_EXCEPTION above AlexaEventMaxBytes or
-// AlexaDiscoveryMaxEndpoints, and, when injected, 429 THROTTLING_EXCEPTION,
-// 500 INTERNAL_SERVICE_EXCEPTION and 503 SERVICE_UNAVAILABLE_EXCEPTION, with
-// Retry-After when asked. Its faults, records and counters are its own, apart
-// from the Health API's. Its methods are safe for concurrent use.
+// AlexaDiscoveryMaxEndpoints. A failure injected with FailNext is answered
+// with the code Amazon gives its status: 400 INVALID_REQUEST_EXCEPTION, 401
+// INVALID_ACCESS_TOKEN_EXCEPTION, 403 SKILL_DISABLED_EXCEPTION, 413
+// REQUEST_ENTITY_TOO_LARGE_EXCEPTION, 429 THROTTLING_EXCEPTION, 503
+// SERVICE_UNAVAILABLE_EXCEPTION, and INTERNAL_SERVICE_EXCEPTION for any other
+// status, with Retry-After when asked. Its faults, records and counters are
+// its own, apart from the Health API's. Its methods are safe for concurrent
+// use.
 type EventGateway struct {
-	lwa              *LWA
-	now              func() time.Time
-	retryAfterAsDate bool
-
-	mu         sync.Mutex
-	received   map[string][]ReceivedEvent // user → accepted events, in arrival order
-	forbidden  map[string]string          // user → the code of the 403 answer
-	faults     faultQueue                 // injected failures and delay
-	rejectNext int                        // valid tokens still to answer 401
-	stats      AlexaStats
+	alexaAPI[ReceivedEvent]
 }
 
 // newEventGateway returns the Event Gateway of an Alexa simulator configured by
 // opts, whose LWA and Now are set.
 func newEventGateway(opts AlexaOptions) *EventGateway {
-	return &EventGateway{
-		lwa:              opts.LWA,
-		now:              opts.Now,
-		retryAfterAsDate: opts.RetryAfterAsDate,
-		received:         make(map[string][]ReceivedEvent),
-		forbidden:        make(map[string]string),
-	}
+	return &EventGateway{alexaAPI: newAlexaAPI[ReceivedEvent](opts)}
 }
 
 // ForbidUser makes the gateway answer 403 with code to user's events, even
@@ -130,99 +119,23 @@ func newEventGateway(opts AlexaOptions) *EventGateway {
 // code a test wants to see. Access tokens themselves stay valid;
 // LWA.RevokeUser revokes those.
 func (g *EventGateway) ForbidUser(user, code string) {
-	if code == "" {
-		code = EventSkillDisabled
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.forbidden[user] = code
-}
-
-// RestoreUser undoes ForbidUser, as when the user enables the skill again.
-func (g *EventGateway) RestoreUser(user string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.forbidden, user)
-}
-
-// FailNext makes the next n requests fail with HTTP status, before any other
-// check, with the code Amazon gives that status (429 THROTTLING_EXCEPTION, 503
-// SERVICE_UNAVAILABLE_EXCEPTION, 400 INVALID_REQUEST_EXCEPTION, 401
-// INVALID_ACCESS_TOKEN_EXCEPTION, 403 SKILL_DISABLED_EXCEPTION, 413
-// REQUEST_ENTITY_TOO_LARGE_EXCEPTION, INTERNAL_SERVICE_EXCEPTION otherwise); a
-// retryAfter above zero adds a Retry-After header, in whole seconds rounded up
-// or as a date (AlexaOptions.RetryAfterAsDate). Failures queue up behind those
-// injected earlier.
-func (g *EventGateway) FailNext(n, status int, retryAfter time.Duration) {
-	g.faults.add(n, status, retryAfter)
-}
-
-// ThrottleNext makes the next n requests answer 429 THROTTLING_EXCEPTION, with
-// a Retry-After header when retryAfter is above zero.
-func (g *EventGateway) ThrottleNext(n int, retryAfter time.Duration) {
-	g.FailNext(n, http.StatusTooManyRequests, retryAfter)
-}
-
-// RejectTokenNext makes the next n well-formed events answer 401
-// INVALID_ACCESS_TOKEN_EXCEPTION, even when their token is valid, as when
-// Amazon invalidated it early. Failures injected with FailNext are answered
-// first.
-func (g *EventGateway) RejectTokenNext(n int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.rejectNext += n
-}
-
-// SetDelay makes every answer wait d before it is given; zero answers at once.
-// A waiting request ends without an answer when its client goes away.
-func (g *EventGateway) SetDelay(d time.Duration) { g.faults.setDelay(d) }
-
-// ClearFaults removes pending injected failures and token rejections, and the
-// delay. Users forbidden with ForbidUser stay forbidden.
-func (g *EventGateway) ClearFaults() {
-	g.faults.clear()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.rejectNext = 0
+	g.forbid(user, cmp.Or(code, EventSkillDisabled))
 }
 
 // Received returns the events accepted for user (the user LWA issued their
 // token for), in arrival order; nil when there are none. The result is a copy
 // the caller may keep.
 func (g *EventGateway) Received(user string) []ReceivedEvent {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	got := g.received[user]
-	if len(got) == 0 {
-		return nil
-	}
-	out := make([]ReceivedEvent, len(got))
-	for i, e := range got {
+	return g.receivedBy(user, func(e ReceivedEvent) ReceivedEvent {
 		e.Body = slices.Clone(e.Body)
-		out[i] = e
-	}
-	return out
-}
-
-// Stats returns a snapshot of the gateway's request counters.
-func (g *EventGateway) Stats() AlexaStats {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stats
+		return e
+	})
 }
 
 // serve answers one request to the gateway of region ("" for the unprefixed
 // path).
 func (g *EventGateway) serve(w http.ResponseWriter, r *http.Request, region string) {
-	g.count(func(s *AlexaStats) { s.Requests++ })
-	if !g.faults.wait(r.Context()) {
-		return
-	}
-	if f, ok := g.faults.next(); ok {
-		g.count(func(s *AlexaStats) { s.Faulted++ })
-		f.setRetryAfter(w.Header(), g.now(), g.retryAfterAsDate)
-		code, desc := faultException(f.status)
-		writeException(w, f.status, code, desc)
+	if !g.admit(w, r, writeFaultException) {
 		return
 	}
 
@@ -259,26 +172,13 @@ func (g *EventGateway) serve(w http.ResponseWriter, r *http.Request, region stri
 		bearer = true
 	}
 
-	g.mu.Lock()
-	reject := g.rejectNext > 0
-	if reject {
-		g.rejectNext--
-	}
-	g.mu.Unlock()
-	user, valid := g.lwa.AccessTokenUser(ev.token)
-	if reject || !valid {
-		g.count(func(s *AlexaStats) { s.Unauthorized++ })
-		writeException(w, http.StatusUnauthorized, EventInvalidAccessToken, "The access token is invalid, expired or malformed")
+	user, status, code := g.checkToken(ev.token)
+	switch status {
+	case http.StatusUnauthorized:
+		writeException(w, status, EventInvalidAccessToken, invalidTokenDescription)
 		return
-	}
-	g.mu.Lock()
-	code, forbidden := g.forbidden[user]
-	if forbidden {
-		g.stats.Forbidden++
-	}
-	g.mu.Unlock()
-	if forbidden {
-		writeException(w, http.StatusForbidden, code, forbiddenDescription(code))
+	case http.StatusForbidden:
+		writeException(w, status, code, forbiddenDescription(code))
 		return
 	}
 	if ev.endpoints > AlexaDiscoveryMaxEndpoints {
@@ -286,8 +186,7 @@ func (g *EventGateway) serve(w http.ResponseWriter, r *http.Request, region stri
 		return
 	}
 
-	g.mu.Lock()
-	g.received[user] = append(g.received[user], ReceivedEvent{
+	g.accept(user, ReceivedEvent{
 		Region:       region,
 		Namespace:    ev.namespace,
 		Name:         ev.name,
@@ -298,16 +197,7 @@ func (g *EventGateway) serve(w http.ResponseWriter, r *http.Request, region stri
 		Body:         body,
 		At:           g.now(),
 	})
-	g.stats.Delivered++
-	g.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// count changes the counters under the lock.
-func (g *EventGateway) count(f func(*AlexaStats)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	f(&g.stats)
 }
 
 // refuse writes an answer refusing the request itself (400, 405 and 413) and
@@ -321,24 +211,28 @@ func (g *EventGateway) refuse(w http.ResponseWriter, status int, desc string) {
 	writeException(w, status, code, desc)
 }
 
-// faultException returns the code and description Amazon answers an injected
-// failure's status with.
-func faultException(status int) (code, desc string) {
+// invalidTokenDescription is the description of a 401 answer.
+const invalidTokenDescription = "The access token is invalid, expired or malformed"
+
+// writeFaultException writes the answer to a failure injected with status, with
+// the code and description Amazon answers that status with.
+func writeFaultException(w http.ResponseWriter, status int) {
+	code, desc := EventInternalService, "The service encountered an internal error"
 	switch status {
 	case http.StatusBadRequest:
-		return EventInvalidRequest, "The message is invalid"
+		code, desc = EventInvalidRequest, "The message is invalid"
 	case http.StatusUnauthorized:
-		return EventInvalidAccessToken, "The access token is invalid, expired or malformed"
+		code, desc = EventInvalidAccessToken, invalidTokenDescription
 	case http.StatusForbidden:
-		return EventSkillDisabled, forbiddenDescription(EventSkillDisabled)
+		code, desc = EventSkillDisabled, forbiddenDescription(EventSkillDisabled)
 	case http.StatusRequestEntityTooLarge:
-		return EventRequestTooLarge, "The message is too large"
+		code, desc = EventRequestTooLarge, "The message is too large"
 	case http.StatusTooManyRequests:
-		return EventThrottling, "Too many requests"
+		code, desc = EventThrottling, "Too many requests"
 	case http.StatusServiceUnavailable:
-		return EventServiceUnavailable, "The service cannot take the message now"
+		code, desc = EventServiceUnavailable, "The service cannot take the message now"
 	}
-	return EventInternalService, "The service encountered an internal error"
+	writeException(w, status, code, desc)
 }
 
 // forbiddenDescription is the description of a 403 answer with code.
@@ -369,14 +263,7 @@ func writeException(w http.ResponseWriter, status int, code, desc string) {
 	}
 	ex.Header.Namespace, ex.Header.Name, ex.Header.MessageID = "System", "Exception", uuid.NewString()
 	ex.Payload.Code, ex.Payload.Description = code, desc
-	b, err := json.Marshal(ex)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeJSON(w, status, ex)
 }
 
 // gatewayEvent is what the gateway takes from an accepted message.
