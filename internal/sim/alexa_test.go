@@ -91,6 +91,33 @@ func (e alexaEnv) token(tb testing.TB, user string) string {
 	return body.AccessToken
 }
 
+// send sends one request with body, with Content-Type contentType and
+// Authorization: Bearer bearer when they are not empty, and returns the answer
+// and its body, read and closed. It does not stop the test, so goroutines may
+// call it.
+func send(ctx context.Context, method, target, contentType, bearer, body string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, raw, nil
+}
+
 // alexaAnswer is a decoded answer of the profile endpoint.
 type alexaAnswer struct {
 	Status int
@@ -112,22 +139,7 @@ func (e alexaEnv) post(tb testing.TB, method, contentType, token, body string) a
 // alexaDo sends one request and decodes the answer. It does not stop the test,
 // so goroutines may call it.
 func alexaDo(ctx context.Context, target, method, contentType, token, body string) (alexaAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, method, target, strings.NewReader(body))
-	if err != nil {
-		return alexaAnswer{}, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return alexaAnswer{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	resp, raw, err := send(ctx, method, target, contentType, token, body)
 	if err != nil {
 		return alexaAnswer{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -68,22 +67,7 @@ func (e alexaEnv) sendEvent(tb testing.TB, prefix, bearer, body string) gatewayA
 // gatewayDo sends one request to the gateway and decodes the answer. It does
 // not stop the test, so goroutines may call it.
 func gatewayDo(ctx context.Context, method, target, contentType, bearer, body string) (gatewayAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, method, target, strings.NewReader(body))
-	if err != nil {
-		return gatewayAnswer{}, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return gatewayAnswer{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	resp, raw, err := send(ctx, method, target, contentType, bearer, body)
 	if err != nil {
 		return gatewayAnswer{}, err
 	}
@@ -276,116 +260,86 @@ func TestEventGateway_Refused(t *testing.T) {
 	tests := []struct {
 		name    string
 		prepare func(e alexaEnv)
-		// body returns the request body for a valid token of user.
+		// The request body is changeReport for a valid token of user, changed
+		// by edit, which edits its decoded form, or, when body is set, what
+		// body returns for that token.
+		edit        func(m map[string]any)
 		body        func(tb testing.TB, tok string) string
 		bearer      func(tok string) string // the Authorization bearer; the scope's token when nil
 		contentType string                  // "application/json" when empty
 		method      string                  // POST when empty
-		status      int
-		code        string
-		desc        string
-		stats       sim.AlexaStats
+		// The answer: 202, or status with code and a description that
+		// contains desc; Stats counts it (countedAs).
+		status     int
+		code, desc string
 	}{
 		{
 			name:   "NotJSON",
 			body:   func(testing.TB, string) string { return `{"event":` },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "not a JSON object",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:   "NoEvent",
 			body:   func(testing.TB, string) string { return `{"context":{}}` },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoHeader",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { delete(at(m, "event"), "header") })
-			},
+			name:   "NoHeader",
+			edit:   func(m map[string]any) { delete(at(m, "event"), "header") },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.header is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoNamespace",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { delete(at(m, "event.header"), "namespace") })
-			},
+			name:   "NoNamespace",
+			edit:   func(m map[string]any) { delete(at(m, "event.header"), "namespace") },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.header.namespace is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoName",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { at(m, "event.header")["name"] = "" })
-			},
+			name:   "NoName",
+			edit:   func(m map[string]any) { at(m, "event.header")["name"] = "" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.header.name is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:   "NoMessageID",
-			body:   func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "") },
+			edit:   func(m map[string]any) { at(m, "event.header")["messageId"] = "" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.header.messageId is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "PayloadVersion2",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { at(m, "event.header")["payloadVersion"] = "2" })
-			},
+			name:   "PayloadVersion2",
+			edit:   func(m map[string]any) { at(m, "event.header")["payloadVersion"] = "2" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: `event.header.payloadVersion must be "3"`,
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "PayloadVersionNumber",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { at(m, "event.header")["payloadVersion"] = 3 })
-			},
+			name:   "PayloadVersionNumber",
+			edit:   func(m map[string]any) { at(m, "event.header")["payloadVersion"] = 3 },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.header.payloadVersion has the wrong JSON type",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoPayload",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { delete(at(m, "event"), "payload") })
-			},
+			name:   "NoPayload",
+			edit:   func(m map[string]any) { delete(at(m, "event"), "payload") },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.payload must be an object",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "ContextNotObject",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { m["context"] = "x" })
-			},
+			name:   "ContextNotObject",
+			edit:   func(m map[string]any) { m["context"] = "x" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "context must be an object",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoEndpointID",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { delete(at(m, "event.endpoint"), "endpointId") })
-			},
+			name:   "NoEndpointID",
+			edit:   func(m map[string]any) { delete(at(m, "event.endpoint"), "endpointId") },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.endpoint.endpointId is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "NoScope",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { delete(at(m, "event.endpoint"), "scope") })
-			},
+			name:   "NoScope",
+			edit:   func(m map[string]any) { delete(at(m, "event.endpoint"), "scope") },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.endpoint.scope is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name: "ScopeInPayloadOfEndpointEvent",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) {
-					at(m, "event.payload")["scope"] = at(m, "event.endpoint")["scope"]
-					delete(at(m, "event.endpoint"), "scope")
-				})
+			edit: func(m map[string]any) {
+				at(m, "event.payload")["scope"] = at(m, "event.endpoint")["scope"]
+				delete(at(m, "event.endpoint"), "scope")
 			},
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.endpoint.scope is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			// Amazon reads a discovery report's token from event.payload.scope,
@@ -395,7 +349,6 @@ func TestEventGateway_Refused(t *testing.T) {
 				return strings.Replace(fmt.Sprintf(addOrUpdate, tok, "m"), `"payload"`, `"endpoint": {"endpointId": "x", "scope": {"type": "BearerToken", "token": "Atza|other"}}, "payload"`, 1)
 			},
 			status: http.StatusAccepted,
-			stats:  sim.AlexaStats{Requests: 1, Delivered: 1},
 		},
 		{
 			name: "DiscoveryNoEndpoints",
@@ -403,55 +356,40 @@ func TestEventGateway_Refused(t *testing.T) {
 				return strings.Replace(fmt.Sprintf(addOrUpdate, tok, "m"), `"endpoints"`, `"items"`, 1)
 			},
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.payload.endpoints is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "ScopeNotBearerToken",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { at(m, "event.endpoint.scope")["type"] = "Basic" })
-			},
+			name:   "ScopeNotBearerToken",
+			edit:   func(m map[string]any) { at(m, "event.endpoint.scope")["type"] = "Basic" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: `event.endpoint.scope.type must be "BearerToken"`,
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
-			name: "ScopeTokenEmpty",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) { at(m, "event.endpoint.scope")["token"] = "" })
-			},
+			name:   "ScopeTokenEmpty",
+			edit:   func(m map[string]any) { at(m, "event.endpoint.scope")["token"] = "" },
 			bearer: func(string) string { return "" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "event.endpoint.scope.token is required",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:   "BearerDiffersFromScope",
-			body:   func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			bearer: func(string) string { return "Atza|other" },
 			status: http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "Authorization",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:        "NotJSONContentType",
-			body:        func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			contentType: "text/plain",
 			status:      http.StatusBadRequest, code: sim.EventInvalidRequest, desc: "Content-Type",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:   "MethodGet",
 			body:   func(testing.TB, string) string { return "" },
 			method: http.MethodGet,
 			status: http.StatusMethodNotAllowed, code: sim.EventInvalidRequest, desc: "POST",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name: "TooLarge",
-			body: func(tb testing.TB, tok string) string {
-				return eventWith(tb, tok, "m", func(m map[string]any) {
-					at(m, "event.payload")["padding"] = strings.Repeat("x", sim.AlexaEventMaxBytes)
-				})
+			edit: func(m map[string]any) {
+				at(m, "event.payload")["padding"] = strings.Repeat("x", sim.AlexaEventMaxBytes)
 			},
 			status: http.StatusRequestEntityTooLarge, code: sim.EventRequestTooLarge, desc: "larger than 262144 bytes",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name: "TooManyDiscoveryEndpoints",
@@ -461,63 +399,49 @@ func TestEventGateway_Refused(t *testing.T) {
 					`"payload":{"endpoints":[%s],"scope":{"type":"BearerToken","token":"%s"}}}}`, eps, tok)
 			},
 			status: http.StatusRequestEntityTooLarge, code: sim.EventRequestTooLarge, desc: "more than 300 endpoints",
-			stats: sim.AlexaStats{Requests: 1, Invalid: 1},
 		},
 		{
 			name:   "TokenUnknown",
 			body:   func(testing.TB, string) string { return fmt.Sprintf(changeReport, "Atza|not-issued", "m") },
 			bearer: func(string) string { return "" },
 			status: http.StatusUnauthorized, code: sim.EventInvalidAccessToken, desc: "invalid",
-			stats: sim.AlexaStats{Requests: 1, Unauthorized: 1},
 		},
 		{
 			name:    "TokenExpired",
 			prepare: func(e alexaEnv) { e.clock.Advance(sim.DefaultLWAAccessTokenLifetime) },
-			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			status:  http.StatusUnauthorized, code: sim.EventInvalidAccessToken, desc: "expired",
-			stats: sim.AlexaStats{Requests: 1, Unauthorized: 1},
 		},
 		{
 			name:    "TokenRevokedAtLWA",
 			prepare: func(e alexaEnv) { e.lwa.RevokeUser(user) },
-			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			status:  http.StatusUnauthorized, code: sim.EventInvalidAccessToken, desc: "invalid",
-			stats: sim.AlexaStats{Requests: 1, Unauthorized: 1},
 		},
 		{
 			name:    "TokenRejected",
 			prepare: func(e alexaEnv) { e.alexa.Events().RejectTokenNext(1) },
 			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(addOrUpdate, tok, "m") },
 			status:  http.StatusUnauthorized, code: sim.EventInvalidAccessToken, desc: "invalid",
-			stats: sim.AlexaStats{Requests: 1, Unauthorized: 1},
 		},
 		{
 			name:    "SkillDisabled",
 			prepare: func(e alexaEnv) { e.alexa.Events().ForbidUser(user, "") },
-			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			status:  http.StatusForbidden, code: sim.EventSkillDisabled, desc: "disabled",
-			stats: sim.AlexaStats{Requests: 1, Forbidden: 1},
 		},
 		{
 			name:    "SkillNeverEnabled",
 			prepare: func(e alexaEnv) { e.alexa.Events().ForbidUser(user, sim.EventSkillNeverEnabled) },
 			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(addOrUpdate, tok, "m") },
 			status:  http.StatusForbidden, code: sim.EventSkillNeverEnabled, desc: "never enabled",
-			stats: sim.AlexaStats{Requests: 1, Forbidden: 1},
 		},
 		{
 			name:    "InsufficientPermission",
 			prepare: func(e alexaEnv) { e.alexa.Events().ForbidUser(user, sim.EventInsufficientPermission) },
-			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			status:  http.StatusForbidden, code: sim.EventInsufficientPermission, desc: "permission",
-			stats: sim.AlexaStats{Requests: 1, Forbidden: 1},
 		},
 		{
 			name:    "HealthAPIRevocationIsApart",
 			prepare: func(e alexaEnv) { e.alexa.RevokeUser(user) },
-			body:    func(_ testing.TB, tok string) string { return fmt.Sprintf(changeReport, tok, "m") },
 			status:  http.StatusAccepted,
-			stats:   sim.AlexaStats{Requests: 1, Delivered: 1},
 		},
 	}
 	for _, tt := range tests {
@@ -527,7 +451,13 @@ func TestEventGateway_Refused(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(e)
 			}
-			body := tt.body(t, tok)
+			body := fmt.Sprintf(changeReport, tok, "m")
+			switch {
+			case tt.body != nil:
+				body = tt.body(t, tok)
+			case tt.edit != nil:
+				body = eventWith(t, tok, "m", tt.edit)
+			}
 			bearer := tok
 			if tt.bearer != nil {
 				bearer = tt.bearer(tok)
@@ -550,11 +480,29 @@ func TestEventGateway_Refused(t *testing.T) {
 					t.Errorf("Received = %d events, want none", len(got))
 				}
 			}
-			if got := e.alexa.Events().Stats(); got != tt.stats {
-				t.Errorf("Stats = %+v, want %+v", got, tt.stats)
+			if got, want := e.alexa.Events().Stats(), countedAs(tt.status); got != want {
+				t.Errorf("Stats = %+v, want %+v", got, want)
 			}
 		})
 	}
+}
+
+// countedAs returns the counters of a gateway that answered one request with
+// status: Delivered for 202, Unauthorized for 401, Forbidden for 403, and
+// Invalid for any other refusal of the request itself.
+func countedAs(status int) sim.AlexaStats {
+	s := sim.AlexaStats{Requests: 1}
+	switch status {
+	case http.StatusAccepted:
+		s.Delivered = 1
+	case http.StatusUnauthorized:
+		s.Unauthorized = 1
+	case http.StatusForbidden:
+		s.Forbidden = 1
+	default:
+		s.Invalid = 1
+	}
+	return s
 }
 
 func TestEventGateway_Faults(t *testing.T) {
