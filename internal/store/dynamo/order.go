@@ -92,8 +92,9 @@ func (s *Store) nextSeq(ctx context.Context) (seq, version int64, err error) {
 
 // readOrder reads the table's report order from its REPORTS counter item with
 // a strongly consistent read, starts or switches the table to clock order
-// when reportOrder.toClock asks, and remembers the order. It returns an EUNAVAILABLE error when DynamoDB cannot
-// be reached, and an EINTERNAL error when the item holds neither order.
+// when reportOrder.toClock asks, and remembers the order. It returns an
+// EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL error
+// when the item holds neither order.
 func (s *Store) readOrder(ctx context.Context) (int32, error) {
 	for range 3 {
 		item, err := s.get(ctx, "report order", pkCounter, skCounterReports)
@@ -137,8 +138,8 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 			}
 			// The clock moves past the counter's value before any report takes
 			// a number from it. Values other instances take from the counter
-			// until the switch are as far below the clock: a count never
-			// reaches 1970's microseconds of today.
+			// until the switch are far below the clock too: no count comes
+			// near the microseconds since 1970.
 			s.order.clock.observe(last)
 			ok, err := s.setClockOrder(ctx, expression.AttributeExists(expression.Name(attrCounterValue)))
 			if err != nil {
