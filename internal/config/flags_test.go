@@ -11,53 +11,51 @@ import (
 
 // TestParse_BoolFlag: a true-or-false setting's flag may stand alone, meaning
 // true, or take its value after =; its variable takes any of Go's spellings.
+// Every such setting is held to the same cases; in args, FLAG stands for the
+// setting's flag name.
 func TestParse_BoolFlag(t *testing.T) {
-	for _, tc := range []struct {
+	settings := []struct {
+		flag, env string
+		get       func(config.Config) bool
+	}{
+		{"dynamodb-create-table", "BROKER_DYNAMODB_CREATE_TABLE", func(c config.Config) bool { return c.DynamoDBCreateTable }},
+		{"dynamodb-clock-order", "BROKER_DYNAMODB_CLOCK_ORDER", func(c config.Config) bool { return c.DynamoDBClockOrder }},
+	}
+	cases := []struct {
 		name string
 		args []string
-		env  string // BROKER_DYNAMODB_CREATE_TABLE
+		env  string // the setting's variable
 		want bool
 	}{
 		{"Default", nil, "", false},
-		{"Bare", []string{"--dynamodb-create-table"}, "", true},
-		{"BareOneDash", []string{"-dynamodb-create-table"}, "", true},
-		{"BareBeatsEnvironment", []string{"--dynamodb-create-table"}, "false", true},
-		{"EqualsFalse", []string{"--dynamodb-create-table=false"}, "true", false},
-		{"EqualsTrue", []string{"--dynamodb-create-table=true"}, "", true},
-		{"BareThenOtherFlag", []string{"--dynamodb-create-table", "--grpc-addr", "127.0.0.1:7070"}, "", true},
+		{"Bare", []string{"--FLAG"}, "", true},
+		{"BareOneDash", []string{"-FLAG"}, "", true},
+		{"BareBeatsEnvironment", []string{"--FLAG"}, "false", true},
+		{"EqualsFalse", []string{"--FLAG=false"}, "true", false},
+		{"EqualsTrue", []string{"--FLAG=true"}, "", true},
+		{"BareThenOtherFlag", []string{"--FLAG", "--grpc-addr", "127.0.0.1:7070"}, "", true},
 		{"Environment", nil, "TRUE", true},
 		{"EnvironmentOne", nil, "1", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			env := validEnv()
-			env["BROKER_DYNAMODB_CREATE_TABLE"] = tc.env
-			c, err := config.Parse(tc.args, getenv(env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.DynamoDBCreateTable != tc.want {
-				t.Errorf("DynamoDBCreateTable = %v, want %v", c.DynamoDBCreateTable, tc.want)
-			}
-		})
 	}
-
-	t.Run("ClockOrder", func(t *testing.T) {
-		for _, tc := range []struct {
-			args []string
-			env  string // BROKER_DYNAMODB_CLOCK_ORDER
-			want bool
-		}{{nil, "", false}, {[]string{"--dynamodb-clock-order"}, "", true}, {nil, "true", true}, {[]string{"--dynamodb-clock-order=false"}, "true", false}} {
-			env := validEnv()
-			env["BROKER_DYNAMODB_CLOCK_ORDER"] = tc.env
-			c, err := config.Parse(tc.args, getenv(env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.DynamoDBClockOrder != tc.want {
-				t.Errorf("Parse(%q, BROKER_DYNAMODB_CLOCK_ORDER=%q): DynamoDBClockOrder = %v, want %v", tc.args, tc.env, c.DynamoDBClockOrder, tc.want)
-			}
+	for _, setting := range settings {
+		for _, tc := range cases {
+			t.Run(setting.flag+"/"+tc.name, func(t *testing.T) {
+				env := validEnv()
+				env[setting.env] = tc.env
+				var args []string
+				for _, a := range tc.args {
+					args = append(args, strings.Replace(a, "FLAG", setting.flag, 1))
+				}
+				c, err := config.Parse(args, getenv(env))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := setting.get(c); got != tc.want {
+					t.Errorf("Parse(%q, %s=%q): %s = %v, want %v", args, setting.env, tc.env, setting.flag, got, tc.want)
+				}
+			})
 		}
-	})
+	}
 
 	t.Run("ValueAfterSpace", func(t *testing.T) {
 		_, err := config.Parse([]string{"--dynamodb-create-table", "false"}, getenv(validEnv()))
