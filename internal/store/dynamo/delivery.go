@@ -106,11 +106,8 @@ func (s *Store) updateDelivery(ctx context.Context, op, lane string, update expr
 		ExpressionAttributeValues: expr.Values(),
 		ReturnValues:              returnValues,
 	})
-	switch {
-	case conditionFailed(err):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, s.fail(op, err)
+	if held, err := s.held(op, err); !held {
+		return nil, false, err
 	}
 	return out.Attributes, true, nil
 }

@@ -402,6 +402,19 @@ func conditionFailed(err error) bool {
 	return errors.As(err, &ccf)
 }
 
+// held reports whether the condition of a conditional write held, given the
+// write's error: false and no error when DynamoDB refused the write for its
+// condition, false and the store's error (s.fail) for any other failure.
+func (s *Store) held(op string, err error) (bool, error) {
+	switch {
+	case conditionFailed(err):
+		return false, nil
+	case err != nil:
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
 // key returns the primary key of an item.
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
@@ -437,13 +450,7 @@ func (s *Store) put(ctx context.Context, op string, item map[string]types.Attrib
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	switch {
-	case conditionFailed(err):
-		return false, nil
-	case err != nil:
-		return false, s.fail(op, err)
-	}
-	return true, nil
+	return s.held(op, err)
 }
 
 // updateIf applies update to the item with pk and sk when cond holds. It
@@ -461,13 +468,7 @@ func (s *Store) updateIf(ctx context.Context, op, pk, sk string, update expressi
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	switch {
-	case conditionFailed(err):
-		return false, nil
-	case err != nil:
-		return false, s.fail(op, err)
-	}
-	return true, nil
+	return s.held(op, err)
 }
 
 // remove deletes the item with pk and sk when cond holds. It reports false when
@@ -484,13 +485,7 @@ func (s *Store) remove(ctx context.Context, op, pk, sk string, cond expression.C
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	switch {
-	case conditionFailed(err):
-		return false, nil
-	case err != nil:
-		return false, s.fail(op, err)
-	}
-	return true, nil
+	return s.held(op, err)
 }
 
 // next adds one to the counter item with sort key sk, and returns the new value

@@ -184,11 +184,8 @@ func (s *Store) markDeleting(ctx context.Context, pk string, evs []tokens.Event,
 		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 		ReturnValues: types.ReturnValueAllOld,
 	})
-	switch {
-	case conditionFailed(err):
-		return nil, outbox{}, false, nil
-	case err != nil:
-		return nil, outbox{}, false, s.fail("delete link", err)
+	if held, err := s.held("delete link", err); !held {
+		return nil, outbox{}, false, err
 	}
 	return out.Attributes, ob, true, nil
 }
@@ -205,11 +202,8 @@ func (s *Store) removeIf(ctx context.Context, op, pk, sk string, cond expression
 		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 		ReturnValues: types.ReturnValueAllOld,
 	})
-	switch {
-	case conditionFailed(err):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, s.fail(op, err)
+	if held, err := s.held(op, err); !held {
+		return nil, false, err
 	}
 	return out.Attributes, true, nil
 }

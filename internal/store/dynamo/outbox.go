@@ -196,11 +196,8 @@ func (s *Store) putOld(ctx context.Context, op string, item map[string]types.Att
 		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 		ReturnValues: types.ReturnValueAllOld,
 	})
-	switch {
-	case conditionFailed(err):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, s.fail(op, err)
+	if held, err := s.held(op, err); !held {
+		return nil, false, err
 	}
 	return out.Attributes, true, nil
 }
