@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -176,17 +175,4 @@ func (s *alexaAPI[R]) receivedBy(user string, clone func(R) R) []R {
 		out[i] = clone(rec)
 	}
 	return out
-}
-
-// writeJSON writes v as a JSON answer with status; 500 when v cannot be
-// encoded.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }

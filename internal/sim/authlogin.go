@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -267,12 +266,7 @@ func (s *AuthServer) serveToken(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	fail := func(status int, code, description string) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
-	}
+	fail := func(status int, code, description string) { oauthError(w, status, code, description) }
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
 		fail(http.StatusMethodNotAllowed, "invalid_request", "POST the token request")
@@ -318,9 +312,8 @@ func (s *AuthServer) serveToken(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, "server_error", "cannot sign the token")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": token, "token_type": "Bearer",
 		"expires_in": int(LoginTokenTTL.Seconds()), "scope": strings.Join(c.scopes, " "),
 	})

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -92,8 +91,8 @@ func (s *AuthServer) serveClientCredentials(w http.ResponseWriter, r *http.Reque
 		scopes = client.scopes
 	}
 	token := s.ClientToken(id, scopes, ClientCredentialsTTL)
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": token,
 		"token_type":   "Bearer",
 		"expires_in":   int(ClientCredentialsTTL / time.Second),
@@ -101,9 +100,9 @@ func (s *AuthServer) serveClientCredentials(w http.ResponseWriter, r *http.Reque
 	})
 }
 
-// oauthError writes an RFC 6749 §5.2 error answer.
+// oauthError writes an RFC 6749 §5.2 error answer, not to be cached, as the
+// token endpoint's answers are not.
 func oauthError(w http.ResponseWriter, status int, code, description string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, map[string]string{"error": code, "error_description": description})
 }

@@ -326,14 +326,12 @@ func kmsAdditionalData(keyID string, ec map[string]string) []byte {
 // base64.
 func kmsReply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(v)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // kmsError writes an error answer in the JSON 1.1 protocol, which the SDK reads
 // by its __type.
 func kmsError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+	writeJSON(w, status, map[string]string{"__type": typ, "message": msg})
 }

@@ -751,18 +751,13 @@ func lwaInvalidGrant(w http.ResponseWriter, param string) {
 	})
 }
 
+// lwaWriteJSON writes v with status and the headers of LWA's token answers.
 func lwaWriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json;charset=UTF-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeJSON(w, status, v)
 }
 
 // lwaParamName returns name when it is one of the parameters the endpoint knows,

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -88,4 +89,20 @@ func (s *server) close() {
 		cancel()
 		srv.Close()
 	})
+}
+
+// writeJSON writes v as a JSON answer with status, of Content-Type
+// application/json unless the caller set another; 500 when v cannot be
+// encoded. Every simulator answers JSON through it.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
