@@ -254,7 +254,7 @@ func TestCLI_EventsAndStats(t *testing.T) {
 	h.admin("links", "delete", "bob", "--yes")
 	// The three events' webhooks go out in the background; the stats below
 	// count the outbox, so they are read once it is empty.
-	waitFor(t, 10*time.Second, "three webhooks delivered", func() bool { return len(h.sims.Webhooks.Received()) == 3 })
+	waitFor(t, 10*time.Second, "three webhooks delivered", func() bool { return len(h.sims.Webhooks.Received()) >= 3 })
 	waitFor(t, 10*time.Second, "an empty webhook outbox", func() bool {
 		var s brokerv1.Stats
 		return protojson.Unmarshal([]byte(h.admin("stats", "--json")), &s) == nil && s.GetWebhooks()["PENDING"] == 0

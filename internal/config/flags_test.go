@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,6 +21,13 @@ func TestParse_BoolFlag(t *testing.T) {
 	}{
 		{"dynamodb-create-table", "BROKER_DYNAMODB_CREATE_TABLE", func(c config.Config) bool { return c.DynamoDBCreateTable }},
 		{"dynamodb-clock-order", "BROKER_DYNAMODB_CLOCK_ORDER", func(c config.Config) bool { return c.DynamoDBClockOrder }},
+	}
+	var flags []string
+	for _, s := range settings {
+		flags = append(flags, s.flag)
+	}
+	if !slices.Equal(flags, config.BoolFlags()) {
+		t.Errorf("the cases cover %q; the true-or-false settings are %q", flags, config.BoolFlags())
 	}
 	cases := []struct {
 		name string
