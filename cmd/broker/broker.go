@@ -462,7 +462,8 @@ func (m *Main) openStore(ctx context.Context) (store, error) {
 		m.closers = append(m.closers, s.Close)
 		return s, nil
 	case "dynamodb":
-		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable, ClockOrder: c.DynamoDBClockOrder})
+		s, err := dynamo.New(ctx, dynamo.Options{Table: c.StoreTarget, Endpoint: c.DynamoDBEndpoint, CreateTable: c.DynamoDBCreateTable, ClockOrder: c.DynamoDBClockOrder,
+			Logger: m.Logger.With("component", "store")})
 		if errors.Is(err, dynamo.ErrNoTable) {
 			return nil, fmt.Errorf("BROKER_STORE: %w (on AWS, the data stack of infra/cloudformation makes it; on a local server, BROKER_DYNAMODB_CREATE_TABLE=true or --dynamodb-create-table creates it)", err)
 		}

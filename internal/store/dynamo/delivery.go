@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/reciprocal-broker/broker/internal/reports"
@@ -43,7 +42,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, lane, owner string, now, unti
 		expression.Name(attrUntil).LessThan(expression.Value(unixNanos(now))),
 		expression.Name(attrOwner).Equal(expression.Value(owner)),
 	)
-	item, ok, err := s.updateDelivery(ctx, "claim delivery", lane, update, cond, types.ReturnValueAllNew)
+	item, ok, err := s.updateIf(ctx, "claim delivery", deliveryPK(lane), skDelivery, update, cond, types.ReturnValueAllNew)
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -54,7 +53,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, lane, owner string, now, unti
 	if rec.Format != recordFormat || rec.Owner != owner {
 		return 0, false, fmt.Errorf("dynamo: decode delivery claim of %q: format %d: %w", lane, rec.Format, errCorrupt)
 	}
-	s.order.clock.observe(rec.Delivered)
+	s.order.observe(rec.Delivered)
 	return rec.Delivered, true, nil
 }
 
@@ -68,7 +67,7 @@ func (s *Store) ReleaseDelivery(ctx context.Context, lane, owner string) error {
 		return nil // nobody can hold such a claim
 	}
 	update := expression.Remove(expression.Name(attrOwner)).Remove(expression.Name(attrUntil))
-	_, _, err := s.updateDelivery(ctx, "release delivery", lane, update,
+	_, _, err := s.updateIf(ctx, "release delivery", deliveryPK(lane), skDelivery, update,
 		expression.Name(attrOwner).Equal(expression.Value(owner)), types.ReturnValueNone)
 	return err
 }
@@ -85,29 +84,6 @@ func (s *Store) markDelivered(ctx context.Context, lane string, seq int64) error
 		expression.AttributeNotExists(expression.Name(attrDelivered)),
 		expression.Name(attrDelivered).LessThan(expression.Value(seq)),
 	)
-	_, _, err := s.updateDelivery(ctx, "mark delivered", lane, update, cond, types.ReturnValueNone)
+	_, _, err := s.updateIf(ctx, "mark delivered", deliveryPK(lane), skDelivery, update, cond, types.ReturnValueNone)
 	return err
-}
-
-// updateDelivery applies update to lane's delivery item when cond holds,
-// creating the item when it does not exist, and returns the attributes that
-// returnValues asks for. It reports false when cond did not hold.
-func (s *Store) updateDelivery(ctx context.Context, op, lane string, update expression.UpdateBuilder, cond expression.ConditionBuilder, returnValues types.ReturnValue) (map[string]types.AttributeValue, bool, error) {
-	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
-	if err != nil {
-		return nil, false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
-	}
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       key(deliveryPK(lane), skDelivery),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              returnValues,
-	})
-	if held, err := s.held(op, err); !held {
-		return nil, false, err
-	}
-	return out.Attributes, true, nil
 }

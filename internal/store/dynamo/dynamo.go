@@ -142,6 +142,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -150,6 +151,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/time/rate"
 
 	"github.com/reciprocal-broker/broker/internal/awserr"
 	"github.com/reciprocal-broker/broker/internal/reports"
@@ -272,6 +274,9 @@ type Options struct {
 	// then refuse to accept reports on the table; see clockOrder. A table
 	// that New creates starts in clock order without it.
 	ClockOrder bool
+	// Logger is where the store warns of what needs an operator, such as
+	// instances whose clocks disagree in clock order. Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is the DynamoDB store: a view of the table for one skill's links
@@ -355,7 +360,10 @@ func newWithClient(ctx context.Context, opts Options, client dynamoAPI) (*Store,
 	s := &Store{
 		client: client, table: aws.String(opts.Table), now: time.Now, eventRetention: cmp.Or(opts.EventRetention, DefaultEventRetention),
 		skill: tokens.DefaultSkillID, keys: keysOf(tokens.DefaultSkillID), reportCounts: &countQueue{},
-		order: &reportOrder{toClock: opts.ClockOrder, clock: sequencer{now: time.Now}},
+		order: &reportOrder{
+			toClock: opts.ClockOrder, clock: sequencer{now: time.Now},
+			logger: cmp.Or(opts.Logger, slog.Default()), warned: rate.Sometimes{First: 1, Interval: time.Minute},
+		},
 	}
 	if opts.CreateTable {
 		if err := s.ensureTable(ctx); err != nil {
@@ -453,22 +461,27 @@ func (s *Store) put(ctx context.Context, op string, item map[string]types.Attrib
 	return s.held(op, err)
 }
 
-// updateIf applies update to the item with pk and sk when cond holds. It
-// reports false when cond did not hold.
-func (s *Store) updateIf(ctx context.Context, op, pk, sk string, update expression.UpdateBuilder, cond expression.ConditionBuilder) (bool, error) {
+// updateIf applies update to the item with pk and sk when cond holds,
+// creating the item when it does not exist, and returns the attributes that
+// returnValues asks for. It reports false when cond did not hold.
+func (s *Store) updateIf(ctx context.Context, op, pk, sk string, update expression.UpdateBuilder, cond expression.ConditionBuilder, returnValues types.ReturnValue) (map[string]types.AttributeValue, bool, error) {
 	expr, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
 	if err != nil {
-		return false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
+		return nil, false, fmt.Errorf("dynamo: %s: build update: %w", op, err)
 	}
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       key(pk, sk),
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              returnValues,
 	})
-	return s.held(op, err)
+	if held, err := s.held(op, err); !held {
+		return nil, false, err
+	}
+	return out.Attributes, true, nil
 }
 
 // remove deletes the item with pk and sk when cond holds. It reports false when

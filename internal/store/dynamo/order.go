@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/time/rate"
 )
 
 // A table orders its reports (their Seq) in one of two ways, and says which in
@@ -52,6 +55,31 @@ type reportOrder struct {
 	mode    atomic.Int32 // orderUnknown, orderCounter or orderClock; never leaves orderClock
 	toClock bool         // start or switch the table to clock order: Options.ClockOrder, or New created the table
 	clock   sequencer
+	logger  *slog.Logger   // where observe warns
+	warned  rate.Sometimes // observe's warnings, at most one a minute
+}
+
+// clockLeadWarning is how far a Seq read from the table may be ahead of this
+// process's clock before observe warns: far more than Amazon Time Sync lets
+// instances' clocks differ, or than the logical clock runs ahead of the wall
+// clock by handing out more than one Seq a microsecond.
+const clockLeadWarning = 100 * time.Millisecond
+
+// observe moves the clock past seq, a Seq read from the table, and warns when
+// seq is more than clockLeadWarning ahead of this process's clock: the
+// instances' clocks disagree by that much (or this one went back), and two
+// reports of one lane that two instances accept within that time of each
+// other may be ordered the other way, the later one then superseded by the
+// earlier and never sent.
+func (o *reportOrder) observe(seq int64) {
+	lead := o.clock.observe(seq)
+	if lead <= clockLeadWarning.Microseconds() {
+		return
+	}
+	o.warned.Do(func() {
+		o.logger.Warn("report order: a Seq read from the table is ahead of this process's clock: the instances' clocks disagree, and of two reports of one user that two instances accept within the lead of each other, the later may be superseded unsent",
+			"lead", time.Duration(min(lead, math.MaxInt64/1000))*time.Microsecond)
+	})
 }
 
 // nextSeq returns the Seq and first version of a new report: from the
@@ -137,16 +165,16 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 				return 0, fmt.Errorf("dynamo: report order: counter holds %q: %w", n.Value, errCorrupt)
 			}
 			// The clock moves past the counter's value before any report takes
-			// a number from it. Values other instances take from the counter
-			// until the switch are far below the clock too: no count comes
-			// near the microseconds since 1970.
-			s.order.clock.observe(last)
-			ok, err := s.setClockOrder(ctx, expression.AttributeExists(expression.Name(attrCounterValue)))
+			// a number from it, and the switch happens only if no other
+			// instance took one since (no count comes near the microseconds
+			// since 1970 anyway).
+			s.order.observe(last)
+			ok, err := s.setClockOrder(ctx, expression.Name(attrCounterValue).Equal(expression.Value(last)))
 			if err != nil {
 				return 0, err
 			}
 			if !ok {
-				continue // the counter is gone: read again
+				continue // the counter moved, or is gone: read again
 			}
 			s.order.mode.Store(orderClock)
 			return orderClock, nil
@@ -160,8 +188,9 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 // setClockOrder writes clockOrder to the REPORTS counter item when cond holds,
 // and reports whether it held.
 func (s *Store) setClockOrder(ctx context.Context, cond expression.ConditionBuilder) (bool, error) {
-	return s.updateIf(ctx, "report order: switch to clock order", pkCounter, skCounterReports,
-		expression.Set(expression.Name(attrCounterValue), expression.Value(clockOrder)), cond)
+	_, held, err := s.updateIf(ctx, "report order: switch to clock order", pkCounter, skCounterReports,
+		expression.Set(expression.Name(attrCounterValue), expression.Value(clockOrder)), cond, types.ReturnValueNone)
+	return held, err
 }
 
 // sequencer hands out the Seq of new reports in clock order without a request
@@ -196,9 +225,13 @@ func (q *sequencer) next() int64 {
 	return q.last
 }
 
-// observe moves the sequencer past seq, a Seq read from the table.
-func (q *sequencer) observe(seq int64) {
+// observe moves the sequencer past seq, a Seq read from the table, and
+// returns how many microseconds seq is ahead of the wall clock (negative when
+// it is behind).
+func (q *sequencer) observe(seq int64) int64 {
+	t := q.now().UnixMicro()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.last = max(q.last, seq)
+	return seq - t
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -263,12 +264,16 @@ func TestStore_ReportOrder_RefusedCounter(t *testing.T) {
 func TestStore_ReportOrder_Observed(t *testing.T) {
 	endpoint := dynamotest.Start(t)
 	table := dynamotest.NewTable(t, endpoint)
+	logs := map[*dynamo.Store]*strings.Builder{}
 	open := func(lag time.Duration) *dynamo.Store {
-		s, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true})
+		var log strings.Builder
+		s, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: dynamotest.Client(endpoint), CreateTable: true,
+			Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dynamo.SetSeqClock(s, func() time.Time { return time.Now().Add(-lag) })
+		logs[s] = &log
 		return s
 	}
 	ahead, reader, claimer := open(0), open(time.Hour), open(time.Hour)
@@ -295,6 +300,22 @@ func TestStore_ReportOrder_Observed(t *testing.T) {
 	r3 := storetest.NewReport("r3", "u3", at)
 	if _, _, err := claimer.CreateReport(t.Context(), r3); err != nil || r3.Seq <= r1.Seq {
 		t.Errorf("a report created after a claim with the mark %d has Seq %d (%v), want more", r1.Seq, r3.Seq, err)
+	}
+
+	// The lagging processes warned once, however often they read; the one
+	// ahead had nothing to warn of.
+	if _, err := reader.GetReport(t.Context(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		store *dynamo.Store
+		warns int
+	}{{"ahead", ahead, 0}, {"reader", reader, 1}, {"claimer", claimer, 1}} {
+		got := logs[tt.store].String()
+		if n := strings.Count(got, "level=WARN msg=\"report order: a Seq read from the table is ahead of this process's clock"); n != tt.warns || (n > 0 && !strings.Contains(got, "lead=59m")) {
+			t.Errorf("%s logged %q, want %d warnings of a lead of about an hour", tt.name, got, tt.warns)
+		}
 	}
 }
 

@@ -331,20 +331,44 @@ func (c pendingCursor) encode() string {
 
 // decodePendingCursor returns the position that cursor holds: none for "",
 // SortKey alone for a cursor of an earlier version. It returns an EINVALID
-// error for a cursor this store did not give.
+// error for a cursor this store did not give: one whose gsi1sk is not a
+// lane's prefix and a Seq, or, in the JSON form, without a message id.
 func decodePendingCursor(cursor string) (pendingCursor, error) {
+	refused := tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil || len(b) > 2*maxPartitionKey || !utf8.Valid(b) {
-		return pendingCursor{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+		return pendingCursor{}, refused
 	}
 	var c pendingCursor
-	if json.Unmarshal(b, &c) != nil {
+	switch {
+	case len(b) == 0:
+		return c, nil
+	case json.Unmarshal(b, &c) == nil:
+		if reports.CheckMessageID(c.MessageID) != nil {
+			return pendingCursor{}, refused
+		}
+	default:
 		c = pendingCursor{SortKey: string(b)}
 	}
-	if len(c.SortKey) > maxSortKey || (c.MessageID != "" && reports.CheckMessageID(c.MessageID) != nil) {
-		return pendingCursor{}, tokens.Errorf(tokens.EINVALID, "the cursor of pending reports is not one this store gave")
+	if !pendingSortKey(c.SortKey) {
+		return pendingCursor{}, refused
 	}
 	return c, nil
+}
+
+// pendingSortKey reports whether k has the shape of a pending report's
+// gsi1sk: a lane's prefix (pendingPrefix) and its Seq (sortable).
+func pendingSortKey(k string) bool {
+	const seqLen = 20 // sortable's digits
+	if len(k) > maxSortKey || len(k) < seqLen+2 || k[len(k)-seqLen-1] != '#' {
+		return false
+	}
+	for _, c := range []byte(k[len(k)-seqLen:]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteFinishedReports removes finished reports as
@@ -425,6 +449,6 @@ func (s *Store) decodeReport(item map[string]types.AttributeValue) (*reports.Rep
 	if err != nil {
 		return nil, err
 	}
-	s.order.clock.observe(r.Seq)
+	s.order.observe(r.Seq)
 	return r, nil
 }

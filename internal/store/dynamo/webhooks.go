@@ -271,7 +271,8 @@ func (s *Store) ReleaseWebhooks(ctx context.Context, userID, owner string) error
 // updateClaim applies upd to userID's webhook claim item when cond holds,
 // and reports whether it did.
 func (s *Store) updateClaim(ctx context.Context, op, userID string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) (bool, error) {
-	return s.updateIf(ctx, op, pkUser+userID, skWebhookClaim, upd, cond)
+	_, held, err := s.updateIf(ctx, op, pkUser+userID, skWebhookClaim, upd, cond, types.ReturnValueNone)
+	return held, err
 }
 
 // WebhookBacklog returns the number of pending webhooks, from the backlog
