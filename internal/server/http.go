@@ -12,7 +12,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/reciprocal-broker/broker/api/openapi"
@@ -37,12 +36,8 @@ const maxGatewayBody = 1 << 20
 // %2E%2E, as a bare dot segment is path syntax that clients and
 // http.ServeMux remove.
 func gatewayMux() *runtime.ServeMux {
-	jsonpb := &runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonpb),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newGatewayJSON()),
 		runtime.WithErrorHandler(gatewayError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		// Only the Authorization header, which the gateway always forwards,
