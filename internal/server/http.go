@@ -20,8 +20,9 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
-// maxGatewayBody bounds JSON request bodies on the gateway.
-const maxGatewayBody = 1 << 20
+// maxBody bounds every request's body (the form and smart-home endpoints take
+// less, see reciprocal.MaxBody and smarthome.MaxBody).
+const maxBody = 1 << 20
 
 // gatewayMux is the grpc-gateway mux, set up so that JSON has the API's
 // documented shapes: proto field names, bare enum names, every field present,
@@ -131,7 +132,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	gateway := allowMethods(routes, http.MaxBytesHandler(utf8Only(s.gateway), maxGatewayBody))
+	gateway := allowMethods(routes, utf8Only(s.gateway))
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", route("healthz", http.HandlerFunc(s.health.Livez)))
@@ -185,13 +186,17 @@ func route(name string, h http.Handler) http.Handler {
 // logRequests gives every HTTP request an id (the caller's X-Request-Id when it
 // is sane), returns it in the X-Request-Id header, logs one line per request
 // and counts it in metrics under its route. The id is in the request's
-// context, where the gRPC interceptors of a gateway call find it.
+// context, where the gRPC interceptors of a gateway call find it. A body is
+// read to maxBody at most.
 func (s *Server) logRequests(next http.Handler, metrics *httpMetrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, id := withRequestID(r.Context(), r.Header.Get("X-Request-Id"))
 		// From here on every line logged with ctx carries id (LogHandler).
+		// The copy WithContext makes takes the body limit too, rather than
+		// another copy of the request (http.MaxBytesHandler).
 		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)

@@ -111,8 +111,10 @@ func allowMethods(routes []apiRoute, next http.Handler) http.Handler {
 		matched := false
 		method := r.Method
 		form := r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded"
-		if override := r.Header.Get("X-HTTP-Method-Override"); form && override != "" {
-			method = strings.ToUpper(override)
+		if form {
+			if override := r.Header.Get("X-HTTP-Method-Override"); override != "" {
+				method = strings.ToUpper(override)
+			}
 		}
 		for i, rt := range routes {
 			if !rt.match(segments) {
