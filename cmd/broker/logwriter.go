@@ -44,7 +44,7 @@ type logWriter struct {
 	batches chan []byte   // buffers to write, in order
 	free    chan []byte   // buffers written, to fill again
 	done    chan struct{} // closed once every batch is written
-	err     error         // the first error of w, read after done
+	err     error         // the error of the last write to w (nil if it succeeded), read after done
 }
 
 // newLogWriter returns a logWriter in front of w that flushes at most
@@ -64,9 +64,7 @@ func newLogWriter(w io.Writer, interval time.Duration) *logWriter {
 func (lw *logWriter) write() {
 	defer close(lw.done)
 	for b := range lw.batches {
-		if _, err := lw.w.Write(b); err != nil && lw.err == nil {
-			lw.err = err
-		}
+		_, lw.err = lw.w.Write(b)
 		select {
 		case lw.free <- b[:0]:
 		default:
@@ -119,8 +117,8 @@ func (lw *logWriter) flush() {
 }
 
 // Close writes out what is buffered, waits until every line is written, and
-// makes later lines go straight to w. It returns the first error of writing
-// to w.
+// makes later lines go straight to w. It returns the error of the last write
+// to w, nil when it succeeded.
 func (lw *logWriter) Close() error {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()

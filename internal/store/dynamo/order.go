@@ -32,7 +32,7 @@ import (
 // versions may serve a table this process did not create. The switch cannot
 // be undone. Every Seq of clock order is above every Seq the counter handed
 // out: the clock's microseconds since 1970 are far above any count, and the
-// switch moves the clock past the counter's value besides.
+// switch moves the clock past the counter's value it read besides.
 //
 // Brokers of earlier versions take the counter's next value with an ADD,
 // which DynamoDB refuses on a String: on a table in clock order they fail to
@@ -165,16 +165,19 @@ func (s *Store) readOrder(ctx context.Context) (int32, error) {
 				return 0, fmt.Errorf("dynamo: report order: counter holds %q: %w", n.Value, errCorrupt)
 			}
 			// The clock moves past the counter's value before any report takes
-			// a number from it, and the switch happens only if no other
-			// instance took one since (no count comes near the microseconds
-			// since 1970 anyway).
+			// a number from it. Values other instances take from the counter
+			// until the switch are far below the clock too: no count comes
+			// near the microseconds since 1970. So the switch holds while the
+			// counter is a number, however far it moved since the read:
+			// requiring the value read would fail the switch again and again
+			// while earlier brokers still add to it.
 			s.order.observe(last)
-			ok, err := s.setClockOrder(ctx, expression.Name(attrCounterValue).Equal(expression.Value(last)))
+			ok, err := s.setClockOrder(ctx, expression.Name(attrCounterValue).AttributeType(expression.Number))
 			if err != nil {
 				return 0, err
 			}
 			if !ok {
-				continue // the counter moved, or is gone: read again
+				continue // the counter is gone, or another instance switched: read again
 			}
 			s.order.mode.Store(orderClock)
 			return orderClock, nil
