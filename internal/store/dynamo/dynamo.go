@@ -530,10 +530,14 @@ func (s *Store) next(ctx context.Context, op, sk string) (int64, error) {
 	return v.N, nil
 }
 
-// sortable writes n (negative counts as 0) as 20 decimal digits, which sort as
-// strings in the order of the numbers.
+// sortableDigits is how many decimal digits sortable writes: enough for any
+// int64.
+const sortableDigits = 20
+
+// sortable writes n (negative counts as 0) as sortableDigits decimal digits,
+// which sort as strings in the order of the numbers.
 func sortable(n int64) string {
-	return fmt.Sprintf("%020d", max(n, 0))
+	return fmt.Sprintf("%0*d", sortableDigits, max(n, 0))
 }
 
 // nanos returns t in Unix nanoseconds, or nil for the zero time, so that the

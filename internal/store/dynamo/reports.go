@@ -359,11 +359,10 @@ func decodePendingCursor(cursor string) (pendingCursor, error) {
 // pendingSortKey reports whether k has the shape of a pending report's
 // gsi1sk: a lane's prefix (pendingPrefix) and its Seq (sortable).
 func pendingSortKey(k string) bool {
-	const seqLen = 20 // sortable's digits
-	if len(k) > maxSortKey || len(k) < seqLen+2 || k[len(k)-seqLen-1] != '#' {
+	if len(k) > maxSortKey || len(k) < sortableDigits+2 || k[len(k)-sortableDigits-1] != '#' {
 		return false
 	}
-	for _, c := range []byte(k[len(k)-seqLen:]) {
+	for _, c := range []byte(k[len(k)-sortableDigits:]) {
 		if c < '0' || c > '9' {
 			return false
 		}
