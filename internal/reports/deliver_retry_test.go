@@ -106,7 +106,8 @@ func TestDeliverer_Backoff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := reports.NewDeliverer(reports.NewService(newMemReports(), newFakeTokens()), newFakeSender())
 			d.MinBackoff, d.MaxBackoff = tt.min, tt.max
-			lo, hi := tt.wantInterval/2, tt.wantInterval*3/2
+			// ±50 % jitter, but never past MaxBackoff.
+			lo, hi := tt.wantInterval/2, min(tt.wantInterval*3/2, tt.max)
 			least, most := time.Duration(math.MaxInt64), time.Duration(0)
 			for range draws {
 				wait := d.Backoff(tt.attempts)
@@ -115,8 +116,8 @@ func TestDeliverer_Backoff(t *testing.T) {
 				}
 				least, most = min(least, wait), max(most, wait)
 			}
-			// ±50 % jitter: over many draws, some fall in each outer quarter.
-			if tt.wantInterval > 0 && (least > tt.wantInterval*3/4 || most < tt.wantInterval*5/4) {
+			// Over many draws, some fall in each outer quarter of the range.
+			if quarter := (hi - lo) / 4; tt.wantInterval > 0 && (least > lo+quarter || most < hi-quarter) {
 				t.Errorf("Backoff(%d) over %d draws within [%v, %v]; want spread over [%v, %v]", tt.attempts, draws, least, most, lo, hi)
 			}
 		})

@@ -3,6 +3,7 @@
 package retryafter
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,10 +19,16 @@ func Parse(v string, now time.Time, limit time.Duration) time.Duration {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+	secs, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err == nil:
 		d = time.Duration(min(secs, int64(limit/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = min(t.Sub(now), limit)
+	case errors.Is(err, strconv.ErrRange) && secs > 0:
+		d = limit // more seconds than an int64 holds: as long as allowed
+	default:
+		if t, err := http.ParseTime(v); err == nil {
+			d = min(t.Sub(now), limit)
+		}
 	}
 	return max(d, 0)
 }

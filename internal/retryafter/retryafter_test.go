@@ -22,6 +22,8 @@ func TestParse(t *testing.T) {
 		{"PastDate", now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{"Negative", "-5", 0},
 		{"CappedSeconds", "999999", time.Hour},
+		{"SecondsPastInt64", "99999999999999999999", time.Hour},
+		{"NegativePastInt64", "-99999999999999999999", 0},
 		{"CappedDate", now.Add(48 * time.Hour).Format(http.TimeFormat), time.Hour},
 		{"Garbage", "soon", 0},
 	}
