@@ -156,8 +156,9 @@ func (d *Deliverer) Wake() {
 	}
 }
 
-// Run delivers until ctx ends, then waits for the attempts in flight (each
-// bounded by SendTimeout). Run it once per Deliverer.
+// Run delivers until ctx ends, then waits for the attempts in flight, each
+// bounded by SendTimeout, to be answered and their outcomes stored. Run it
+// once per Deliverer.
 func (d *Deliverer) Run(ctx context.Context) {
 	sem := make(chan struct{}, max(1, d.Concurrency))
 	var wg sync.WaitGroup
@@ -256,11 +257,15 @@ func (d *Deliverer) deliver(ctx context.Context, w *Webhook) bool {
 	// Hold the webhook for the length of one attempt: the write checks that
 	// it is still pending as read (DueWebhooks may be stale, or another
 	// instance may have sent it since), and it is not due while it is sent.
-	next := w.NextAttemptAt
 	w.NextAttemptAt = now.Add(claimTTL)
 	if !d.put(ctx, w) {
 		return false
 	}
+	// Once sent, an attempt runs to its answer (or SendTimeout) and its
+	// outcome is stored even when shutdown begins meanwhile: the receiver may
+	// act on it, and cutting it short would send it again from the next
+	// process. Run waits for it.
+	ctx = context.WithoutCancel(ctx)
 	answeredAt, retryAfter, err := d.post(ctx, w)
 	w.Attempts++
 	if err == nil {
@@ -271,13 +276,6 @@ func (d *Deliverer) deliver(ctx context.Context, w *Webhook) bool {
 		d.observer().Delivered()
 		d.Logger.InfoContext(ctx, "webhook delivered", "event_id", w.Event.ID, "type", string(w.Event.Type), "user_id", w.Event.UserID, "attempts", w.Attempts)
 		return true
-	}
-	if ctx.Err() != nil && answeredAt.IsZero() {
-		// Shutdown cut the attempt short: it counts, but is due again at once
-		// for the next process.
-		w.NextAttemptAt, w.LastError = next, err.Error()
-		d.put(context.WithoutCancel(ctx), w)
-		return false
 	}
 	w.LastError = err.Error()
 	from := answeredAt

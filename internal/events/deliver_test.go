@@ -204,6 +204,42 @@ func TestDeliverer_Deadline(t *testing.T) {
 	})
 }
 
+// TestDeliverer_Shutdown stops the deliverer while the receiver takes its
+// time to answer: the attempt runs to its answer and is stored delivered, so
+// the next process does not send it again (exactly once without a crash).
+func TestDeliverer_Shutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, rc := newFakeStore(), newReceiver(t)
+		rc.answer = func(r *http.Request, _ int) (*http.Response, error) {
+			select { // the receiver at work, while the request lasts
+			case <-time.After(2 * time.Second):
+				return status(r, http.StatusNoContent, ""), nil
+			case <-r.Context().Done():
+				return nil, r.Context().Err()
+			}
+		}
+		e := event("parent-1", tokens.EventLinked)
+		store.add(e)
+		d, _ := newTestDeliverer(t, store, rc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		waitFor(t, time.Second, func() bool { return len(rc.requests()) == 1 })
+		cancel()
+		<-done
+
+		if w := store.get(e.ID); w.State != events.StateDelivered || w.Attempts != 1 {
+			t.Fatalf("after shutdown: state %v, %d attempts; want delivered, 1", w.State, w.Attempts)
+		}
+		next, _ := newTestDeliverer(t, store, rc)
+		run(t, next)
+		time.Sleep(time.Hour)
+		if n := len(rc.requests()); n != 1 {
+			t.Errorf("%d requests, want 1: the next process sent it again", n)
+		}
+	})
+}
+
 func TestDeliverer_Order(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store, rc := newFakeStore(), newReceiver(t)
