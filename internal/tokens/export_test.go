@@ -2,9 +2,11 @@ package tokens
 
 // The refresh lease's durations, for the tests of package tokens_test.
 const (
-	RefreshTimeout = refreshTimeout
-	LeaseTTL       = leaseTTL
-	LeasePoll      = leasePoll
+	RefreshTimeout  = refreshTimeout
+	ExchangeTimeout = exchangeTimeout
+	RecordTimeout   = recordTimeout
+	LeaseTTL        = leaseTTL
+	LeasePoll       = leasePoll
 )
 
 // PrefixStart is prefixStart, for its table test.

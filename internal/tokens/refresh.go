@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// refreshTimeout bounds one refresh with LWA, whoever waits for it.
+// refreshTimeout bounds one refresh with LWA, whoever waits for it. The write
+// of LWA's answer has recordTimeout of its own.
 const refreshTimeout = 20 * time.Second
 
 // Refresh refreshes userID's tokens with LWA now, even when they are fresh, and
@@ -119,9 +120,13 @@ func (s *Service) callLWA(ctx context.Context, l *Link) (old, grant Grant, err e
 // and returns an ERELINK error; its link.relink_required event has the reason
 // invalid_grant. A link re-linked or refreshed meanwhile is not
 // the refused token's own: refused returns it, fresh. It returns
-// ErrLinkNotFound when the link was deleted meanwhile.
+// ErrLinkNotFound when the link was deleted meanwhile. The write runs within
+// recordTimeout, not ctx's deadline, so that LWA's answer is recorded however
+// late it came.
 func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 	s.Logger.Warn("LWA refused the refresh token; link needs re-linking", "user_id", l.UserID)
+	ctx, cancel := s.recordContext(ctx)
+	defer cancel()
 	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.Version != l.Version {
 			return nil, nil, nil // changed meanwhile (re-linked or deleted): leave it
@@ -153,9 +158,13 @@ func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 // stored: no LWA call is made for the link again, and the only way back is a
 // new hand-over, which replaces its tokens, so the grant could never be used,
 // while storing it would make the link look refreshed. The grant stored, it
-// records a link.refreshed event of by.
+// records a link.refreshed event of by. The write runs within recordTimeout,
+// not ctx's deadline, so that a grant LWA issued just before that deadline
+// (its rotated refresh token the only good one) is not lost.
 func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Grant, by cause) (*Link, error) {
 	now := s.Now()
+	ctx, cancel := s.recordContext(ctx)
+	defer cancel()
 	var lost bool
 	next, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.CodeHash != l.CodeHash {
