@@ -23,8 +23,14 @@ const backgroundWorkers = 4
 // one hands them the users. When LWA is slow, a round takes longer and the
 // next one starts late (ticks are dropped); a user still being refreshed from
 // an earlier round is skipped.
+//
+// Token records the users who ask for one until RefreshInBackground is
+// called with background refresh off (window or interval not positive): from
+// then on it records none, and what it had recorded is forgotten, since only
+// this loop forgets the users who stopped asking.
 func (s *Service) RefreshInBackground(ctx context.Context, window, interval time.Duration) {
 	if window <= 0 || interval <= 0 {
+		s.usage.turnOff()
 		return
 	}
 	type job struct {

@@ -235,8 +235,40 @@ func TestService_RefreshInBackground(t *testing.T) {
 					default:
 						t.Fatalf("RefreshInBackground(%v, %v) did not return at once", tt.window, tt.interval)
 					}
+
+					// Nobody prunes the users who asked for a token, so
+					// none is remembered, alice included.
+					for i := range 100 {
+						user := fmt.Sprintf("user-%03d", i)
+						h.mustLink(t, user)
+						h.mustToken(t, user)
+					}
+					if got := tokens.UsersInUse(h.svc); got != 0 {
+						t.Errorf("users remembered with background refresh off = %d, want 0", got)
+					}
 				})
 			})
 		}
+	})
+
+	t.Run("UsersInUse", func(t *testing.T) {
+		// With background refresh on, the users who asked are remembered
+		// until they stop asking for the window.
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			background(t, h.svc, window, interval)
+			for _, user := range []string{"alice", "bob"} {
+				h.mustLink(t, user)
+				h.mustToken(t, user)
+			}
+			if got, want := tokens.UsersInUse(h.svc), 2; got != want {
+				t.Errorf("users remembered = %d, want %d", got, want)
+			}
+			time.Sleep(window + 2*interval)
+			synctest.Wait()
+			if got := tokens.UsersInUse(h.svc); got != 0 {
+				t.Errorf("users remembered after the window = %d, want 0", got)
+			}
+		})
 	})
 }

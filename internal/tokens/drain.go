@@ -84,6 +84,28 @@ func (s *Service) detach(ctx context.Context, timeout time.Duration) (context.Co
 	}, nil
 }
 
+// recordTimeout bounds a store write that records an answer LWA has given: a
+// refresh's grant or refusal, an exchanged code's grant. The write runs on its
+// own time rather than within refreshTimeout or exchangeTimeout, because LWA
+// may answer just before that deadline, and its answer may hold a rotated
+// refresh token or a used code's only grant, which a write cut short by the
+// deadline would lose. A few store calls fit in it with room; leaseTTL counts
+// it in, so that a refresh lease outlasts the write.
+const recordTimeout = 5 * time.Second
+
+// recordContext returns the context of a store write that records an answer
+// LWA gave to work running with ctx: it keeps ctx's values but not its
+// deadline or cancellation, and ends after recordTimeout or when Close gives
+// up waiting. Call cancel once the write is done.
+func (s *Service) recordContext(ctx context.Context) (rctx context.Context, cancel context.CancelFunc) {
+	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	unhook := context.AfterFunc(s.work.stop, stop)
+	return rctx, func() {
+		unhook()
+		stop()
+	}
+}
+
 // Close drains the Service for shutdown. From its call on, a Token, Refresh or
 // Exchange that needs Login with Amazon returns an EUNAVAILABLE error without
 // calling it (fresh tokens are still handed out, and a refresh already in

@@ -132,3 +132,105 @@ func TestService_Close(t *testing.T) {
 		}
 	})
 }
+
+func TestService_LateAnswer(t *testing.T) {
+	// LWA answers half a store write before the refresh's or exchange's
+	// deadline; every link write takes latency. The answer is stored all the
+	// same, on the write's own time.
+	const latency = 5 * time.Millisecond
+
+	t.Run("Refresh", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			_, first := h.mustLink(t, "alice")
+			svc := h.newServiceOf(slowStore{h.store, latency})
+			h.lwa.setDelay(tokens.RefreshTimeout - latency/2)
+			if _, err := svc.Refresh(t.Context(), "alice"); err != nil {
+				t.Fatalf("Refresh error = %v, want LWA's late answer stored", h.saw(err))
+			}
+			h.lwa.setDelay(0)
+			rotated := h.lwa.lastGrant()
+			h.assertSealed(t, h.stored(t, "alice"), []tokens.Secret{rotated.AccessToken, rotated.RefreshToken}, first.RefreshToken)
+			// The next refresh uses the rotated token, which LWA still honours.
+			if _, err := h.refresh(t.Context(), "alice"); err != nil {
+				t.Fatalf("next Refresh error = %v", err)
+			}
+		})
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			h.mustLink(t, "alice")
+			n := h.mark()
+			svc := h.newServiceOf(slowStore{h.store, latency})
+			h.lwa.setRefreshErr(errRefused)
+			h.lwa.setDelay(tokens.RefreshTimeout - latency/2)
+			_, err := svc.Refresh(t.Context(), "alice")
+			assertCode(t, h.saw(err), tokens.ERELINK)
+			if got, want := h.stored(t, "alice").State, tokens.StateRelinkRequired; got != want {
+				t.Errorf("State = %v, want %v", got, want)
+			}
+			want := []tokens.Event{ev(tokens.EventRelinkRequired, "alice", tokens.ActorBroker, map[string]any{"reason": tokens.ReasonInvalidGrant})}
+			assertEvents(t, h.eventsSince(n), want, time.Time{})
+		})
+	})
+
+	t.Run("Exchange", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			svc := h.newServiceOf(slowStore{h.store, latency})
+			code := h.lwa.newCode("alice")
+			h.lwa.setDelay(tokens.ExchangeTimeout - latency/2)
+			if _, err := svc.Exchange(t.Context(), "alice", code, "EU"); err != nil {
+				t.Fatalf("Exchange error = %v, want LWA's late answer stored", h.saw(err))
+			}
+			h.assertSealed(t, h.stored(t, "alice"), []tokens.Secret{h.lwa.lastGrant().RefreshToken})
+			// Alexa's retry is answered from the stored link.
+			if _, err := h.exchange(t.Context(), "alice", code); err != nil {
+				t.Fatalf("retry of the code: error = %v", err)
+			}
+			assertCount(t, "LWA exchanges", h.lwa.exchanges.Load(), 1)
+		})
+	})
+
+	t.Run("StoreHangs", func(t *testing.T) {
+		// A write that never ends is given up after RecordTimeout.
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			h.mustLink(t, "alice")
+			svc := h.newServiceOf(slowStore{h.store, time.Hour})
+			start := time.Now()
+			_, err := svc.Refresh(t.Context(), "alice")
+			assertCode(t, h.saw(err), tokens.EUNAVAILABLE)
+			if got, want := time.Since(start), tokens.RecordTimeout; got != want {
+				t.Errorf("Refresh took %v, want RecordTimeout, %v", got, want)
+			}
+		})
+	})
+
+	t.Run("CloseGivesUp", func(t *testing.T) {
+		// Close's deadline cuts the write short, as it does LWA's call.
+		synctest.Test(t, func(t *testing.T) {
+			h := newBubbleHarness(t)
+			h.mustLink(t, "alice")
+			svc := h.newServiceOf(slowStore{h.store, time.Hour})
+			res := make(chan error, 1)
+			go func() {
+				_, err := svc.Refresh(context.Background(), "alice")
+				res <- h.saw(err)
+			}()
+			synctest.Wait() // the write waits for the store
+			drain, stop := context.WithTimeout(context.Background(), time.Second)
+			defer stop()
+			assertCode(t, svc.Close(drain), tokens.EUNAVAILABLE)
+			synctest.Wait()
+			select {
+			case err := <-res:
+				assertCode(t, err, tokens.EUNAVAILABLE)
+			default:
+				t.Fatal("Refresh still runs after Close gave up waiting")
+			}
+		})
+	})
+}

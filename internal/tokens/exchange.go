@@ -13,6 +13,7 @@ const codeClaimTTL = time.Hour
 
 // exchangeTimeout bounds one exchange with LWA, whoever waits for it. It runs
 // on after Alexa's hand-over is answered, so that Alexa's retry finds its link.
+// The write of LWA's answer has recordTimeout of its own.
 const exchangeTimeout = 20 * time.Second
 
 // Exchange trades Alexa's authorization code for userID's LWA tokens and stores
@@ -58,7 +59,9 @@ func (s *Service) Exchange(ctx context.Context, userID string, code Secret, regi
 // doExchange trades code, whose hash is hash, with LWA and stores userID's new
 // link. It runs detached from the caller, so that LWA's answer is stored even
 // when it comes after the caller gave up: Alexa's retry of the code then finds
-// the link.
+// the link. The write runs within recordTimeout, not ctx's deadline, so that a
+// grant LWA issued just before that deadline (the used code's only one) is
+// stored.
 func (s *Service) doExchange(ctx context.Context, userID string, code Secret, hash, region string) (*Link, error) {
 	if leaser, ok := s.store.(Leaser); ok {
 		l, done, err := s.exchangeLease(ctx, leaser, userID, hash)
@@ -78,7 +81,9 @@ func (s *Service) doExchange(ctx context.Context, userID string, code Secret, ha
 		return nil, fmt.Errorf("exchange code: %w", err)
 	}
 	now := s.Now()
-	l, err := s.write(ctx, userID, func(l *Link) (*Link, []Event, error) {
+	wctx, cancel := s.recordContext(ctx)
+	defer cancel()
+	l, err := s.write(wctx, userID, func(l *Link) (*Link, []Event, error) {
 		sealed, err := s.seal(userID, grant)
 		if err != nil {
 			return nil, nil, err

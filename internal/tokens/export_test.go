@@ -1,11 +1,17 @@
 package tokens
 
-// The refresh lease's durations, for the tests of package tokens_test.
+// The Service's durations, for the tests of package tokens_test.
 const (
-	RefreshTimeout = refreshTimeout
-	LeaseTTL       = leaseTTL
-	LeasePoll      = leasePoll
+	RefreshTimeout  = refreshTimeout
+	ExchangeTimeout = exchangeTimeout
+	RecordTimeout   = recordTimeout
+	LeaseTTL        = leaseTTL
+	LeasePoll       = leasePoll
 )
+
+// UsersInUse returns how many users s remembers as asking for tokens, for
+// background refresh.
+func UsersInUse(s *Service) int { return s.usage.size() }
 
 // PrefixStart is prefixStart, for its table test.
 var PrefixStart = prefixStart

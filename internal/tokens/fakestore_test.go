@@ -270,6 +270,25 @@ func (s *memStore) leaseOf(userID string) (memLease, bool) {
 	return l, ok
 }
 
+// slowStore is a memStore whose link writes take latency, as a remote store's
+// do; a write whose context ends first fails as a store's would, and is not
+// carried out.
+type slowStore struct {
+	*memStore
+	latency time.Duration
+}
+
+var _ tokens.Store = slowStore{}
+
+func (s slowStore) PutLink(ctx context.Context, link *tokens.Link, evs ...tokens.Event) error {
+	select {
+	case <-time.After(s.latency):
+	case <-ctx.Done():
+		return unavailable(ctx)
+	}
+	return s.memStore.PutLink(ctx, link, evs...)
+}
+
 func TestMemStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tokens.Store { return newMemStore() })
 }

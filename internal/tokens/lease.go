@@ -10,8 +10,9 @@ import (
 
 const (
 	// leaseTTL is how long a refresh lease lasts: longer than a refresh may
-	// take, so that only a crashed holder's lease runs out.
-	leaseTTL = refreshTimeout + 10*time.Second
+	// take, the write of LWA's answer included, so that only a crashed
+	// holder's lease runs out.
+	leaseTTL = refreshTimeout + recordTimeout + 5*time.Second
 	// leasePoll is how often a process waiting for another's refresh re-reads.
 	leasePoll = 25 * time.Millisecond
 )

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// refreshTimeout bounds one refresh with LWA, whoever waits for it.
+// refreshTimeout bounds one refresh with LWA, whoever waits for it. The write
+// of LWA's answer has recordTimeout of its own.
 const refreshTimeout = 20 * time.Second
 
 // Refresh refreshes userID's tokens with LWA now, even when they are fresh, and
@@ -119,9 +120,13 @@ func (s *Service) callLWA(ctx context.Context, l *Link) (old, grant Grant, err e
 // and returns an ERELINK error; its link.relink_required event has the reason
 // invalid_grant. A link re-linked or refreshed meanwhile is not
 // the refused token's own: refused returns it, fresh. It returns
-// ErrLinkNotFound when the link was deleted meanwhile.
+// ErrLinkNotFound when the link was deleted meanwhile. The write runs within
+// recordTimeout, not ctx's deadline, so that LWA's answer is recorded however
+// late it came.
 func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 	s.Logger.Warn("LWA refused the refresh token; link needs re-linking", "user_id", l.UserID)
+	ctx, cancel := s.recordContext(ctx)
+	defer cancel()
 	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.Version != l.Version {
 			return nil, nil, nil // changed meanwhile (re-linked or deleted): leave it
@@ -144,18 +149,31 @@ func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
 
 // storeGrant stores grant, which LWA issued for used, the refresh token of l
 // (the link as it was read), as the link's tokens. A link written meanwhile
-// takes the grant only while it still holds used: then the grant is the newest
-// LWA issued for it. A link deleted or re-linked meanwhile is not the grant's
-// own; storeGrant leaves it and returns it as it is (ErrLinkNotFound when it is
-// gone, an ERELINK error when the user must link again). The grant stored, it
-// records a link.refreshed event of by.
+// takes the grant only while it still holds used and is still LINKED: then the
+// grant is the newest LWA issued for it. A link deleted or re-linked meanwhile
+// is not the grant's own, and a link marked RELINK_REQUIRED meanwhile (Alexa's
+// 403, RequireRelink) must stay marked; storeGrant leaves such a link and
+// returns it as it is (ErrLinkNotFound when it is gone, an ERELINK error when
+// the user must link again). A marked link's grant is dropped rather than
+// stored: no LWA call is made for the link again, and the only way back is a
+// new hand-over, which replaces its tokens, so the grant could never be used,
+// while storing it would make the link look refreshed. The grant stored, it
+// records a link.refreshed event of by. The write runs within recordTimeout,
+// not ctx's deadline, so that a grant LWA issued just before that deadline
+// (its rotated refresh token the only good one) is not lost.
 func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Grant, by cause) (*Link, error) {
 	now := s.Now()
+	ctx, cancel := s.recordContext(ctx)
+	defer cancel()
 	var lost bool
 	next, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
 		if cur == nil || cur.CodeHash != l.CodeHash {
 			lost = true
 			return nil, nil, nil // deleted or re-linked meanwhile: this grant is of an older link
+		}
+		if cur.State != StateLinked {
+			lost = true
+			return nil, nil, nil // marked meanwhile: the mark stands
 		}
 		if cur.Version != l.Version {
 			// Somebody wrote since we read. Ours is the newest token LWA issued
@@ -182,7 +200,8 @@ func (s *Service) storeGrant(ctx context.Context, l *Link, used Secret, grant Gr
 		return nil, err
 	case lost && next == nil:
 		return nil, ErrLinkNotFound
-	case lost && next.State == StateRelinkRequired:
+	case lost && next.State != StateLinked:
+		s.Logger.Warn("link became RELINK_REQUIRED during its refresh; LWA's new tokens are dropped", "user_id", l.UserID)
 		return nil, errRelink
 	case lost:
 		return next, nil

@@ -100,6 +100,49 @@ func testTokenRefusedWhileRelinked(t *testing.T) {
 	}
 }
 
+// testTokenMarkedDuringRefresh checks that a link marked RELINK_REQUIRED
+// (Alexa's 403) while its refresh waits at LWA stays marked, whatever LWA
+// answers: the caller gets ERELINK, as for any marked link, the stored link is
+// as the mark left it, and the refresh records no event.
+func testTokenMarkedDuringRefresh(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		refuse bool
+	}{
+		{"Granted", false},
+		{"Refused", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.mustLink(t, "alice")
+			h.clock.Advance(ttl)
+			release := h.lwa.blockRefresh()
+			defer release()
+			res := h.goToken(t.Context(), h.svc, "alice")
+			waitFor(t, "the refresh to reach LWA", func() bool { return h.lwa.blocked.Load() == 1 })
+			if err := h.svc.RequireRelink(t.Context(), "alice"); err != nil {
+				t.Fatalf("RequireRelink error = %v", err)
+			}
+			marked, n := h.stored(t, "alice"), h.mark()
+			if tt.refuse {
+				h.lwa.setRefreshErr(errRefused)
+			}
+			release()
+
+			r := <-res
+			assertCode(t, r.err, tokens.ERELINK)
+			if diff := cmp.Diff(marked, h.stored(t, "alice")); diff != "" {
+				t.Errorf("stored link changed by the refresh in flight (-marked +stored):\n%s", diff)
+			}
+			assertEvents(t, h.eventsSince(n), nil, time.Time{})
+			h.lwa.setRefreshErr(nil)
+			_, err := h.token(t.Context(), "alice")
+			assertCode(t, err, tokens.ERELINK)
+			assertCount(t, "LWA refreshes", h.lwa.refreshes.Load(), 1)
+		})
+	}
+}
+
 // TestService_Token_Concurrent checks that many callers of one stale link share
 // one refresh.
 func TestService_Token_Concurrent(t *testing.T) {

@@ -28,6 +28,7 @@ func TestService_Token(t *testing.T) {
 	t.Run("DeletedDuringRefresh", testTokenDeletedDuringRefresh)
 	t.Run("RelinkedDuringRefresh", testTokenRelinkedDuringRefresh)
 	t.Run("RefusedWhileRelinked", testTokenRefusedWhileRelinked)
+	t.Run("MarkedDuringRefresh", testTokenMarkedDuringRefresh)
 }
 
 // testTokenNotFound checks that a user with no link gets ErrLinkNotFound.

@@ -6,22 +6,44 @@ import (
 )
 
 // usage remembers which users asked for a token recently, and when their token
-// expires, so that background refresh touches only links in use. It is safe
-// for concurrent use.
+// expires, so that background refresh touches only links in use. Only
+// background refresh forgets users who stopped asking (due), so while it is
+// turned off usage records nothing, lest it grow with every user who ever
+// asked. It is safe for concurrent use.
 type usage struct {
 	mu    sync.Mutex
 	users map[string]use
+	off   bool // background refresh is turned off: record nothing
 }
 
 // use is one user's entry in usage: when the user last asked for a token, and
 // when that token expires.
 type use struct{ last, expires time.Time }
 
-// touch records that userID asked for a token at at, which expires at expires.
+// touch records that userID asked for a token at at, which expires at expires,
+// unless usage is turned off.
 func (u *usage) touch(userID string, at, expires time.Time) {
 	u.mu.Lock()
-	u.users[userID] = use{last: at, expires: expires}
+	if !u.off {
+		u.users[userID] = use{last: at, expires: expires}
+	}
 	u.mu.Unlock()
+}
+
+// turnOff forgets every user and records none from now on, as when
+// background refresh is turned off.
+func (u *usage) turnOff() {
+	u.mu.Lock()
+	u.off = true
+	clear(u.users)
+	u.mu.Unlock()
+}
+
+// size returns how many users usage remembers.
+func (u *usage) size() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.users)
 }
 
 // expires records a new expiry of a user's token without counting it as a use.
