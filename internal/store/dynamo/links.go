@@ -264,7 +264,14 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 // first, or after the item whose table and index keys start holds (as
 // DynamoDB's ExclusiveStartKey, which need not be an item any more).
 func (s *Store) query(ctx context.Context, op string, kc expression.KeyConditionBuilder, start map[string]types.AttributeValue, limit int) ([]map[string]types.AttributeValue, error) {
-	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
+	return s.queryWhere(ctx, op, expression.NewBuilder().WithKeyCondition(kc), start, limit)
+}
+
+// queryWhere is query with the key condition, and a filter if any, in b: it
+// returns up to limit items that match both. DynamoDB reads the items that
+// the filter drops all the same.
+func (s *Store) queryWhere(ctx context.Context, op string, b expression.Builder, start map[string]types.AttributeValue, limit int) ([]map[string]types.AttributeValue, error) {
+	expr, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: %s: build query: %w", op, err)
 	}
@@ -272,6 +279,7 @@ func (s *Store) query(ctx context.Context, op string, kc expression.KeyCondition
 		TableName:                 s.table,
 		IndexName:                 aws.String(IndexGSI1),
 		KeyConditionExpression:    expr.KeyCondition(),
+		FilterExpression:          expr.Filter(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 		ExclusiveStartKey:         start,
