@@ -85,6 +85,11 @@ type Store interface {
 	// FinishedAt is before before, and returns how many it removed. Reports the
 	// storage removed by itself (a time to live) are not counted. When it fails,
 	// the reports removed until then may stay removed.
+	//
+	// A Deliverer runs it once an hour. A store that writes a report and its
+	// events apart may finish there storing the events of the reports that
+	// ended lately (see the store's comment): it is meant to run that often,
+	// whatever the retention.
 	DeleteFinishedReports(ctx context.Context, before time.Time) (int, error)
 
 	// ClaimDelivery takes the delivery claim of lane for owner until until,

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/reciprocal-broker/broker/internal/events"
+	"github.com/reciprocal-broker/broker/internal/reports"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo"
 	"github.com/reciprocal-broker/broker/internal/store/dynamo/dynamotest"
 	"github.com/reciprocal-broker/broker/internal/store/storetest"
@@ -201,5 +203,93 @@ func TestStore_EventsCrash(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStore_FinishedReportEventsCrash checks that the events of a report's
+// last change, the one that ends it, are stored and their webhooks made due
+// by the hourly sweep (DeleteFinishedReports with the retention's before)
+// when the store that wrote the report died right after the write: nothing
+// writes a finished report again, and the retention is days away. An outbox
+// younger than the grace is left to its writer.
+func TestStore_FinishedReportEventsCrash(t *testing.T) {
+	endpoint := dynamotest.Start(t)
+	for _, tt := range []struct {
+		name       string
+		state      reports.State
+		event      tokens.EventType
+		sweptAfter time.Duration // after the report's write
+		wantEvent  bool
+	}{
+		{"Failed", reports.StateFailed, tokens.EventDeliveryFailed, time.Hour, true},
+		{"Delivered", reports.StateDelivered, tokens.EventDelivered, time.Hour, true},
+		{"Failed/LateInTheWindow", reports.StateFailed, tokens.EventDeliveryFailed, 5 * time.Hour, true},
+		{"Failed/WithinTheGrace", reports.StateFailed, tokens.EventDeliveryFailed, dynamo.OutboxGrace / 2, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			table := dynamotest.NewTable(t, endpoint)
+			mustNew(t, endpoint, table, true)
+			client := &crashingClient{Client: dynamotest.Client(endpoint)}
+			dying, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written := time.Now()
+			dynamo.SetNow(dying, func() time.Time { return written })
+			r := storetest.NewReport("m1", "u1", written)
+			if _, _, err := dying.CreateReport(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			e := tokens.NewEvent(tt.event, "u1", tokens.ActorBroker, written, map[string]any{"message_id": "m1"})
+			e.Notify = true
+			r.State, r.FinishedAt, r.Attempts = tt.state, written, 1
+			// The report's write lands; the store dies before any write after it.
+			put := false
+			client.arm(func(_ int, op string) bool {
+				if put {
+					return true
+				}
+				put = op == "PutItem"
+				return false
+			})
+			if err := dying.PutReport(t.Context(), r, e); err != nil {
+				t.Fatalf("PutReport error = %v, want nil: its write landed", err)
+			}
+
+			restarted := mustNew(t, endpoint, table, false)
+			now := written.Add(tt.sweptAfter)
+			dynamo.SetNow(restarted, func() time.Time { return now })
+			n, err := restarted.DeleteFinishedReports(t.Context(), now.Add(-reports.DefaultRetention))
+			if err != nil || n != 0 {
+				t.Fatalf("DeleteFinishedReports = %d, %v; want 0, nil", n, err)
+			}
+
+			var wantIDs []string
+			if tt.wantEvent {
+				wantIDs = []string{e.ID}
+			}
+			var gotIDs []string
+			for _, ev := range storetest.MustListEvents(t, restarted, tokens.EventFilter{UserID: "u1"}) {
+				gotIDs = append(gotIDs, ev.ID)
+			}
+			if diff := cmp.Diff(wantIDs, gotIDs); diff != "" {
+				t.Errorf("events after the sweep (-want +got):\n%s", diff)
+			}
+			due, err := restarted.DueWebhooks(t.Context(), now.Add(time.Hour), 0)
+			if err != nil {
+				t.Fatalf("DueWebhooks error = %v", err)
+			}
+			var dueIDs []string
+			for _, w := range due {
+				dueIDs = append(dueIDs, w.Event.ID)
+			}
+			if diff := cmp.Diff(wantIDs, dueIDs); diff != "" {
+				t.Errorf("due webhooks after the sweep (-want +got):\n%s", diff)
+			}
+			got, err := restarted.GetReport(t.Context(), "m1")
+			if err != nil || got.State != tt.state {
+				t.Errorf("GetReport after the sweep = %+v, %v; want it %s, kept", got, err, tt.state)
+			}
+		})
 	}
 }

@@ -104,7 +104,12 @@
 // commit leaves the outbox in the item: every write of the item requires
 // that it has none, and a writer that finds one flushes it first; GetLink,
 // ListLinks, GetReport and DeleteFinishedReports flush outboxes older than
-// outboxGrace. Flushing twice stores nothing twice. Counters are added to
+// outboxGrace. Nothing writes a report again once it is in an end state,
+// and few read it: so DeleteFinishedReports, which the deliverer runs once an
+// hour, also looks for stale outboxes among the reports finished in the last
+// finishedFlushWindow (six hours) and flushes them while their webhooks are
+// still due, besides flushing those of the reports it removes. Flushing
+// twice stores nothing twice. Counters are added to
 // after the commit: a crash between the two writes leaves a count off.
 //
 // Events carry AttrTTL at their retention (Options.EventRetention) plus a

@@ -210,41 +210,53 @@ func (s *Store) removeIf(ctx context.Context, op, pk, sk string, cond expression
 
 // ListLinks returns a page of the view's links as tokens.Store specifies,
 // from the view's partition of the index IndexGSI1: a link written a moment
-// ago may be missing or stale. It returns an
-// EINVALID error when cursor cannot be a user id (longer than 1024 bytes or not
-// UTF-8), an EUNAVAILABLE error when DynamoDB cannot be reached, and an EINTERNAL
-// error when a stored item is corrupt.
+// ago may be missing or stale. It reads one link more than the page, to know
+// whether another page follows. Links being deleted (see DeleteLink) are
+// read but skipped; when that leaves the page short, it reads on after the
+// last item read, as many links as the page still lacks and one more, so that
+// a page ends the listing only when no link follows it, and a page holds at
+// most limit links.
+//
+// It returns an EINVALID error when cursor cannot be a user id (longer than
+// 1024 bytes or not UTF-8), an EUNAVAILABLE error when DynamoDB cannot be
+// reached, and an EINTERNAL error when a stored item is corrupt.
 func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens.LinkPage, error) {
 	limit = tokens.PageSize(limit)
-	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(s.keys.links))
 	if len(cursor) > maxSortKey || !utf8.ValidString(cursor) {
 		return tokens.LinkPage{}, tokens.Errorf(tokens.EINVALID, "cursor is no user id: longer than %d bytes or not UTF-8", maxSortKey)
 	}
-	if cursor != "" {
-		kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(cursor)))
-	}
-	// One link more than the page, to know whether another page follows.
-	items, err := s.query(ctx, "list links", kc, nil, limit+1)
-	if err != nil {
-		return tokens.LinkPage{}, err
-	}
 	var page tokens.LinkPage
-	for _, item := range items {
-		if len(page.Links) == limit {
-			page.Next = page.Links[limit-1].UserID
-			break
+	after := cursor // the user id after which the next query starts
+	for {
+		kc := expression.Key(AttrGSI1PK).Equal(expression.Value(s.keys.links))
+		if after != "" {
+			kc = kc.And(expression.Key(AttrGSI1SK).GreaterThan(expression.Value(after)))
 		}
-		link, err := s.decodeLink(item)
+		want := limit - len(page.Links) + 1
+		items, err := s.query(ctx, "list links", kc, nil, want)
 		if err != nil {
 			return tokens.LinkPage{}, err
 		}
-		s.flushStale(ctx, s.keys.user+link.UserID, skLink, item)
-		if deleting(item) {
-			continue
+		for _, item := range items {
+			if len(page.Links) == limit {
+				page.Next = page.Links[limit-1].UserID
+				return page, nil
+			}
+			link, err := s.decodeLink(item)
+			if err != nil {
+				return tokens.LinkPage{}, err
+			}
+			after = link.UserID
+			s.flushStale(ctx, s.keys.user+link.UserID, skLink, item)
+			if deleting(item) {
+				continue
+			}
+			page.Links = append(page.Links, link)
 		}
-		page.Links = append(page.Links, link)
+		if len(items) < want {
+			return page, nil // the partition is exhausted
+		}
 	}
-	return page, nil
 }
 
 // query returns up to limit items (every item when limit is 0) of IndexGSI1
@@ -252,7 +264,14 @@ func (s *Store) ListLinks(ctx context.Context, cursor string, limit int) (tokens
 // first, or after the item whose table and index keys start holds (as
 // DynamoDB's ExclusiveStartKey, which need not be an item any more).
 func (s *Store) query(ctx context.Context, op string, kc expression.KeyConditionBuilder, start map[string]types.AttributeValue, limit int) ([]map[string]types.AttributeValue, error) {
-	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
+	return s.queryWhere(ctx, op, expression.NewBuilder().WithKeyCondition(kc), start, limit)
+}
+
+// queryWhere is query with the key condition, and a filter if any, in b: it
+// returns up to limit items that match both. DynamoDB reads the items that
+// the filter drops all the same.
+func (s *Store) queryWhere(ctx context.Context, op string, b expression.Builder, start map[string]types.AttributeValue, limit int) ([]map[string]types.AttributeValue, error) {
+	expr, err := b.Build()
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: %s: build query: %w", op, err)
 	}
@@ -260,6 +279,7 @@ func (s *Store) query(ctx context.Context, op string, kc expression.KeyCondition
 		TableName:                 s.table,
 		IndexName:                 aws.String(IndexGSI1),
 		KeyConditionExpression:    expr.KeyCondition(),
+		FilterExpression:          expr.Filter(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 		ExclusiveStartKey:         start,

@@ -24,8 +24,9 @@ const (
 )
 
 // outboxGrace is how old an outbox must be before a reader (GetLink,
-// ListLinks, GetReport) flushes it: younger ones are being flushed by their
-// writer. Writers that find one in their way flush it at once.
+// ListLinks, GetReport) or DeleteFinishedReports flushes it: younger ones are
+// being flushed by their writer. Writers that find one in their way flush it
+// at once.
 const outboxGrace = 10 * time.Second
 
 // maxEventIDLen is the length in bytes of the longest event id the store
@@ -178,10 +179,16 @@ func (s *Store) recover(ctx context.Context, pk, sk string) (exists, flushed boo
 // stopped half way. Its errors are left for the next reader.
 func (s *Store) flushStale(ctx context.Context, pk, sk string, item map[string]types.AttributeValue) {
 	ob, err := outboxOf(item)
-	if err != nil || ob.Events == "" || s.now().Sub(time.Unix(0, ob.At)) < outboxGrace {
+	if err != nil || !s.stale(ob) {
 		return
 	}
 	_ = s.flush(ctx, pk, sk, ob)
+}
+
+// stale reports whether ob holds events and is older than outboxGrace by the
+// store's clock: its writer has stopped or failed to flush it.
+func (s *Store) stale(ob outbox) bool {
+	return ob.Events != "" && s.now().Sub(time.Unix(0, ob.At)) >= outboxGrace
 }
 
 // putOld writes item when cond holds and returns the item it replaced (nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -373,10 +374,43 @@ func pendingSortKey(k string) bool {
 // DeleteFinishedReports removes finished reports as
 // reports.Store.DeleteFinishedReports says: it finds them in the index
 // IndexGSI1 and removes each (up to deleteConcurrency at a time) with the
-// condition that it is still finished before before. Reports that DynamoDB's
-// time to live removed first are not counted. When it fails, the reports
-// removed until then stay removed.
+// condition that it is still finished before before, the events of its last
+// change stored first. Reports that DynamoDB's time to live removed first are
+// not counted. When it fails, the reports removed until then stay removed.
+//
+// It also flushes the outboxes older than outboxGrace of the reports that
+// finished in the last finishedFlushWindow (and not before before): a
+// report's last write, which ends it, is the commit of its events (see the
+// package documentation), and in normal running nothing writes it again, so
+// when that write's flush fails, or the process dies after it, only this
+// sweep (or a GetReport) stores the events and creates their webhooks. It
+// finds those reports in the index with a filter on the outbox, which
+// shortens the answer but not the reads, and flushes each after reading it
+// again consistently. The flush is tried even when the removal fails; the
+// errors of both are returned, joined.
 func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.deleteFinished(ctx, before)
+	from := s.now().Add(-finishedFlushWindow)
+	if before.After(from) {
+		from = before // the reports finished before before were flushed as they were removed
+	}
+	return n, errors.Join(err, s.flushFinished(ctx, from))
+}
+
+// finishedFlushWindow is how long after a report finished DeleteFinishedReports
+// still looks for its unflushed outbox. The deliverer runs the sweep once an
+// hour and when it starts (reports.Deliverer.Run), so an outbox left behind
+// meets about six sweeps: enough for a few failed or missed ones. Its events
+// are then at most this old, well within the 24 hours a webhook is retried
+// after its event occurred (events.DefaultDeadline), so their webhooks are
+// still sent. Every sweep reads the index entries of the reports finished in
+// the window: a longer window costs reads for every report, a shorter one
+// fewer chances.
+const finishedFlushWindow = 6 * time.Hour
+
+// deleteFinished removes the reports finished before before, as
+// DeleteFinishedReports says, and returns how many it removed.
+func (s *Store) deleteFinished(ctx context.Context, before time.Time) (int, error) {
 	end := expression.Value(sortable(unixNanos(before)))
 	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Key(AttrGSI1SK).LessThan(end))
 	items, err := s.query(ctx, "delete finished reports", kc, nil, 0)
@@ -413,6 +447,46 @@ func (s *Store) DeleteFinishedReports(ctx context.Context, before time.Time) (in
 	}
 	err = g.Wait()
 	return int(n.Load()), err
+}
+
+// flushFinished flushes the outboxes older than outboxGrace of the reports
+// that finished at or after from (up to deleteConcurrency at a time), found
+// in the index IndexGSI1 and read again with a strongly consistent read, so
+// that a stale index never flushes an outbox that is gone.
+func (s *Store) flushFinished(ctx context.Context, from time.Time) error {
+	kc := expression.Key(AttrGSI1PK).Equal(expression.Value(gsiFinished)).
+		And(expression.Key(AttrGSI1SK).GreaterThanEqual(expression.Value(sortable(unixNanos(from)))))
+	b := expression.NewBuilder().WithKeyCondition(kc).WithFilter(expression.AttributeExists(expression.Name(attrOutbox)))
+	items, err := s.queryWhere(ctx, "flush finished reports", b, nil, 0)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteConcurrency)
+	for _, item := range items {
+		pk, ok := item[AttrPK].(*types.AttributeValueMemberS)
+		if !ok {
+			g.Go(func() error {
+				return fmt.Errorf("dynamo: flush finished reports: item without %s: %w", AttrPK, errCorrupt)
+			})
+			break
+		}
+		if ob, err := outboxOf(item); err == nil && !s.stale(ob) {
+			continue // its writer is flushing it
+		}
+		g.Go(func() error {
+			item, err := s.get(gctx, "flush finished report", pk.Value, skReport)
+			if err != nil || item == nil {
+				return err
+			}
+			ob, err := outboxOf(item)
+			if err != nil || !s.stale(ob) {
+				return err
+			}
+			return s.flush(gctx, pk.Value, skReport, ob)
+		})
+	}
+	return g.Wait()
 }
 
 // checkReport returns an EINVALID error when the store cannot keep r's user
