@@ -245,6 +245,16 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 	}
 	err = d.attempt(ctx, r)
 	r.Attempts++
+	if errors.Is(err, ErrPermissionWithdrawn) {
+		if rerr := s.tokens.RequireRelink(ctx, r.SkillID, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
+			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
+			if tokens.ErrorCode(rerr) == tokens.EUNAVAILABLE {
+				// The link is not marked yet: the report is retried, as
+				// for an outage, and the next 403 marks it.
+				err = rerr
+			}
+		}
+	}
 	var retry *RetryError
 	var missingKey *tokens.KeyMissingError
 	switch {
@@ -261,10 +271,7 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 				}
 			}
 		}
-	case errors.Is(err, ErrPermissionWithdrawn):
-		if rerr := s.tokens.RequireRelink(ctx, r.SkillID, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
-			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
-		}
+	case errors.Is(err, ErrPermissionWithdrawn): // and the link marked above
 		d.finish(ctx, r, StateFailed, ErrPermissionWithdrawn.Message)
 	case errors.As(err, &retry) || tokens.ErrorCode(err) == tokens.EUNAVAILABLE || errors.Is(err, ErrTokenRejected) ||
 		errors.As(err, &missingKey):

@@ -109,6 +109,31 @@ func TestDeliverer_PermissionWithdrawn(t *testing.T) {
 	})
 }
 
+// TestDeliverer_PermissionWithdrawnMarkFails: when the link cannot be marked
+// after Alexa's 403 (the store unavailable), the report is retried rather than
+// failed with its link still LINKED; the next 403 marks the link.
+func TestDeliverer_PermissionWithdrawnMarkFails(t *testing.T) {
+	inBubble(t, func(t *testing.T, h *deliverHarness) {
+		h.sender.setRespond(script(errWithdrawn, errWithdrawn))
+		h.tokens.failRelinks(tokens.Errorf(tokens.EUNAVAILABLE, "the store cannot be reached"))
+		r := h.firstAttempt(t)
+		assertState(t, r, reports.StatePending)
+		assertLastError(t, r, "the store cannot be reached")
+		if got, want := h.tokens.state("u1"), tokens.StateLinked; got != want {
+			t.Fatalf("link state = %v, want %v before the retry", got, want)
+		}
+		advance(time.Hour)
+		r = h.report(t, "m1")
+		assertState(t, r, reports.StateFailed)
+		assertLastError(t, r, reports.ErrPermissionWithdrawn.Message)
+		assertCalls(t, "RequireRelink", &h.tokens.relinkCalls, 2)
+		if got, want := h.tokens.state("u1"), tokens.StateRelinkRequired; got != want {
+			t.Errorf("link state = %v, want %v", got, want)
+		}
+		assertObserved(t, h.obs, observed{Accepted: 1, Retried: 1, Failed: 1})
+	})
+}
+
 // TestDeliverer_FailsForGood covers the answers that no retry can cure: the
 // report fails after its first attempt and is never sent again.
 func TestDeliverer_FailsForGood(t *testing.T) {

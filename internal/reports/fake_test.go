@@ -283,6 +283,9 @@ type fakeTokens struct {
 	linkErr  error
 	tokenErr error
 	refrErr  error
+	// relinkErrs are the errors of the next RequireRelink calls, in turn,
+	// before the link is marked.
+	relinkErrs []error
 }
 
 var _ reports.Tokens = (*fakeTokens)(nil)
@@ -329,6 +332,13 @@ func (f *fakeTokens) state(userID string) tokens.State {
 
 // setErrs makes every Link, Token and Refresh call fail with the errors given
 // (nil: behave) until called again.
+// failRelinks makes the next RequireRelink calls return errs, one each.
+func (f *fakeTokens) failRelinks(errs ...error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.relinkErrs = errs
+}
+
 func (f *fakeTokens) setErrs(link, token, refresh error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -401,6 +411,11 @@ func (f *fakeTokens) RequireRelink(_ context.Context, skillID, userID string) er
 	f.relinkCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.relinkErrs) > 0 {
+		err := f.relinkErrs[0]
+		f.relinkErrs = f.relinkErrs[1:]
+		return err
+	}
 	l, ok := f.links[userID]
 	if !ok {
 		return fmt.Errorf("fake tokens: %w", tokens.ErrLinkNotFound)
