@@ -13,6 +13,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -30,9 +31,9 @@ const (
 	DefaultJWKSUnknownKIDInterval = 30 * time.Second
 	// jwksHTTPTimeout bounds every fetch of the JWKS.
 	jwksHTTPTimeout = 5 * time.Second
-	// jwksLookupTimeout bounds what a Verify call spends on an unknown key id:
-	// waiting for the rate limiter and fetching the JWKS again. A wait longer
-	// than this fails at once.
+	// jwksLookupTimeout bounds a refetch of the JWKS for an unknown key id,
+	// and so what a Verify call spends on one: waiting for the rate limiter
+	// and fetching the JWKS again. A wait longer than this fails at once.
 	jwksLookupTimeout = 2 * time.Second
 )
 
@@ -71,16 +72,20 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 
 	bg, cancel := context.WithCancel(ctx)
 	s := &jwksSource{cancel: cancel}
+	cache := &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh, onReplace: onReplace}
 	storage, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    &http.Client{Timeout: jwksHTTPTimeout},
 		Ctx:                       bg,
 		HTTPTimeout:               jwksHTTPTimeout,
 		NoErrorReturnFirstHTTPReq: true,
 		RefreshInterval:           refresh,
-		Storage:                   &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh, onReplace: onReplace},
+		Storage:                   cache,
+		// Every fetch runs on a context of its own (the source's, or a
+		// refetch's, detached from the caller that asked for it), so its
+		// failure is the key server's: it took too long, or answered wrongly.
 		RefreshErrorHandler: func(ctx context.Context, err error) {
 			if errors.Is(err, context.Canceled) {
-				return // a caller gave up; says nothing about the server
+				return // the source is closing; says nothing about the server
 			}
 			s.fresh.Store(false)
 			logger.WarnContext(ctx, "auth: JWKS fetch failed", "url", u.Redacted(), "error", err)
@@ -101,7 +106,7 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 	}
 	s.kf, err = keyfunc.New(keyfunc.Options{
 		Ctx:     bg,
-		Storage: client,
+		Storage: &keyLookup{Storage: client, cache: cache},
 		// Keys meant for encryption never verify signatures; keys that do not
 		// say are taken as signing keys.
 		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
@@ -131,6 +136,49 @@ func (s *jwksSource) keyfunc(ctx context.Context) jwt.Keyfunc {
 
 // close stops the background refresh of the JWKS.
 func (s *jwksSource) close() { s.cancel() }
+
+// keyLookup is the key store that keyfunc reads: the cached key set, and for
+// a key id the cache does not hold, a refetch of the JWKS that runs apart from
+// the callers that asked for it. A caller that gives up (it disconnected, or
+// its deadline passed) leaves the refetch running: the refetch uses up what
+// the rate limit allows for a while, so it must not be wasted, and its end
+// must not pass for the key server's failure. Callers that ask meanwhile wait
+// for the same refetch instead of asking the rate limiter for another.
+type keyLookup struct {
+	// Storage is the JWKS client, which refetches the JWKS for an unknown key
+	// id as the rate limit allows.
+	jwkset.Storage
+	cache   jwkset.Storage // the cached key set
+	refetch singleflight.Group
+}
+
+// KeyRead returns the key with keyID from the cache. When the cache does not
+// hold it, KeyRead waits for a refetch of the JWKS (starting one when none
+// runs) and looks again; the refetch ends within jwksLookupTimeout, whatever
+// ctx does. It returns an error wrapping jwkset.ErrKeyNotFound when the key
+// is not found, and one wrapping errKeysUnavailable and ctx's error when ctx
+// ends first: the key may well exist.
+func (l *keyLookup) KeyRead(ctx context.Context, keyID string) (jwkset.JWK, error) {
+	if jwk, err := l.cache.KeyRead(ctx, keyID); !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return jwk, err
+	}
+	done := l.refetch.DoChan("", func() (any, error) {
+		// The values of the first caller's context (its trace, its log
+		// attributes) go with the refetch; its cancellation does not.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksLookupTimeout)
+		defer cancel()
+		// The JWKS client looks keyID up after the refetch; every waiting
+		// caller looks its own key id up in the cache below.
+		_, err := l.Storage.KeyRead(ctx, keyID)
+		return nil, err
+	})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return jwkset.JWK{}, fmt.Errorf("auth: waiting for the JWKS: %w", errors.Join(errKeysUnavailable, ctx.Err()))
+	}
+	return l.cache.KeyRead(ctx, keyID)
+}
 
 // trackingStorage is the JWKS cache. It notes each successful fetch, which
 // replaces the whole cached set.
