@@ -2,11 +2,13 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +39,16 @@ const (
 	jwksLookupTimeout = 2 * time.Second
 )
 
+// signingUses are the uses (the JWK use parameter) of the keys that verify
+// signatures: keys meant for encryption never do; keys that do not say are
+// taken as signing keys.
+var signingUses = []jwkset.USE{jwkset.UseSig, ""}
+
 // jwksSource is a key source backed by a remote JWKS, cached by jwkset and read
 // through keyfunc.
 type jwksSource struct {
 	kf     keyfunc.Keyfunc
+	cache  jwkset.Storage // the cached key set
 	cancel context.CancelFunc
 	// fresh is true while the latest fetch of the JWKS succeeded.
 	fresh atomic.Bool
@@ -73,6 +81,7 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 	bg, cancel := context.WithCancel(ctx)
 	s := &jwksSource{cancel: cancel}
 	cache := &trackingStorage{Storage: jwkset.NewMemoryStorage(), fresh: &s.fresh, onReplace: onReplace}
+	s.cache = cache
 	storage, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    &http.Client{Timeout: jwksHTTPTimeout},
 		Ctx:                       bg,
@@ -107,9 +116,9 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 	s.kf, err = keyfunc.New(keyfunc.Options{
 		Ctx:     bg,
 		Storage: &keyLookup{Storage: client, cache: cache},
-		// Keys meant for encryption never verify signatures; keys that do not
-		// say are taken as signing keys.
-		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+		// Applied to tokens that name their key; signingKeys does the same
+		// for those that do not.
+		UseWhitelist: signingUses,
 	})
 	if err != nil {
 		cancel()
@@ -119,12 +128,19 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 }
 
 // keyfunc looks up the token's key by its kid, refetching the JWKS for an
-// unknown kid as the rate limit allows. When no key is found and the latest
+// unknown kid as the rate limit allows; a token without a kid gets the cached
+// keys that may verify it (signingKeys). When no key is found and the latest
 // fetch failed, the error wraps errKeysUnavailable: the key may well exist.
 func (s *jwksSource) keyfunc(ctx context.Context) jwt.Keyfunc {
 	kf := s.kf.KeyfuncCtx(ctx)
 	return func(t *jwt.Token) (any, error) {
-		key, err := kf(t)
+		var key any
+		var err error
+		if _, named := t.Header[jwkset.HeaderKID]; named {
+			key, err = kf(t)
+		} else {
+			key, err = s.signingKeys(ctx, t)
+		}
 		if !s.fresh.Load() {
 			if set, ok := key.(jwt.VerificationKeySet); err != nil || (ok && len(set.Keys) == 0) {
 				return nil, errors.Join(errKeysUnavailable, err)
@@ -132,6 +148,32 @@ func (s *jwksSource) keyfunc(ctx context.Context) jwt.Keyfunc {
 		}
 		return key, err
 	}
+}
+
+// signingKeys returns the cached keys that may verify t, a token without a
+// kid: those whose use is one of signingUses and whose alg, when they name
+// one, is t's. keyfunc would hand such a token every key of the set, keys
+// meant for encryption and keys of another algorithm included, where a token
+// that names its key gets that key only after both checks.
+func (s *jwksSource) signingKeys(ctx context.Context, t *jwt.Token) (jwt.VerificationKeySet, error) {
+	all, err := s.cache.KeyReadAll(ctx)
+	if err != nil {
+		return jwt.VerificationKeySet{}, fmt.Errorf("auth: read the cached JWKS: %w", err)
+	}
+	alg, _ := t.Header["alg"].(string)
+	var set jwt.VerificationKeySet
+	for _, jwk := range all {
+		m := jwk.Marshal()
+		if !slices.Contains(signingUses, m.USE) || (m.ALG != "" && m.ALG.String() != alg) {
+			continue
+		}
+		key := jwk.Key()
+		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+			key = pk.Public() // a private key published by mistake verifies as its public half
+		}
+		set.Keys = append(set.Keys, key)
+	}
+	return set, nil
 }
 
 // close stops the background refresh of the JWKS.

@@ -2,6 +2,8 @@ package auth_test
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
@@ -423,5 +426,93 @@ func TestVerifier_Verify_JWKSRefetchShared(t *testing.T) {
 	}
 	if got, want := jwks.requests.Load(), int32(2); got != want {
 		t.Errorf("JWKS requests = %d, want %d: the first fetch and one refetch", got, want)
+	}
+}
+
+// jwk is one key of a JWKS that serveJWKS publishes.
+type jwk struct {
+	key      any // a public key
+	kid, alg string
+	use      jwkset.USE
+}
+
+// serveJWKS publishes keys as a JWKS until the test ends and returns its URL.
+func serveJWKS(tb testing.TB, keys ...jwk) string {
+	tb.Helper()
+	var set jwkset.JWKSMarshal
+	for _, k := range keys {
+		j, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: jwkset.ALG(k.alg), USE: k.use}})
+		if err != nil {
+			tb.Fatalf("JWK %s: %v", k.kid, err)
+		}
+		set.Keys = append(set.Keys, j.Marshal())
+	}
+	doc, err := json.Marshal(set)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestVerifier_Verify_JWKSKeyUse: a key meant for encryption (use "enc")
+// never verifies a signature, nor a key whose alg is not the token's, whether
+// the token names its key (kid) or not.
+func TestVerifier_Verify_JWKSKeyUse(t *testing.T) {
+	k := keys()
+	signing := jwk{key: &k.rsa.PublicKey, kid: "sig-1", alg: "RS256", use: jwkset.UseSig}
+	encryption := jwk{key: &k.rsaOther.PublicKey, kid: "enc-1", use: jwkset.UseEnc}
+	for _, tt := range []struct {
+		name   string
+		jwks   []jwk
+		key    *rsa.PrivateKey
+		method jwt.SigningMethod
+		kid    string // "": the token names no key
+		reason string // "": accepted
+	}{
+		{name: "SigningKey", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodRS256},
+		{name: "SigningKeyByKID", jwks: []jwk{signing, encryption}, key: k.rsa, method: jwt.SigningMethodRS256, kid: "sig-1"},
+		{name: "KeyOfNoUseOrAlg", jwks: []jwk{{key: &k.rsa.PublicKey, kid: "any-1"}}, key: k.rsa, method: jwt.SigningMethodPS256},
+		{
+			name: "OnlyEncryptionKey", jwks: []jwk{encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256,
+			reason: "signing key is not known",
+		},
+		{
+			name: "EncryptionKeyBesideSigningKey", jwks: []jwk{signing, encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256,
+			reason: "signature is invalid", // only the signing key was tried
+		},
+		{
+			name: "EncryptionKeyByKID", jwks: []jwk{signing, encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256, kid: "enc-1",
+			reason: "signing key is not known",
+		},
+		{
+			name: "KeyOfOtherAlg", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodPS256,
+			reason: "signing key is not known",
+		},
+		{
+			name: "KeyOfOtherAlgByKID", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodPS256, kid: "sig-1",
+			reason: "signing key is not known",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newVerifier(t, auth.Config{JWKSURL: serveJWKS(t, tt.jwks...)})
+			header := map[string]any{}
+			if tt.kid != "" {
+				header["kid"] = tt.kid
+			}
+			raw := sign(t, tt.method, tt.key, claimsAt(time.Now()), header)
+			_, err := v.Verify(t.Context(), raw)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			checkError(t, err, tokens.EUNAUTHENTICATED, tt.reason, raw)
+		})
 	}
 }
