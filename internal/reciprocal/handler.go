@@ -146,16 +146,20 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 // bearer returns the user's JWT: the Authorization Bearer header (Amazon's form)
 // or the access_token field (the IETF form, where an Authorization Basic header
 // may carry Alexa's client credentials and is ignored). Both at once is an error
-// (RFC 6750 §2).
+// (RFC 6750 §2), also when the Bearer header holds no token. A Bearer header
+// without a single token (none, or two) sends none, as the gateway reads it: ""
+// then asks the caller for one (401 with a bare challenge, RFC 6750 §3.1).
 func bearer(r *http.Request, form url.Values) (string, error) {
 	header := r.Header.Get("Authorization")
-	fromHeader, isBearer := auth.ParseBearer(header)
+	fromHeader, _ := auth.ParseBearer(header)
+	scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
+	isBearer := strings.EqualFold(scheme, "Bearer")
 	if header != "" && !isBearer && !strings.HasPrefix(strings.ToLower(header), "basic ") {
 		return "", errors.New("authorization header is neither Bearer nor Basic")
 	}
 	fromForm := form.Get("access_token")
 	switch {
-	case fromHeader != "" && fromForm != "":
+	case isBearer && fromForm != "":
 		return "", errors.New("token given both in the header and in the form")
 	case fromHeader != "":
 		return fromHeader, nil

@@ -344,6 +344,22 @@ func TestHandler(t *testing.T) {
 			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
 		},
 		{
+			name: "BearerWithoutToken", contentType: formType, authorization: "Bearer", body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "BearerSpaceWithoutToken", contentType: formType, authorization: "Bearer ", body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "BearerTwoTokens", contentType: formType, authorization: "Bearer " + userJWT + " " + otherJWT, body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "EmptyBearerAndFormToken", contentType: formType, authorization: "Bearer", body: ietfForm(userJWT),
+			status: 400, wantError: "invalid_request", wantVerified: []string{},
+		},
+		{
 			name: "OtherScheme", contentType: formType, authorization: "Digest " + userJWT, body: amazonForm(),
 			status: 400, wantError: "invalid_request", wantVerified: []string{},
 		},
