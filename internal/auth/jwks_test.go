@@ -2,13 +2,20 @@ package auth_test
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/reciprocal-broker/broker/internal/auth"
@@ -280,5 +287,232 @@ func TestVerifier_CritBeforeKeys(t *testing.T) {
 	checkError(t, err, tokens.EUNAUTHENTICATED, "crit", raw)
 	if got := s.JWKSRequests() - before; got != 0 {
 		t.Errorf("a crit token caused %d JWKS fetches, want 0", got)
+	}
+}
+
+// heldJWKS serves the JWKS of a simulated authorization server and, while
+// held, keeps each request waiting until it is let go, as a slow key server
+// does.
+type heldJWKS struct {
+	url      string
+	held     atomic.Bool
+	arrived  chan struct{} // one value for each request kept waiting
+	release  chan struct{} // closed to let the waiting requests go on
+	once     sync.Once
+	requests atomic.Int32
+}
+
+// holdJWKS starts a heldJWKS for s, let go and closed when the test ends.
+func holdJWKS(tb testing.TB, s *sim.AuthServer) *heldJWKS {
+	tb.Helper()
+	h := &heldJWKS{arrived: make(chan struct{}, 16), release: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		if h.held.Load() {
+			h.arrived <- struct{}{}
+			select {
+			case <-h.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		doc, err := s.JWKS()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
+	h.url = srv.URL
+	tb.Cleanup(srv.Close)
+	tb.Cleanup(h.letGo) // runs first: Close waits for the waiting requests
+	return h
+}
+
+// letGo lets the waiting requests, and those to come, go on.
+func (h *heldJWKS) letGo() { h.once.Do(func() { close(h.release) }) }
+
+// waitArrived waits until a request is kept waiting, failing the test after
+// five seconds.
+func (h *heldJWKS) waitArrived(tb testing.TB) {
+	tb.Helper()
+	select {
+	case <-h.arrived:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("timed out waiting for a JWKS request")
+	}
+}
+
+// TestVerifier_Verify_JWKSRefetchOutlivesCaller: a caller that gives up while
+// the JWKS is refetched for its unknown kid (it disconnected, or its deadline
+// passed) leaves the refetch running. Neither the refetch, which the rate
+// limit allows once in a while, nor the key set's freshness is lost to it: a
+// token signed with the partner's new key verifies at once after.
+func TestVerifier_Verify_JWKSRefetchOutlivesCaller(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration // 0: the caller cancels once the refetch reached the key server
+	}{
+		{name: "Cancelled"},
+		{name: "DeadlinePassed", timeout: 10 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startAuthServer(t, "RS256")
+			jwks := holdJWKS(t, s)
+			v := newVerifier(t, auth.Config{JWKSURL: jwks.url})
+			if err := s.RotateKey(); err != nil {
+				t.Fatal(err)
+			}
+			jwks.held.Store(true)
+
+			// Anyone's token naming a kid the broker does not hold.
+			bogus := sign(t, jwt.SigningMethodRS256, keys().rsaOther, claimsAt(time.Now()), map[string]any{"kid": "made-up"})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.timeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			gaveUp := make(chan error, 1)
+			go func() {
+				_, err := v.Verify(ctx, bogus)
+				gaveUp <- err
+			}()
+			jwks.waitArrived(t)
+			if tt.timeout == 0 {
+				cancel()
+			}
+			checkError(t, <-gaveUp, tokens.EUNAVAILABLE, "cannot be fetched", bogus)
+
+			jwks.letGo()
+			if _, err := v.Verify(t.Context(), s.UserToken("user-1", "alexa-client", time.Hour)); err != nil {
+				t.Errorf("Verify of a token signed with the new key: %v", err)
+			}
+			if got, want := jwks.requests.Load(), int32(2); got != want {
+				t.Errorf("JWKS requests = %d, want %d: the first fetch and one refetch", got, want)
+			}
+		})
+	}
+}
+
+// TestVerifier_Verify_JWKSRefetchShared: callers that meet an unknown kid
+// while the JWKS is refetched wait for that refetch, and all learn the new
+// key from it.
+func TestVerifier_Verify_JWKSRefetchShared(t *testing.T) {
+	s := startAuthServer(t, "RS256")
+	jwks := holdJWKS(t, s)
+	v := newVerifier(t, auth.Config{JWKSURL: jwks.url})
+	if err := s.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	jwks.held.Store(true)
+
+	const callers = 8
+	errs := make(chan error, callers)
+	for i := range callers {
+		raw := s.UserToken(fmt.Sprintf("user-%d", i), "alexa-client", time.Hour)
+		go func() {
+			_, err := v.Verify(t.Context(), raw)
+			errs <- err
+		}()
+	}
+	jwks.waitArrived(t)
+	jwks.letGo()
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Errorf("Verify of a token signed with the new key: %v", err)
+		}
+	}
+	if got, want := jwks.requests.Load(), int32(2); got != want {
+		t.Errorf("JWKS requests = %d, want %d: the first fetch and one refetch", got, want)
+	}
+}
+
+// jwk is one key of a JWKS that serveJWKS publishes.
+type jwk struct {
+	key      any // a public key
+	kid, alg string
+	use      jwkset.USE
+}
+
+// serveJWKS publishes keys as a JWKS until the test ends and returns its URL.
+func serveJWKS(tb testing.TB, keys ...jwk) string {
+	tb.Helper()
+	var set jwkset.JWKSMarshal
+	for _, k := range keys {
+		j, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: jwkset.ALG(k.alg), USE: k.use}})
+		if err != nil {
+			tb.Fatalf("JWK %s: %v", k.kid, err)
+		}
+		set.Keys = append(set.Keys, j.Marshal())
+	}
+	doc, err := json.Marshal(set)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestVerifier_Verify_JWKSKeyUse: a key meant for encryption (use "enc")
+// never verifies a signature, nor a key whose alg is not the token's, whether
+// the token names its key (kid) or not.
+func TestVerifier_Verify_JWKSKeyUse(t *testing.T) {
+	k := keys()
+	signing := jwk{key: &k.rsa.PublicKey, kid: "sig-1", alg: "RS256", use: jwkset.UseSig}
+	encryption := jwk{key: &k.rsaOther.PublicKey, kid: "enc-1", use: jwkset.UseEnc}
+	for _, tt := range []struct {
+		name   string
+		jwks   []jwk
+		key    *rsa.PrivateKey
+		method jwt.SigningMethod
+		kid    string // "": the token names no key
+		reason string // "": accepted
+	}{
+		{name: "SigningKey", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodRS256},
+		{name: "SigningKeyByKID", jwks: []jwk{signing, encryption}, key: k.rsa, method: jwt.SigningMethodRS256, kid: "sig-1"},
+		{name: "KeyOfNoUseOrAlg", jwks: []jwk{{key: &k.rsa.PublicKey, kid: "any-1"}}, key: k.rsa, method: jwt.SigningMethodPS256},
+		{
+			name: "OnlyEncryptionKey", jwks: []jwk{encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256,
+			reason: "signing key is not known",
+		},
+		{
+			name: "EncryptionKeyBesideSigningKey", jwks: []jwk{signing, encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256,
+			reason: "signature is invalid", // only the signing key was tried
+		},
+		{
+			name: "EncryptionKeyByKID", jwks: []jwk{signing, encryption}, key: k.rsaOther, method: jwt.SigningMethodRS256, kid: "enc-1",
+			reason: "signing key is not known",
+		},
+		{
+			name: "KeyOfOtherAlg", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodPS256,
+			reason: "signing key is not known",
+		},
+		{
+			name: "KeyOfOtherAlgByKID", jwks: []jwk{signing}, key: k.rsa, method: jwt.SigningMethodPS256, kid: "sig-1",
+			reason: "signing key is not known",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newVerifier(t, auth.Config{JWKSURL: serveJWKS(t, tt.jwks...)})
+			header := map[string]any{}
+			if tt.kid != "" {
+				header["kid"] = tt.kid
+			}
+			raw := sign(t, tt.method, tt.key, claimsAt(time.Now()), header)
+			_, err := v.Verify(t.Context(), raw)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			checkError(t, err, tokens.EUNAUTHENTICATED, tt.reason, raw)
+		})
 	}
 }

@@ -57,8 +57,10 @@ type Config struct {
 	// cached, refetched every JWKSRefreshInterval, and refetched at once, at most
 	// once per JWKSUnknownKIDInterval, when a token names a key id the cache does
 	// not hold; such a refetch costs a Verify call at most two seconds, and is
-	// skipped at once when the rate limit would make it wait longer. RS256,
-	// PS256 and ES256 tokens are accepted.
+	// skipped at once when the rate limit would make it wait longer. A refetch
+	// runs apart from the call that started it: a caller that gives up does
+	// not end it, and calls meeting unknown key ids meanwhile wait for it
+	// rather than start another. RS256, PS256 and ES256 tokens are accepted.
 	JWKSURL string
 	// PublicKeyFile is a PEM file holding one public key (PKIX "PUBLIC KEY" or
 	// PKCS #1 "RSA PUBLIC KEY") or a certificate. An RSA key (2048 bits or
@@ -245,7 +247,8 @@ func (v *Verifier) Close() error {
 // nbf or iat not a number), or when its claims do not fit the profile (no
 // client claim, a client not accepted, a wrong token_use); and an EUNAVAILABLE
 // error when the JWKS could not be fetched, so the signing key cannot be
-// found. The error's message is short, fit for the caller, and never contains
+// found, or when ctx ended while the JWKS was being fetched again for the
+// token's key id. The error's message is short, fit for the caller, and never contains
 // the token; a refusal is logged with the claim at fault.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, error) {
 	p, err := v.verify(ctx, rawToken)

@@ -1,6 +1,7 @@
 package reciprocal
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -43,8 +44,12 @@ func NewHandler(s *Service, authn auth.Authenticator, logger *slog.Logger) *Hand
 }
 
 // ServeHTTP parses and checks the form, authenticates the user's JWT, and has
-// the code exchanged before answering.
+// the code exchanged before answering, within Deadline: the time starts as
+// the request arrives, so that a slow key server, verifying the JWT, counts
+// against it as much as LWA does.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), Deadline)
+	defer cancel()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if r.Method != http.MethodPost {
@@ -74,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_token", "a bearer token is required")
 		return
 	}
-	p, err := h.authn.Verify(r.Context(), raw)
+	p, err := h.authn.Verify(ctx, raw)
 	if err != nil {
 		if tokens.ErrorCode(err) == tokens.EUNAUTHENTICATED {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -87,11 +92,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.service.Authorize(r.Context(), p, req); err != nil {
+	if err := h.service.Authorize(ctx, p, req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.logger.InfoContext(r.Context(), "linked user", "user_id", p.Subject, "client_id", p.ClientID)
+	h.logger.InfoContext(ctx, "linked user", "user_id", p.Subject, "client_id", p.ClientID)
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte("{}"))
@@ -141,16 +146,20 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 // bearer returns the user's JWT: the Authorization Bearer header (Amazon's form)
 // or the access_token field (the IETF form, where an Authorization Basic header
 // may carry Alexa's client credentials and is ignored). Both at once is an error
-// (RFC 6750 §2).
+// (RFC 6750 §2), also when the Bearer header holds no token. A Bearer header
+// without a single token (none, or two) sends none, as the gateway reads it: ""
+// then asks the caller for one (401 with a bare challenge, RFC 6750 §3.1).
 func bearer(r *http.Request, form url.Values) (string, error) {
 	header := r.Header.Get("Authorization")
-	fromHeader, isBearer := auth.ParseBearer(header)
+	fromHeader, _ := auth.ParseBearer(header)
+	scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
+	isBearer := strings.EqualFold(scheme, "Bearer")
 	if header != "" && !isBearer && !strings.HasPrefix(strings.ToLower(header), "basic ") {
 		return "", errors.New("authorization header is neither Bearer nor Basic")
 	}
 	fromForm := form.Get("access_token")
 	switch {
-	case fromHeader != "" && fromForm != "":
+	case isBearer && fromForm != "":
 		return "", errors.New("token given both in the header and in the form")
 	case fromHeader != "":
 		return fromHeader, nil

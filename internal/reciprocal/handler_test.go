@@ -49,9 +49,12 @@ var secrets = []string{userJWT, otherJWT, secondJWT, noSubjectJWT, badJWT, jwksD
 // fakeAuthn is an auth.Authenticator that knows a few tokens: each names
 // a Principal, answers EUNAVAILABLE (as when the JWKS cannot be fetched), or is
 // unknown and answers EUNAUTHENTICATED. It records the tokens it was given.
+// With a delay it first waits that long, as for a slow key server, and answers
+// EUNAVAILABLE when its context ends before.
 type fakeAuthn struct {
 	principals  map[string]auth.Principal
 	unavailable map[string]bool
+	delay       time.Duration
 
 	mu   sync.Mutex
 	seen []string
@@ -71,10 +74,17 @@ func newFakeAuthn() *fakeAuthn {
 	}
 }
 
-func (f *fakeAuthn) Verify(_ context.Context, raw string) (auth.Principal, error) {
+func (f *fakeAuthn) Verify(ctx context.Context, raw string) (auth.Principal, error) {
 	f.mu.Lock()
 	f.seen = append(f.seen, raw)
 	f.mu.Unlock()
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return auth.Principal{}, tokens.Errorf(tokens.EUNAVAILABLE, "fake authn: the key set cannot be fetched in time")
+		}
+	}
 	if f.unavailable[raw] {
 		return auth.Principal{}, tokens.Errorf(tokens.EUNAVAILABLE, "fake authn: the key set cannot be fetched")
 	}
@@ -334,6 +344,22 @@ func TestHandler(t *testing.T) {
 			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
 		},
 		{
+			name: "BearerWithoutToken", contentType: formType, authorization: "Bearer", body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "BearerSpaceWithoutToken", contentType: formType, authorization: "Bearer ", body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "BearerTwoTokens", contentType: formType, authorization: "Bearer " + userJWT + " " + otherJWT, body: amazonForm(),
+			status: 401, wantError: "invalid_token", challenge: bareChallenge, wantVerified: []string{},
+		},
+		{
+			name: "EmptyBearerAndFormToken", contentType: formType, authorization: "Bearer", body: ietfForm(userJWT),
+			status: 400, wantError: "invalid_request", wantVerified: []string{},
+		},
+		{
 			name: "OtherScheme", contentType: formType, authorization: "Digest " + userJWT, body: amazonForm(),
 			status: 400, wantError: "invalid_request", wantVerified: []string{},
 		},
@@ -474,18 +500,34 @@ func TestHandler(t *testing.T) {
 }
 
 // TestHandler_Deadline checks that the hand-over is answered within
-// reciprocal.Deadline whatever LWA does, on the bubble's fake clock.
+// reciprocal.Deadline whatever LWA and the key server do, on the bubble's
+// fake clock: the time starts before the user's token is verified, so a slow
+// verification leaves the exchange less of it.
 func TestHandler_Deadline(t *testing.T) {
+	user1 := func(left time.Duration) []exchange {
+		return []exchange{{UserID: "user-1", Code: code, Region: region, Left: left}}
+	}
 	for _, tt := range []struct {
-		name    string
-		slowErr error
+		name          string
+		verifyDelay   time.Duration
+		slowErr       error
+		wantExchanges []exchange
 	}{
-		{"ContextError", nil},
-		{"Unavailable", tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time")},
+		{name: "ContextError", wantExchanges: user1(reciprocal.Deadline)},
+		{
+			name:          "Unavailable",
+			slowErr:       tokens.Errorf(tokens.EUNAVAILABLE, "Login with Amazon did not answer in time"),
+			wantExchanges: user1(reciprocal.Deadline),
+		},
+		// A key server that takes the verifier's longest refetch (2 s) to
+		// answer, then LWA hanging: 4 s in all, not 6.
+		{name: "SlowKeyServer", verifyDelay: 2 * time.Second, wantExchanges: user1(reciprocal.Deadline - 2*time.Second)},
+		{name: "KeysNeverArrive", verifyDelay: time.Hour},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFixture(t)
+				f.authn.delay = tt.verifyDelay
 				f.exch.slow, f.exch.slowErr = true, tt.slowErr
 				begin := time.Now()
 				w := f.serve(http.MethodPost, formType, "Bearer "+userJWT, amazonForm())
@@ -493,8 +535,7 @@ func TestHandler_Deadline(t *testing.T) {
 					t.Errorf("answered after %v, want %v", got, want)
 				}
 				assertResponse(t, w, 503, "temporarily_unavailable", "")
-				want := []exchange{{UserID: "user-1", Code: code, Region: region, Left: reciprocal.Deadline}}
-				if diff := cmp.Diff(want, f.exch.exchanges()); diff != "" {
+				if diff := cmp.Diff(tt.wantExchanges, f.exch.exchanges(), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("exchanges differ (-want +got):\n%s", diff)
 				}
 			})

@@ -32,7 +32,11 @@ const (
 )
 
 // Deadline is how long one hand-over may take, LWA's retries included: Alexa
-// gives its token calls 4.5 s, and the answer must reach it before then.
+// gives its token calls 4.5 s, and the answer must reach it before then. Each
+// way in starts it as the call arrives, before the user's token is verified,
+// so that a slow fetch of the signing keys counts against it too: the form
+// endpoint's Handler, the gRPC method's interceptor (internal/server) and
+// smarthome.Service.Accept. ExchangeCode caps the exchange by it as well.
 const Deadline = 4 * time.Second
 
 // Exchanger is what a hand-over needs of the token service; tokens.Service
@@ -119,7 +123,9 @@ func (req Request) Validate() error {
 }
 
 // Authorize exchanges the code of req for the user that p, the verified bearer
-// token, names, and stores the user's tokens; it returns within Deadline. When
+// token, names, and stores the user's tokens; it returns within Deadline, and
+// by ctx's deadline when that comes first (the caller's Deadline, started
+// before it verified the token). When
 // LWA answers later, the exchange runs on and stores the link all the same
 // (tokens.Service.Exchange), so that Alexa's retry of the code is answered
 // from it, or waits for it within its own Deadline.
@@ -150,8 +156,10 @@ func (s *Service) Authorize(ctx context.Context, p auth.Principal, req Request) 
 }
 
 // ExchangeCode has x trade code for userID's LWA tokens, remembering region
-// for the link, and returns within Deadline whatever LWA does. It is the last
-// step of every hand-over: Authorize's, and that of a smart-home skill's
+// for the link, and returns within Deadline whatever LWA does, or by ctx's
+// deadline when that comes first: callers start Deadline themselves before
+// they verify the user's token, and the exchange gets what is left. It is the
+// last step of every hand-over: Authorize's, and that of a smart-home skill's
 // AcceptGrant directive (internal/smarthome).
 //
 // It returns the errors of x.Exchange, wrapped with the user, except that an

@@ -120,6 +120,8 @@ func TestServer_BearerChallenge(t *testing.T) {
 	}{
 		{"NoToken", "", 401, "Bearer"},
 		{"OtherScheme", "Basic YWxleGE6c2VjcmV0", 401, "Bearer"},
+		{"BearerWithoutToken", "Bearer", 401, "Bearer"},
+		{"BearerTwoTokens", "Bearer expired " + adminToken, 401, "Bearer"},
 		{"RefusedToken", "Bearer expired", 401, `Bearer error="invalid_token"`},
 		{"LowerCaseScheme", "bearer expired", 401, `Bearer error="invalid_token"`},
 		{"AcceptedToken", "Bearer " + adminToken, 0, ""},

@@ -28,6 +28,7 @@ import (
 	brokerv1 "github.com/reciprocal-broker/broker/api/proto/broker/v1"
 	"github.com/reciprocal-broker/broker/internal/auth"
 	"github.com/reciprocal-broker/broker/internal/health"
+	"github.com/reciprocal-broker/broker/internal/reciprocal"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 	"github.com/reciprocal-broker/broker/internal/tracing"
 )
@@ -181,11 +182,20 @@ func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
 	return auth.Principal{}, tokens.Errorf(tokens.EUNAUTHENTICATED, "no authenticator configured")
 }
 
+// deadlines are the methods that must answer within a time of their own,
+// whatever deadline the caller set (or none): Alexa's hand-over, within
+// reciprocal.Deadline. The interceptor starts it before the caller's token is
+// verified, so that a slow fetch of the signing keys counts against it as
+// much as LWA does.
+var deadlines = map[string]time.Duration{
+	brokerv1.ReciprocalService_Authorize_FullMethodName: reciprocal.Deadline,
+}
+
 // interceptor builds the one interceptor of every call, gRPC's and the
 // gateway's: observeInterceptor (the request id, metrics and the request log)
-// around, in this order, recovery from a panic, authentication nearest the
-// handler, and the error mapping (so that metrics and logs see final status
-// codes).
+// around, in this order, the method's own deadline (deadlines), recovery from
+// a panic, authentication nearest the handler, and the error mapping (so that
+// metrics and logs see final status codes).
 //
 // The steps are function calls in one interceptor rather than a chain of
 // four (go-grpc-middleware's recovery and three of ours, as before): each
@@ -194,6 +204,11 @@ func (refuseAll) Verify(context.Context, string) (auth.Principal, error) {
 func (s *Server) interceptor(metrics *grpcMetrics) grpc.UnaryServerInterceptor {
 	authenticate := authenticator(s.authn, s.opts.Scopes)
 	serve := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		if d, ok := deadlines[info.FullMethod]; ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				s.logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))

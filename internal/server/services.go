@@ -33,10 +33,12 @@ type reciprocalService struct {
 	limiter *reciprocal.Limiter
 }
 
-// Authorize hands the code over for the user that the caller's token names.
-// It returns an ERATELIMIT error (RESOURCE_EXHAUSTED, with the seconds to wait
-// in the retry-after header) when the user or the client asked too often, and
-// the errors of reciprocal.Service.Authorize.
+// Authorize hands the code over for the user that the caller's token names,
+// within reciprocal.Deadline, which the interceptor started before it
+// verified the token (deadlines). It returns an ERATELIMIT error
+// (RESOURCE_EXHAUSTED, with the seconds to wait in the retry-after header)
+// when the user or the client asked too often, and the errors of
+// reciprocal.Service.Authorize.
 func (r *reciprocalService) Authorize(ctx context.Context, req *brokerv1.AuthorizeRequest) (*brokerv1.AuthorizeResponse, error) {
 	p, _ := auth.FromContext(ctx)
 	if wait, err := r.limiter.Allow(p); err != nil {
