@@ -479,7 +479,7 @@ func TestRetryAfter(t *testing.T) {
 		{value: "1.5", want: 0},
 		{value: "soon", want: 0},
 		{value: "99999999999999999", want: alexa.MaxRetryAfter},
-		{value: "99999999999999999999999", want: 0}, // does not parse
+		{value: "99999999999999999999999", want: alexa.MaxRetryAfter}, // past int64: as long as allowed
 		{value: now.Add(45 * time.Second).Format(http.TimeFormat), want: 45 * time.Second},
 		{value: now.Add(-time.Minute).Format(http.TimeFormat), want: 0},
 		{value: now.Add(30 * 24 * time.Hour).Format(http.TimeFormat), want: alexa.MaxRetryAfter},
