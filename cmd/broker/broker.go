@@ -70,6 +70,12 @@ type Main struct {
 	closers []func() error
 	// closing is when Close began: the drain time runs from then.
 	closing time.Time
+	// background runs the background loops: refresh, resealers, deliverers
+	// and sweeps. Close stops them first, so that none starts new work, but
+	// waits for the work they have in flight (a webhook or report being sent,
+	// at most its send time) only once the server and the token services have
+	// drained, alongside them rather than before.
+	background sync.WaitGroup
 }
 
 // NewMain returns a Main that logs to stdout.
@@ -219,8 +225,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	// After the server has drained and before the store closes: refreshes and
-	// exchanges in flight store LWA's answers within the drain time.
-	m.closers = append(m.closers, func() error { return m.drain(services) })
+	// exchanges in flight store LWA's answers within the drain time; then the
+	// background loops, told to stop first, finish their work in flight.
+	m.closers = append(m.closers, func() error {
+		err := m.drain(services)
+		m.background.Wait()
+		return err
+	})
 	handover := reciprocal.NewService(handovers...)
 	limiter := reciprocal.NewLimiter(reciprocal.Rate(c.AuthorizeRateUser), reciprocal.Rate(c.AuthorizeRateClient), m.Now)
 	formHandler := reciprocal.NewHandler(handover, verifier, m.Logger.With("component", "reciprocal"))
@@ -320,7 +331,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.closers = append(m.closers, srv.Close)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
+	wg := &m.background
 	refreshInterval := backgroundRefreshInterval
 	if m.BackgroundRefreshInterval > 0 {
 		refreshInterval = m.BackgroundRefreshInterval
@@ -339,7 +350,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if webhooks != nil {
 		wg.Go(func() { webhooks.Run(bg) })
 	}
-	m.closers = append(m.closers, func() error { stop(); wg.Wait(); return nil })
+	// The first thing Close does; it waits for the loops after the drain.
+	m.closers = append(m.closers, func() error { stop(); return nil })
 
 	m.Logger.Info("broker serving", "version", build.Version, "revision", build.Revision, "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "store", c.Store, "webhooks", webhooks != nil, "console", operatorConsole != nil)
 	return nil
@@ -524,9 +536,10 @@ func (m *Main) drain(svc *tokens.Services) error {
 }
 
 // Close stops the broker gracefully, in the reverse order of start-up: the
-// background loops stop, the server drains its calls, the token service its
-// refreshes and exchanges in flight, all within one drain time of
-// server.ShutdownTimeout; then the store closes.
+// background loops are told to stop, the server drains its calls, the token
+// service its refreshes and exchanges in flight, all within one drain time of
+// server.ShutdownTimeout, and the loops finish what they were sending (at
+// most its send time, which runs alongside); then the store closes.
 func (m *Main) Close() error {
 	m.closing = time.Now()
 	var first error

@@ -115,7 +115,7 @@ func newJWKSSource(ctx context.Context, cfg Config, onReplace func()) (*jwksSour
 	}
 	s.kf, err = keyfunc.New(keyfunc.Options{
 		Ctx:     bg,
-		Storage: &keyLookup{Storage: client, cache: cache},
+		Storage: &keyLookup{Storage: client, cache: cache, closed: bg},
 		// Applied to tokens that name their key; signingKeys does the same
 		// for those that do not.
 		UseWhitelist: signingUses,
@@ -190,7 +190,9 @@ type keyLookup struct {
 	// Storage is the JWKS client, which refetches the JWKS for an unknown key
 	// id as the rate limit allows.
 	jwkset.Storage
-	cache   jwkset.Storage // the cached key set
+	cache jwkset.Storage // the cached key set
+	// closed ends when the source closes, and any refetch with it.
+	closed  context.Context
 	refetch singleflight.Group
 }
 
@@ -199,7 +201,7 @@ type keyLookup struct {
 // runs) and looks again; the refetch ends within jwksLookupTimeout, whatever
 // ctx does. It returns an error wrapping jwkset.ErrKeyNotFound when the key
 // is not found, and one wrapping errKeysUnavailable and ctx's error when ctx
-// ends first: the key may well exist.
+// ends first: the key may well exist. Closing the source ends the refetch.
 func (l *keyLookup) KeyRead(ctx context.Context, keyID string) (jwkset.JWK, error) {
 	if jwk, err := l.cache.KeyRead(ctx, keyID); !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return jwk, err
@@ -209,6 +211,7 @@ func (l *keyLookup) KeyRead(ctx context.Context, keyID string) (jwkset.JWK, erro
 		// attributes) go with the refetch; its cancellation does not.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksLookupTimeout)
 		defer cancel()
+		defer context.AfterFunc(l.closed, cancel)()
 		// The JWKS client looks keyID up after the refetch; every waiting
 		// caller looks its own key id up in the cache below.
 		_, err := l.Storage.KeyRead(ctx, keyID)

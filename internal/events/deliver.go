@@ -30,8 +30,8 @@ const (
 	// claimTTL is how long an attempt holds the user and the webhook: one
 	// POST and the writes around it.
 	claimTTL = 3 * SendTimeout
-	// releaseTimeout bounds the write that gives a user's claim back, also
-	// when Run's context has ended.
+	// releaseTimeout bounds the write that gives a user's claim back, and the
+	// write of an attempt's outcome, also when Run's context has ended.
 	releaseTimeout = 5 * time.Second
 	// maxAnswer is how much of an answer's body is read, so that the
 	// connection can be used again.
@@ -264,9 +264,12 @@ func (d *Deliverer) deliver(ctx context.Context, w *Webhook) bool {
 	// Once sent, an attempt runs to its answer (or SendTimeout) and its
 	// outcome is stored even when shutdown begins meanwhile: the receiver may
 	// act on it, and cutting it short would send it again from the next
-	// process. Run waits for it.
-	ctx = context.WithoutCancel(ctx)
-	answeredAt, retryAfter, err := d.post(ctx, w)
+	// process. Run waits for it. The outcome's write has releaseTimeout, so
+	// that a store that stopped answering cannot hold shutdown up.
+	sent := context.WithoutCancel(ctx)
+	answeredAt, retryAfter, err := d.post(sent, w)
+	ctx, cancel := context.WithTimeout(sent, releaseTimeout)
+	defer cancel()
 	w.Attempts++
 	if err == nil {
 		w.State, w.LastError = StateDelivered, ""
@@ -332,8 +335,6 @@ func describe(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		return fmt.Errorf("no answer within %s", SendTimeout)
-	case ctx.Err() != nil:
-		return errors.New("the attempt was cut short by shutdown")
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {

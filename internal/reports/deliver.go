@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 
 	"github.com/reciprocal-broker/broker/internal/retry"
@@ -24,7 +25,8 @@ const (
 	// sendTimeout bounds one call to the Alexa Health API.
 	sendTimeout = 15 * time.Second
 	// claimTTL is how long an attempt holds its report: two sends (the second
-	// after a token refresh) and the refresh itself.
+	// after a token refresh) and the refresh itself, or after a 403 the mark
+	// of the link (relinkBudget).
 	claimTTL = 3*sendTimeout + 30*time.Second
 	// sweepInterval is how often Run removes finished reports.
 	sweepInterval = time.Hour
@@ -245,16 +247,6 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 	}
 	err = d.attempt(ctx, r)
 	r.Attempts++
-	if errors.Is(err, ErrPermissionWithdrawn) {
-		if rerr := s.tokens.RequireRelink(ctx, r.SkillID, user); rerr != nil && tokens.ErrorCode(rerr) != tokens.ENOTFOUND {
-			s.Logger.WarnContext(ctx, "marking the link failed", "user_id", user, "err", rerr.Error())
-			if tokens.ErrorCode(rerr) == tokens.EUNAVAILABLE {
-				// The link is not marked yet: the report is retried, as
-				// for an outage, and the next 403 marks it.
-				err = rerr
-			}
-		}
-	}
 	var retry *RetryError
 	var missingKey *tokens.KeyMissingError
 	switch {
@@ -271,7 +263,8 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 				}
 			}
 		}
-	case errors.Is(err, ErrPermissionWithdrawn): // and the link marked above
+	case errors.Is(err, ErrPermissionWithdrawn):
+		d.requireRelink(ctx, r.SkillID, user)
 		d.finish(ctx, r, StateFailed, ErrPermissionWithdrawn.Message)
 	case errors.As(err, &retry) || tokens.ErrorCode(err) == tokens.EUNAVAILABLE || errors.Is(err, ErrTokenRejected) ||
 		errors.As(err, &missingKey):
@@ -296,6 +289,30 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 	}
 	return true
 }
+
+// requireRelink marks the user's link RELINK_REQUIRED after Alexa's 403.
+// The report is not sent again, whatever happens here; so while the store is
+// unavailable the mark is retried, with backoff, for up to relinkBudget
+// (within the report's claim), and only then given up and logged.
+func (d *Deliverer) requireRelink(ctx context.Context, skillID, user string) {
+	s := d.service
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := s.tokens.RequireRelink(ctx, skillID, user)
+		switch tokens.ErrorCode(err) {
+		case "", tokens.ENOTFOUND: // marked, or no link to mark
+			return struct{}{}, nil
+		case tokens.EUNAVAILABLE:
+			return struct{}{}, err
+		}
+		return struct{}{}, backoff.Permanent(err)
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(relinkBudget))
+	if err != nil {
+		s.Logger.ErrorContext(ctx, "marking the link RELINK_REQUIRED after Alexa's 403 failed", "user_id", user, "err", err.Error())
+	}
+}
+
+// relinkBudget bounds how long requireRelink retries the mark.
+const relinkBudget = 20 * time.Second
 
 // attempt sends r once with the user's token; on 401 it refreshes the token and
 // sends once more.

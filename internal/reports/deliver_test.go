@@ -109,29 +109,45 @@ func TestDeliverer_PermissionWithdrawn(t *testing.T) {
 	})
 }
 
-// TestDeliverer_PermissionWithdrawnMarkFails: when the link cannot be marked
-// after Alexa's 403 (the store unavailable), the report is retried rather than
-// failed with its link still LINKED; the next 403 marks the link.
+// TestDeliverer_PermissionWithdrawnMarkFails: after Alexa's 403 the report is
+// never sent again, even while the link cannot be marked (the store
+// unavailable): the mark is retried for a while, then given up.
 func TestDeliverer_PermissionWithdrawnMarkFails(t *testing.T) {
-	inBubble(t, func(t *testing.T, h *deliverHarness) {
-		h.sender.setRespond(script(errWithdrawn, errWithdrawn))
-		h.tokens.failRelinks(tokens.Errorf(tokens.EUNAVAILABLE, "the store cannot be reached"))
-		r := h.firstAttempt(t)
-		assertState(t, r, reports.StatePending)
-		assertLastError(t, r, "the store cannot be reached")
-		if got, want := h.tokens.state("u1"), tokens.StateLinked; got != want {
-			t.Fatalf("link state = %v, want %v before the retry", got, want)
-		}
-		advance(time.Hour)
-		r = h.report(t, "m1")
-		assertState(t, r, reports.StateFailed)
-		assertLastError(t, r, reports.ErrPermissionWithdrawn.Message)
-		assertCalls(t, "RequireRelink", &h.tokens.relinkCalls, 2)
-		if got, want := h.tokens.state("u1"), tokens.StateRelinkRequired; got != want {
-			t.Errorf("link state = %v, want %v", got, want)
-		}
-		assertObserved(t, h.obs, observed{Accepted: 1, Retried: 1, Failed: 1})
-	})
+	unavailable := tokens.Errorf(tokens.EUNAVAILABLE, "the store cannot be reached")
+	for _, tt := range []struct {
+		name      string
+		fails     int // RequireRelink calls that fail before it works
+		wantState tokens.State
+	}{
+		{"MarkedOnRetry", 2, tokens.StateRelinkRequired},
+		{"GivenUp", 1000, tokens.StateLinked},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inBubble(t, func(t *testing.T, h *deliverHarness) {
+				h.sender.setRespond(script(errWithdrawn, errWithdrawn))
+				errs := make([]error, tt.fails)
+				for i := range errs {
+					errs[i] = unavailable
+				}
+				h.tokens.failRelinks(errs...)
+				h.submit(t, "u1", "m1")
+				h.start(t)
+				advance(time.Minute)
+				r := h.report(t, "m1")
+				assertState(t, r, reports.StateFailed)
+				assertLastError(t, r, reports.ErrPermissionWithdrawn.Message)
+				if got := h.tokens.state("u1"); got != tt.wantState {
+					t.Errorf("link state = %v, want %v", got, tt.wantState)
+				}
+				if calls := h.tokens.relinkCalls.Load(); calls < 2 || (tt.fails < 10 && calls != int64(tt.fails)+1) {
+					t.Errorf("RequireRelink called %d times, want retried", calls)
+				}
+				advance(time.Hour)
+				assertSent(t, h.sender, "m1")
+				assertObserved(t, h.obs, observed{Accepted: 1, Failed: 1})
+			})
+		})
+	}
 }
 
 // TestDeliverer_FailsForGood covers the answers that no retry can cure: the

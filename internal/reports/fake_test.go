@@ -330,8 +330,6 @@ func (f *fakeTokens) state(userID string) tokens.State {
 	return 0
 }
 
-// setErrs makes every Link, Token and Refresh call fail with the errors given
-// (nil: behave) until called again.
 // failRelinks makes the next RequireRelink calls return errs, one each.
 func (f *fakeTokens) failRelinks(errs ...error) {
 	f.mu.Lock()
@@ -339,6 +337,8 @@ func (f *fakeTokens) failRelinks(errs ...error) {
 	f.relinkErrs = errs
 }
 
+// setErrs makes every Link, Token and Refresh call fail with the errors given
+// (nil: behave) until called again.
 func (f *fakeTokens) setErrs(link, token, refresh error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

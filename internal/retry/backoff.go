@@ -14,11 +14,11 @@ import (
 // maxWait they are drawn from [maxWait/2, maxWait]. It returns 0 when the
 // interval is not positive.
 //
-// Below the cap this is the attempts-th NextBackOff of a new
-// backoff.ExponentialBackOff (github.com/cenkalti/backoff/v5) with
-// InitialInterval minWait, Multiplier 2, RandomizationFactor 0.5 and
-// MaxInterval maxWait; the library would spread a capped interval up to
-// maxWait·3/2. It has no closed form for it either: its interval is hidden
+// While interval·3/2 is at most maxWait, this is the attempts-th
+// NextBackOff of a new backoff.ExponentialBackOff
+// (github.com/cenkalti/backoff/v5) with InitialInterval minWait, Multiplier
+// 2, RandomizationFactor 0.5 and MaxInterval maxWait; the library would
+// spread a larger interval past maxWait, up to maxWait·3/2. It has no closed form for it either: its interval is hidden
 // state that only NextBackOff advances, one step and one random draw per call,
 // while a stored delivery keeps only its count of attempts (the next attempt
 // may be another process's). So the formula is written here, once.
