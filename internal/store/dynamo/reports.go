@@ -420,33 +420,40 @@ func (s *Store) deleteFinished(ctx context.Context, before time.Time) (int, erro
 	still := expression.Name(AttrGSI1PK).Equal(expression.Value(gsiFinished)).And(expression.Name(AttrGSI1SK).LessThan(end)).
 		And(expression.AttributeNotExists(expression.Name(attrOutbox)))
 	var n atomic.Int64
+	err = eachReport(ctx, "delete finished reports", items, func(ctx context.Context, item map[string]types.AttributeValue, pk string) error {
+		if item[attrOutbox] != nil {
+			// The events of its last change go to the audit trail first.
+			if _, _, err := s.recover(ctx, pk, skReport); err != nil {
+				return err
+			}
+		}
+		old, removed, err := s.removeIf(ctx, "delete finished report", pk, skReport, still)
+		if removed {
+			n.Add(1)
+			s.countReports(moved(countReports, stateOf(old), ""))
+		}
+		return err
+	})
+	return int(n.Load()), err
+}
+
+// eachReport calls f with each of items, report items read from the index,
+// and its table key pk, up to deleteConcurrency at a time; it returns the
+// first error, and an EINTERNAL one for an item without its key.
+func eachReport(ctx context.Context, op string, items []map[string]types.AttributeValue, f func(ctx context.Context, item map[string]types.AttributeValue, pk string) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteConcurrency)
 	for _, item := range items {
 		pk, ok := item[AttrPK].(*types.AttributeValueMemberS)
 		if !ok {
 			g.Go(func() error {
-				return fmt.Errorf("dynamo: delete finished reports: item without %s: %w", AttrPK, errCorrupt)
+				return fmt.Errorf("dynamo: %s: item without %s: %w", op, AttrPK, errCorrupt)
 			})
 			break
 		}
-		g.Go(func() error {
-			if item[attrOutbox] != nil {
-				// The events of its last change go to the audit trail first.
-				if _, _, err := s.recover(gctx, pk.Value, skReport); err != nil {
-					return err
-				}
-			}
-			old, removed, err := s.removeIf(gctx, "delete finished report", pk.Value, skReport, still)
-			if removed {
-				n.Add(1)
-				s.countReports(moved(countReports, stateOf(old), ""))
-			}
-			return err
-		})
+		g.Go(func() error { return f(gctx, item, pk.Value) })
 	}
-	err = g.Wait()
-	return int(n.Load()), err
+	return g.Wait()
 }
 
 // flushFinished flushes the outboxes older than outboxGrace of the reports
@@ -461,32 +468,20 @@ func (s *Store) flushFinished(ctx context.Context, from time.Time) error {
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
-	for _, item := range items {
-		pk, ok := item[AttrPK].(*types.AttributeValueMemberS)
-		if !ok {
-			g.Go(func() error {
-				return fmt.Errorf("dynamo: flush finished reports: item without %s: %w", AttrPK, errCorrupt)
-			})
-			break
-		}
+	return eachReport(ctx, "flush finished reports", items, func(ctx context.Context, item map[string]types.AttributeValue, pk string) error {
 		if ob, err := outboxOf(item); err == nil && !s.stale(ob) {
-			continue // its writer is flushing it
+			return nil // its writer is flushing it
 		}
-		g.Go(func() error {
-			item, err := s.get(gctx, "flush finished report", pk.Value, skReport)
-			if err != nil || item == nil {
-				return err
-			}
-			ob, err := outboxOf(item)
-			if err != nil || !s.stale(ob) {
-				return err
-			}
-			return s.flush(gctx, pk.Value, skReport, ob)
-		})
-	}
-	return g.Wait()
+		item, err := s.get(ctx, "flush finished report", pk, skReport)
+		if err != nil || item == nil {
+			return err
+		}
+		ob, err := outboxOf(item)
+		if err != nil || !s.stale(ob) {
+			return err
+		}
+		return s.flush(ctx, pk, skReport, ob)
+	})
 }
 
 // checkReport returns an EINVALID error when the store cannot keep r's user
