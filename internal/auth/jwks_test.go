@@ -302,6 +302,21 @@ type heldJWKS struct {
 	requests atomic.Int32
 }
 
+// rotatedBehindHeldJWKS returns an authorization server whose signing key
+// has rotated since the verifier fetched its JWKS, with the JWKS's next
+// answers held back until letGo.
+func rotatedBehindHeldJWKS(tb testing.TB) (*sim.AuthServer, *heldJWKS, *auth.Verifier) {
+	tb.Helper()
+	s := startAuthServer(tb, "RS256")
+	jwks := holdJWKS(tb, s)
+	v := newVerifier(tb, auth.Config{JWKSURL: jwks.url})
+	if err := s.RotateKey(); err != nil {
+		tb.Fatal(err)
+	}
+	jwks.held.Store(true)
+	return s, jwks, v
+}
+
 // holdJWKS starts a heldJWKS for s, let go and closed when the test ends.
 func holdJWKS(tb testing.TB, s *sim.AuthServer) *heldJWKS {
 	tb.Helper()
@@ -358,13 +373,7 @@ func TestVerifier_Verify_JWKSRefetchOutlivesCaller(t *testing.T) {
 		{name: "DeadlinePassed", timeout: 10 * time.Millisecond},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startAuthServer(t, "RS256")
-			jwks := holdJWKS(t, s)
-			v := newVerifier(t, auth.Config{JWKSURL: jwks.url})
-			if err := s.RotateKey(); err != nil {
-				t.Fatal(err)
-			}
-			jwks.held.Store(true)
+			s, jwks, v := rotatedBehindHeldJWKS(t)
 
 			// Anyone's token naming a kid the broker does not hold.
 			bogus := sign(t, jwt.SigningMethodRS256, keys().rsaOther, claimsAt(time.Now()), map[string]any{"kid": "made-up"})
@@ -400,13 +409,7 @@ func TestVerifier_Verify_JWKSRefetchOutlivesCaller(t *testing.T) {
 // while the JWKS is refetched wait for that refetch, and all learn the new
 // key from it.
 func TestVerifier_Verify_JWKSRefetchShared(t *testing.T) {
-	s := startAuthServer(t, "RS256")
-	jwks := holdJWKS(t, s)
-	v := newVerifier(t, auth.Config{JWKSURL: jwks.url})
-	if err := s.RotateKey(); err != nil {
-		t.Fatal(err)
-	}
-	jwks.held.Store(true)
+	s, jwks, v := rotatedBehindHeldJWKS(t)
 
 	const callers = 8
 	errs := make(chan error, callers)
