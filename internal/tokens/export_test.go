@@ -11,7 +11,11 @@ const (
 
 // UsersInUse returns how many users s remembers as asking for tokens, for
 // background refresh.
-func UsersInUse(s *Service) int { return s.usage.size() }
+func UsersInUse(s *Service) int {
+	s.usage.mu.Lock()
+	defer s.usage.mu.Unlock()
+	return len(s.usage.users)
+}
 
 // PrefixStart is prefixStart, for its table test.
 var PrefixStart = prefixStart

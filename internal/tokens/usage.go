@@ -39,13 +39,6 @@ func (u *usage) turnOff() {
 	u.mu.Unlock()
 }
 
-// size returns how many users usage remembers.
-func (u *usage) size() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.users)
-}
-
 // expires records a new expiry of a user's token without counting it as a use.
 func (u *usage) expires(userID string, at time.Time) {
 	u.mu.Lock()
