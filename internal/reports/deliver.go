@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/reciprocal-broker/broker/internal/retry"
+	"github.com/reciprocal-broker/broker/internal/settle"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -68,6 +69,15 @@ type Deliverer struct {
 	// MinBackoff and MaxBackoff shape the wait between attempts: it doubles
 	// from MinBackoff up to MaxBackoff, then ±50 % jitter spreads it.
 	MinBackoff, MaxBackoff time.Duration
+	// IndexLag is how far behind its writes the store's outbox listing may be
+	// (DynamoDB's index; zero for a store that reads its own writes). A
+	// lane's oldest report, of a kind sent in order, is sent only once
+	// IndexLag has passed since it was first listed, so that a report
+	// accepted just before it, not listed yet, is not overtaken (see package
+	// settle). Set it before Run.
+	IndexLag time.Duration
+
+	lanes settle.Queues // the ordered lanes, their heads held back for IndexLag
 
 	owner string // this deliverer's name in delivery claims
 	wake  chan struct{}
@@ -98,6 +108,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	defer wg.Wait()
 	poll := time.NewTicker(d.PollInterval)
 	defer poll.Stop()
+	d.lanes.Lag = d.IndexLag
 	lastSweep := time.Time{}
 	for {
 		now := d.service.Now()
@@ -135,10 +146,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				if !more {
 					return // nothing was due: wait for the next poll or wake
 				}
-				select { // look again: the user may have more due
-				case d.wake <- struct{}{}:
-				default:
-				}
+				d.wakeUp() // look again: the user may have more due
 			}(r)
 		}
 		select {
@@ -147,6 +155,14 @@ func (d *Deliverer) Run(ctx context.Context) {
 		case <-d.wake:
 		case <-poll.C:
 		}
+	}
+}
+
+// wakeUp makes Run look at the outbox at once; it never blocks.
+func (d *Deliverer) wakeUp() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -235,6 +251,18 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 			d.finish(ctx, old, StateFailed, "delivery deadline passed; last error: "+old.LastError)
 		}
 		return true
+	}
+	if !supersedes {
+		// Real time, as the index's lag is: the lane is looked at again
+		// once its head has settled.
+		ids := make([]string, len(pending))
+		for i, p := range pending {
+			ids[i] = p.MessageID
+		}
+		if wait := d.lanes.Wait(r.Lane(), ids, time.Now()); wait > 0 {
+			time.AfterFunc(wait, d.wakeUp)
+			return stored
+		}
 	}
 	// Claim the report for the length of one attempt: the write checks that
 	// the report is still pending as read (the outbox's index may lag), and

@@ -1,7 +1,9 @@
 package reports_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -202,4 +204,83 @@ func TestDeliverer_AlexaEvents(t *testing.T) {
 			assertState(t, h.report(t, "e-0"), reports.StateFailed)
 		})
 	})
+}
+
+// laggingStore lists the outbox as an eventually consistent index does: a
+// report in hidden is left out of every listing until its time comes, while
+// reads by message id see it at once.
+type laggingStore struct {
+	*memReports
+	hidden map[string]time.Time // message id → when listings show it
+}
+
+// listed returns the reports of rs that the index shows now.
+func (l *laggingStore) listed(rs []*reports.Report) []*reports.Report {
+	return slices.DeleteFunc(rs, func(r *reports.Report) bool { return time.Now().Before(l.hidden[r.MessageID]) })
+}
+
+// DueReports answers as the index shows the outbox: a lane whose oldest
+// report is hidden stands for its oldest listed one.
+func (l *laggingStore) DueReports(ctx context.Context, now time.Time, limit int) ([]*reports.Report, error) {
+	due, err := l.memReports.DueReports(ctx, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []*reports.Report
+	for _, r := range due {
+		if !time.Now().Before(l.hidden[r.MessageID]) {
+			out = append(out, r)
+			continue
+		}
+		pending, err := l.LanePendingReports(ctx, r.Lane())
+		if err != nil {
+			return nil, err
+		}
+		if len(pending) > 0 && !pending[0].NextAttemptAt.After(now) {
+			out = append(out, pending[0])
+		}
+	}
+	return out, nil
+}
+
+// LanePendingReports leaves out the hidden reports.
+func (l *laggingStore) LanePendingReports(ctx context.Context, lane string) ([]*reports.Report, error) {
+	rs, err := l.memReports.LanePendingReports(ctx, lane)
+	return l.listed(rs), err
+}
+
+// TestDeliverer_IndexLag: an Alexa event accepted just before another, not
+// yet listed by a lagging index when the deliverer looks, is still sent
+// first when IndexLag covers the lag; without it, it is overtaken.
+func TestDeliverer_IndexLag(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		indexLag time.Duration
+		want     []string
+	}{
+		{"Overtaken", 0, []string{"e-2", "e-1"}},
+		{"HeldBack", time.Second, []string{"e-1", "e-2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inBubble(t, func(t *testing.T, h *deliverHarness) {
+				h.submitEvent(t, "u1", "e-1")
+				h.submitEvent(t, "u1", "e-2")
+				lagging := &laggingStore{memReports: h.store, hidden: map[string]time.Time{"e-1": time.Now().Add(500 * time.Millisecond)}}
+				_, d := newDeliverer(lagging, h.tokens, h.sender, h.obs)
+				d.IndexLag = tt.indexLag
+				run(t, t.Context(), d)
+				advance(5 * time.Second)
+				if got := h.sender.messageIDs(); !slices.Equal(got, tt.want) {
+					t.Errorf("sent %v, want %v", got, tt.want)
+				}
+				if tt.indexLag > 0 {
+					// The backlog settled together: e-2 followed e-1 at once.
+					sends := h.sender.sends()
+					if len(sends) == 2 && sends[1].At.Sub(sends[0].At) >= tt.indexLag {
+						t.Errorf("e-2 sent %v after e-1, want without another wait", sends[1].At.Sub(sends[0].At))
+					}
+				}
+			})
+		})
+	}
 }
