@@ -288,6 +288,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	deliverer := reports.NewDeliverer(reportService, sender)
 	deliverer.Deadline, deliverer.Retention = c.ReportDeadline, c.ReportRetention
+	deliverer.IndexLag = indexLag(store)
 	if m.ReportPollInterval > 0 {
 		deliverer.PollInterval = m.ReportPollInterval
 	}
@@ -375,6 +376,7 @@ func (m *Main) newWebhooks(s store) (*events.Deliverer, error) {
 	// Real time, not m.Now: the webhook-timestamp is checked against the
 	// receiver's clock.
 	d.Deadline = c.WebhookDeadline
+	d.IndexLag = indexLag(s)
 	d.Logger = m.Logger.With("component", "webhooks")
 	if m.WebhookPollInterval > 0 {
 		d.PollInterval = m.WebhookPollInterval
@@ -460,6 +462,16 @@ func storeGauges(s store, views map[string]tokens.Store, now func() time.Time) s
 type store interface {
 	tokens.Store
 	reports.Store
+}
+
+// indexLag is how far behind its writes s may list pending reports and
+// webhooks: the DynamoDB table's index lag; zero for a store that reads its
+// own writes (bbolt).
+func indexLag(s store) time.Duration {
+	if l, ok := s.(interface{ IndexLag() time.Duration }); ok {
+		return l.IndexLag()
+	}
+	return 0
 }
 
 // openStore opens the store BROKER_STORE names.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reciprocal-broker/broker/internal/retry"
 	"github.com/reciprocal-broker/broker/internal/retryafter"
+	"github.com/reciprocal-broker/broker/internal/settle"
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
@@ -94,6 +95,13 @@ type Deliverer struct {
 	// MinBackoff and MaxBackoff shape the wait between attempts (see
 	// retry.Backoff).
 	MinBackoff, MaxBackoff time.Duration
+	// IndexLag is how far behind its writes the store's listing of pending
+	// webhooks may be (DynamoDB's index; zero for a store that reads its own
+	// writes). A user's oldest pending webhook is sent only once IndexLag has
+	// passed since it was first listed, so that one of an event just before
+	// it, not listed yet, is not overtaken (see package settle). Set it
+	// before Run.
+	IndexLag time.Duration
 	// Now returns the current time; tests set it.
 	Now func() time.Time
 	// Logger receives outcomes; never a secret or the URL.
@@ -105,6 +113,7 @@ type Deliverer struct {
 	wake  chan struct{}
 	mu    sync.Mutex
 	busy  map[string]bool // users being served
+	users settle.Queues   // the users' oldest webhooks, held back for IndexLag
 }
 
 // NewDeliverer returns a Deliverer of store's webhooks to url, signed with
@@ -165,6 +174,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	defer wg.Wait()
 	poll := time.NewTicker(d.PollInterval)
 	defer poll.Stop()
+	d.users.Lag = d.IndexLag
 	for {
 		due, err := d.store.DueWebhooks(ctx, d.Now(), tokens.MaxPageSize)
 		if err != nil && ctx.Err() == nil {
@@ -224,6 +234,10 @@ func (d *Deliverer) give(user string) {
 func (d *Deliverer) serveUser(ctx context.Context, w *Webhook) bool {
 	user := w.Event.UserID
 	now := d.Now()
+	if wait := d.users.Wait(user, []string{w.Event.ID}, now); wait > 0 {
+		time.AfterFunc(wait, d.Wake) // the user is looked at again then
+		return false
+	}
 	held, err := d.store.ClaimWebhooks(ctx, user, d.owner, now, now.Add(claimTTL))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -240,6 +240,41 @@ func TestDeliverer_Shutdown(t *testing.T) {
 	})
 }
 
+// TestDeliverer_IndexLag: the webhook of an event just before another, not
+// yet listed by a lagging index when the deliverer looks, is still sent first
+// when IndexLag covers the lag; without it, it is overtaken.
+func TestDeliverer_IndexLag(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		indexLag time.Duration
+		want     []int // the events, by their order of occurrence
+	}{
+		{"Overtaken", 0, []int{1, 0}},
+		{"HeldBack", time.Second, []int{0, 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store, rc := newFakeStore(), newReceiver(t)
+				first := event("parent-1", tokens.EventLinked)
+				time.Sleep(time.Millisecond)
+				second := event("parent-1", tokens.EventRelinkRequired)
+				store.add(first, second)
+				store.hidden = map[string]time.Time{first.ID: time.Now().Add(500 * time.Millisecond)}
+				d, _ := newTestDeliverer(t, store, rc)
+				d.IndexLag = tt.indexLag
+				run(t, d)
+				waitFor(t, 5*time.Second, func() bool { return len(rc.requests()) == 2 })
+
+				ids := []string{first.ID, second.ID}
+				got := rc.requests()
+				if got[0].id != ids[tt.want[0]] || got[1].id != ids[tt.want[1]] {
+					t.Errorf("sent %s then %s, want events %v in that order", got[0].id, got[1].id, tt.want)
+				}
+			})
+		})
+	}
+}
+
 func TestDeliverer_Order(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store, rc := newFakeStore(), newReceiver(t)

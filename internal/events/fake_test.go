@@ -17,6 +17,9 @@ type fakeStore struct {
 	webhooks map[string]*events.Webhook // by event id
 	claims   map[string]fakeClaim       // by user
 	claimed  int                        // ClaimWebhooks calls that took a claim
+	// hidden lists a webhook in DueWebhooks only from its time on, as a
+	// lagging index does; by event id.
+	hidden map[string]time.Time
 }
 
 type fakeClaim struct {
@@ -56,7 +59,7 @@ func (s *fakeStore) DueWebhooks(_ context.Context, now time.Time, limit int) ([]
 	defer s.mu.Unlock()
 	oldest := map[string]*events.Webhook{}
 	for _, w := range s.webhooks {
-		if w.State != events.StatePending {
+		if w.State != events.StatePending || time.Now().Before(s.hidden[w.Event.ID]) {
 			continue
 		}
 		if o, ok := oldest[w.Event.UserID]; !ok || before(w, o) < 0 {

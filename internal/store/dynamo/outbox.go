@@ -33,6 +33,21 @@ const outboxGrace = 10 * time.Second
 // keeps: ids are parts of keys.
 const maxEventIDLen = 200
 
+// indexLag is how far behind the table's writes its index IndexGSI1 is
+// taken to be. DynamoDB updates a global secondary index asynchronously,
+// within a fraction of a second under normal conditions; a second covers that
+// with margin, and is what a user's ordered deliveries wait, at most, on top
+// of their first look.
+const indexLag = time.Second
+
+// IndexLag returns how far behind its writes the store's listings of pending
+// reports and webhooks (DueReports, LanePendingReports, DueWebhooks) may be:
+// they read the eventually consistent index IndexGSI1. Deliverers hold a
+// user's oldest item back that long after they first saw it listed, so that
+// an older one not listed yet is not overtaken (reports.Deliverer.IndexLag,
+// events.Deliverer.IndexLag).
+func (s *Store) IndexLag() time.Duration { return indexLag }
+
 // outboxEvent is how an event is kept in an outbox and in event items' data.
 type outboxEvent struct {
 	ID         string         `json:"id"`
