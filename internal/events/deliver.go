@@ -182,8 +182,8 @@ func (d *Deliverer) Run(ctx context.Context) {
 		}
 		for _, w := range due {
 			user := w.Event.UserID
-			if !d.take(user) {
-				continue
+			if d.users.Left(user, d.Now()) > 0 || !d.take(user) {
+				continue // its oldest is settling (a timer wakes the loop), or it is being served
 			}
 			select {
 			case sem <- struct{}{}:
@@ -197,6 +197,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 				// Give the user up before waking the loop, or it would find the
 				// user still busy and leave the next event to the next poll.
 				d.give(user)
+				if wait := d.users.Left(user, d.Now()); wait > 0 {
+					time.AfterFunc(wait, d.Wake) // look again once its oldest has settled
+				}
 				if more {
 					d.Wake() // look again: the user may have more due
 				}
@@ -234,9 +237,8 @@ func (d *Deliverer) give(user string) {
 func (d *Deliverer) serveUser(ctx context.Context, w *Webhook) bool {
 	user := w.Event.UserID
 	now := d.Now()
-	if wait := d.users.Wait(user, []string{w.Event.ID}, now); wait > 0 {
-		time.AfterFunc(wait, d.Wake) // the user is looked at again then
-		return false
+	if d.users.Wait(user, []string{w.Event.ID}, now) > 0 {
+		return false // Run is woken when it has settled
 	}
 	held, err := d.store.ClaimWebhooks(ctx, user, d.owner, now, now.Add(claimTTL))
 	if err != nil {

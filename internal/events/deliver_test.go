@@ -260,10 +260,20 @@ func TestDeliverer_IndexLag(t *testing.T) {
 				second := event("parent-1", tokens.EventRelinkRequired)
 				store.add(first, second)
 				store.hidden = map[string]time.Time{first.ID: time.Now().Add(500 * time.Millisecond)}
+				start := time.Now()
 				d, _ := newTestDeliverer(t, store, rc)
 				d.IndexLag = tt.indexLag
+				// Polls far apart: a wake that does not come costs seconds.
+				d.PollInterval = 2 * time.Second
 				run(t, d)
-				waitFor(t, 5*time.Second, func() bool { return len(rc.requests()) == 2 })
+				// With IndexLag, each oldest waits it from its own listing: the
+				// second event's first, the first's, then the second's again
+				// (the deliverer sees only each user's oldest). Without, the
+				// first is found by the next poll.
+				waitFor(t, 3500*time.Millisecond, func() bool { return len(rc.requests()) == 2 })
+				if end := time.Since(start); end < 3*tt.indexLag {
+					t.Errorf("both sent within %v, want the waits of IndexLag %v", end, tt.indexLag)
+				}
 
 				ids := []string{first.ID, second.ID}
 				got := rc.requests()

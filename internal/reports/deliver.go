@@ -126,8 +126,8 @@ func (d *Deliverer) Run(ctx context.Context) {
 		}
 		for _, r := range due {
 			lane := r.Lane()
-			if !d.claim(lane) {
-				continue
+			if d.lanes.Left(lane, time.Now()) > 0 || !d.claim(lane) {
+				continue // its head is settling (a timer wakes the loop), or it is being served
 			}
 			select {
 			case sem <- struct{}{}:
@@ -143,6 +143,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 				// Release the lane before waking the loop, or it would find the
 				// lane still busy and leave the next report to the next poll.
 				d.release(r.Lane())
+				if wait := d.lanes.Left(r.Lane(), time.Now()); wait > 0 {
+					time.AfterFunc(wait, d.wakeUp) // look again once its head has settled
+				}
 				if !more {
 					return // nothing was due: wait for the next poll or wake
 				}
@@ -253,15 +256,13 @@ func (d *Deliverer) deliverLane(ctx context.Context, due *Report, mark int64) bo
 		return true
 	}
 	if !supersedes {
-		// Real time, as the index's lag is: the lane is looked at again
-		// once its head has settled.
+		// Real time, as the index's lag is.
 		ids := make([]string, len(pending))
 		for i, p := range pending {
 			ids[i] = p.MessageID
 		}
-		if wait := d.lanes.Wait(r.Lane(), ids, time.Now()); wait > 0 {
-			time.AfterFunc(wait, d.wakeUp)
-			return stored
+		if d.lanes.Wait(r.Lane(), ids, time.Now()) > 0 {
+			return stored // Run is woken when it has settled
 		}
 	}
 	// Claim the report for the length of one attempt: the write checks that

@@ -2,16 +2,19 @@
 // eventually consistent index (DynamoDB's global secondary index) until the
 // index has had time to show every older item.
 //
-// A queue's items are written in order, so an item older than the head was
-// written before the head was. When a deliverer first sees an item listed,
-// it has been written already; once Lag has passed since, every older item
-// has been too, Lag ago or more, and an index that lags by less than Lag
-// lists it. So the head waits until Lag after the item was first listed, and
-// the deliverer then reads the queue again and sends whichever item is its
-// head, oldest first, as the queue promises. Items listed behind the head
-// start their wait at once, so a backlog settles together rather than one
-// Lag per item. With a store that reads its own writes (bbolt), Lag is zero
-// and nothing waits.
+// A queue's items are written one after another, each accepted once the one
+// before it was stored, so an item older than the head was written before the
+// head was. (Two items whose writes overlap have no order to keep: either may
+// go first.) When a deliverer first sees an item listed, it has been written
+// already; once Lag has passed since, every older item has been too, Lag ago
+// or more, and an index that lags by less than Lag lists it. So the head
+// waits until Lag after the item was first listed, and the deliverer then
+// reads the queue again and sends whichever item is its head, oldest first,
+// as the queue promises. Items listed behind the head start their wait at
+// once, so a backlog the deliverer reads whole settles together rather than
+// one Lag per item; a deliverer that sees only each queue's head pays Lag for
+// each. With a store that reads its own writes (bbolt), Lag is zero and
+// nothing waits.
 package settle
 
 import (
@@ -38,8 +41,9 @@ type Queues struct {
 
 // queue is what Queues remembers of one queue.
 type queue struct {
-	seen   map[string]time.Time // item id → when it was first listed
-	listed time.Time            // when the queue was last listed
+	seen    map[string]time.Time // item id → when it was first listed
+	listed  time.Time            // when the queue was last listed
+	settles time.Time            // when its head, as last listed, may be sent
 }
 
 // Wait records that the index listed ids, oldest first, as the items of the
@@ -73,8 +77,25 @@ func (q *Queues) Wait(name string, ids []string, now time.Time) time.Duration {
 		}
 		seen[id] = at
 	}
-	qu.seen, qu.listed = seen, now
-	return max(seen[ids[0]].Add(q.Lag).Sub(now), 0)
+	qu.seen, qu.listed, qu.settles = seen, now, seen[ids[0]].Add(q.Lag)
+	return max(qu.settles.Sub(now), 0)
+}
+
+// Left returns how long the head of the named queue, as Wait last saw it
+// listed, must still wait at now; zero when it has settled or the queue is
+// not known. A deliverer asks it before it reads the queue again, to skip a
+// queue that would wait anyway, and after, to be woken when the head settles.
+func (q *Queues) Left(name string, now time.Time) time.Duration {
+	if q.Lag <= 0 {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu, ok := q.queues[name]
+	if !ok {
+		return 0
+	}
+	return max(qu.settles.Sub(now), 0)
 }
 
 // forgetOld drops the queues last listed more than Lag and forgetAfter ago,

@@ -62,6 +62,16 @@ func TestQueues_Wait(t *testing.T) {
 				if got := q.Wait(c.queue, c.ids, t0.Add(c.at)); got != c.want {
 					t.Errorf("call %d: Wait(%s, %v) at +%v = %v, want %v", i, c.queue, c.ids, c.at, got, c.want)
 				}
+				// Left agrees with Wait, now and a moment later.
+				if got := q.Left(c.queue, t0.Add(c.at)); got != c.want && len(c.ids) > 0 {
+					t.Errorf("call %d: Left(%s) at +%v = %v, want %v", i, c.queue, c.at, got, c.want)
+				}
+				if got, want := q.Left(c.queue, t0.Add(c.at+c.want/2)), c.want-c.want/2; got != want && len(c.ids) > 0 {
+					t.Errorf("call %d: Left(%s) at +%v = %v, want %v", i, c.queue, c.at+c.want/2, got, want)
+				}
+			}
+			if got := q.Left("unknown", t0); got != 0 {
+				t.Errorf("Left of a queue never listed = %v, want 0", got)
 			}
 		})
 	}
