@@ -67,7 +67,7 @@ func (s *Service) doRefresh(ctx context.Context, userID string, ahead time.Durat
 	old, grant, err := s.callLWA(ctx, l)
 	switch {
 	case errors.Is(err, ErrInvalidGrant):
-		return s.refused(ctx, l)
+		return s.refused(ctx, l, old.RefreshToken)
 	case err != nil:
 		return nil, err
 	}
@@ -115,21 +115,28 @@ func (s *Service) callLWA(ctx context.Context, l *Link) (old, grant Grant, err e
 	return old, grant, nil
 }
 
-// refused handles LWA's invalid_grant for the refresh token of l, the link as
-// it was read: it marks the link RELINK_REQUIRED unless it changed meanwhile,
-// and returns an ERELINK error; its link.relink_required event has the reason
-// invalid_grant. A link re-linked or refreshed meanwhile is not
-// the refused token's own: refused returns it, fresh. It returns
+// refused handles LWA's invalid_grant for used, the refresh token of l, the
+// link as it was read: it marks the link RELINK_REQUIRED while it still holds
+// used, and returns an ERELINK error; its link.relink_required event has the
+// reason invalid_grant. A link re-linked or refreshed meanwhile is not the
+// refused token's own: refused returns it, fresh. A write that kept the
+// tokens (a re-seal under another key) does not save the link. It returns
 // ErrLinkNotFound when the link was deleted meanwhile. The write runs within
 // recordTimeout, not ctx's deadline, so that LWA's answer is recorded however
 // late it came.
-func (s *Service) refused(ctx context.Context, l *Link) (*Link, error) {
+func (s *Service) refused(ctx context.Context, l *Link, used Secret) (*Link, error) {
 	s.Logger.Warn("LWA refused the refresh token; link needs re-linking", "user_id", l.UserID)
 	ctx, cancel := s.recordContext(ctx)
 	defer cancel()
 	cur, err := s.write(ctx, l.UserID, func(cur *Link) (*Link, []Event, error) {
-		if cur == nil || cur.Version != l.Version {
-			return nil, nil, nil // changed meanwhile (re-linked or deleted): leave it
+		if cur == nil || cur.CodeHash != l.CodeHash || cur.State != StateLinked {
+			return nil, nil, nil // deleted, re-linked or marked meanwhile: leave it
+		}
+		if cur.Version != l.Version {
+			// Written since we read: refreshed, if its refresh token changed.
+			if g, err := s.open(cur); err != nil || g.RefreshToken != used {
+				return nil, nil, err
+			}
 		}
 		next := *cur
 		next.State = StateRelinkRequired

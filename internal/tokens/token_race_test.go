@@ -1,6 +1,7 @@
 package tokens_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -139,6 +140,55 @@ func testTokenMarkedDuringRefresh(t *testing.T) {
 			_, err := h.token(t.Context(), "alice")
 			assertCode(t, err, tokens.ERELINK)
 			assertCount(t, "LWA refreshes", h.lwa.refreshes.Load(), 1)
+		})
+	}
+}
+
+// TestService_Token_RefusedAfterRewrite: LWA's invalid_grant marks the link
+// even when it was written meanwhile with the refused refresh token kept (a
+// re-seal), but not when a refresh meanwhile stored a new one.
+func TestService_Token_RefusedAfterRewrite(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		refreshed bool // the write in between stored a new refresh token
+		wantState tokens.State
+	}{
+		{"TokensKept", false, tokens.StateRelinkRequired},
+		{"Refreshed", true, tokens.StateLinked},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			_, grant := h.mustLink(t, "alice")
+			h.clock.Advance(ttl)
+			release := h.lwa.blockRefresh()
+			defer release()
+			res := h.goToken(t.Context(), h.svc, "alice")
+			waitFor(t, "the refresh to reach LWA", func() bool { return h.lwa.blocked.Load() == 1 })
+			cur := h.stored(t, "alice")
+			if tt.refreshed {
+				// As another instance's refresh would: a new refresh token.
+				plain := bytes.ReplaceAll(h.opened(t, cur), []byte(grant.RefreshToken.Reveal()), []byte("Atzr|from-another-refresh"))
+				sealed, err := h.sealer.Seal("alice", plain)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cur.Tokens = sealed
+			}
+			if err := h.store.PutLink(t.Context(), cur); err != nil { // a new version
+				t.Fatalf("rewrite: %v", err)
+			}
+			h.lwa.setRefreshErr(errRefused)
+			release()
+
+			r := <-res
+			if got := h.stored(t, "alice").State; got != tt.wantState {
+				t.Errorf("stored state = %v, want %v", got, tt.wantState)
+			}
+			if tt.wantState == tokens.StateRelinkRequired {
+				assertCode(t, r.err, tokens.ERELINK)
+			} else if tokens.ErrorCode(r.err) == tokens.ERELINK {
+				t.Errorf("Token error = %v, want the link refreshed meanwhile kept", r.err)
+			}
 		})
 	}
 }
