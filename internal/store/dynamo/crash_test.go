@@ -18,6 +18,21 @@ import (
 	"github.com/reciprocal-broker/broker/internal/tokens"
 )
 
+// newCrashing returns a store on a new table of endpoint whose client is a
+// crashingClient, not armed yet, and the table's name, for a store that
+// restarts on it.
+func newCrashing(t *testing.T, endpoint string) (*dynamo.Store, *crashingClient, string) {
+	t.Helper()
+	table := dynamotest.NewTable(t, endpoint)
+	mustNew(t, endpoint, table, true)
+	client := &crashingClient{Client: dynamotest.Client(endpoint)}
+	store, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, client, table
+}
+
 // crashingClient is the real client, except that once armed, the writes that
 // crash picks (by their number since arming, from 1) fail as a process that
 // died before sending them would: nothing is written.
@@ -128,13 +143,7 @@ func TestStore_EventsCrash(t *testing.T) {
 		// its events under the user, as the default skill's.
 		for _, skill := range []string{tokens.DefaultSkillID, "home"} {
 			t.Run(tt.name+"/"+skill, func(t *testing.T) {
-				table := dynamotest.NewTable(t, endpoint)
-				mustNew(t, endpoint, table, true)
-				client := &crashingClient{Client: dynamotest.Client(endpoint)}
-				store, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
-				if err != nil {
-					t.Fatal(err)
-				}
+				store, client, table := newCrashing(t, endpoint)
 				dying := store.ForSkill(skill)
 				link := storetest.NewLink("u1")
 				storetest.MustPut(t, dying, link)
@@ -227,13 +236,7 @@ func TestStore_FinishedReportEventsCrash(t *testing.T) {
 		{"Failed/WithinTheGrace", reports.StateFailed, tokens.EventDeliveryFailed, dynamo.OutboxGrace / 2, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			table := dynamotest.NewTable(t, endpoint)
-			mustNew(t, endpoint, table, true)
-			client := &crashingClient{Client: dynamotest.Client(endpoint)}
-			dying, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dying, client, table := newCrashing(t, endpoint)
 			written := time.Now()
 			dynamo.SetNow(dying, func() time.Time { return written })
 			r := storetest.NewReport("m1", "u1", written)

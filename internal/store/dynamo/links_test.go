@@ -41,13 +41,7 @@ func TestStore_ListLinksDeleting(t *testing.T) {
 				name += "/Stale"
 			}
 			t.Run(name, func(t *testing.T) {
-				table := dynamotest.NewTable(t, endpoint)
-				mustNew(t, endpoint, table, true)
-				client := &crashingClient{Client: dynamotest.Client(endpoint)}
-				store, err := dynamo.New(t.Context(), dynamo.Options{Table: table, Client: client})
-				if err != nil {
-					t.Fatal(err)
-				}
+				store, client, table := newCrashing(t, endpoint)
 				for _, u := range users {
 					storetest.MustPut(t, store, storetest.NewLink(u))
 				}
